@@ -1,0 +1,1 @@
+// Exporter: filled in by the Exporter issue.

@@ -1,0 +1,89 @@
+public import Logging
+
+/// How an index change is told to an operator: which journal event, at which level, in which words.
+public struct ChangeLogEntry: Hashable, Sendable {
+    public var event: LogEvent
+    public var level: Logger.Level
+    public var message: String
+    public var metadata: [String: String]
+}
+
+extension IndexChange {
+    /// The log entry for this change, or nil for changes not worth a line (parents' counters moving).
+    ///
+    /// Lifecycle words follow libvirt's: a device that becomes active was *created* (started), one
+    /// that stops being active was *deleted* (destroyed), gaining or losing a definition is *defined*
+    /// or *undefined*; anything else is *updated*.
+    public var logEntry: ChangeLogEntry? {
+        switch self {
+        case .deviceAdded(let d):
+            let event: LogEvent = d.persistent ? .deviceDefined : .deviceCreated
+            return entry(event, .info, "mdev \(d.uuid) \(d.persistent ? "defined" : "created") on \(d.parent) (\(d.stateWords))", d)
+        case .deviceRemoved(let d):
+            let event: LogEvent = d.persistent ? .deviceUndefined : .deviceDeleted
+            return entry(event, .info, "mdev \(d.uuid) \(d.persistent ? "undefined" : "deleted") on \(d.parent)", d)
+        case .deviceChanged(let old, let new):
+            let event: LogEvent
+            let what: String
+            if !old.active && new.active {
+                (event, what) = (.deviceCreated, "started")
+            } else if old.active && !new.active {
+                (event, what) = (.deviceDeleted, "stopped")
+            } else if !old.persistent && new.persistent {
+                (event, what) = (.deviceDefined, "defined")
+            } else if old.persistent && !new.persistent {
+                (event, what) = (.deviceUndefined, "undefined")
+            } else if old.domains != new.domains {
+                (event, what) = (.domainReferencesChanged, "now referenced by [\(new.domains.joined(separator: ", "))]")
+            } else {
+                (event, what) = (.deviceUpdated, "updated")
+            }
+            return entry(event, .info, "mdev \(new.uuid) \(what) on \(new.parent) (\(new.stateWords))", new)
+        case .domainAdded(let d) where !d.mdevUUIDs.isEmpty,
+             .domainChanged(_, let d) where !d.mdevUUIDs.isEmpty:
+            return ChangeLogEntry(
+                event: .domainReferencesChanged, level: .info,
+                message: "domain \(d.name) references mdevs [\(d.mdevUUIDs.joined(separator: ", "))]",
+                metadata: [LogKey.domainName: d.name])
+        case .domainRemoved(let d) where !d.mdevUUIDs.isEmpty:
+            return ChangeLogEntry(
+                event: .domainReferencesChanged, level: .info,
+                message: "domain \(d.name) removed; it referenced mdevs [\(d.mdevUUIDs.joined(separator: ", "))]",
+                metadata: [LogKey.domainName: d.name])
+        case .connection(.disconnected(let reason)):
+            return ChangeLogEntry(
+                event: .connectionLost, level: .warning,
+                message: "libvirt connection lost: \(reason); index is stale until reconnect", metadata: [:])
+        case .connection(.synced):
+            return ChangeLogEntry(
+                event: .connectionRestored, level: .notice, message: "libvirt connected and index synced",
+                metadata: [:])
+        default:
+            return nil
+        }
+    }
+
+    private func entry(_ event: LogEvent, _ level: Logger.Level, _ message: String, _ d: MdevDevice) -> ChangeLogEntry {
+        ChangeLogEntry(
+            event: event, level: level, message: message,
+            metadata: [LogKey.mdevUUID: d.uuid, LogKey.mdevParent: d.parent, LogKey.mdevType: d.mdevType,
+                       LogKey.mdevName: d.name])
+    }
+}
+
+extension MdevDevice {
+    /// "active, persistent, autostart" style summary for logs and tables.
+    public var stateWords: String {
+        [active ? "active" : "inactive", persistent ? "persistent" : "transient",
+         autostart ? "autostart" : "manual"].joined(separator: ", ")
+    }
+}
+
+extension Logger {
+    /// Logs an index change's entry with its message ID and fields.
+    public func log(_ entry: ChangeLogEntry) {
+        var metadata = entry.event.metadata
+        for (k, v) in entry.metadata { metadata[k] = .string(v) }
+        log(level: entry.level, "\(entry.message)", metadata: metadata)
+    }
+}

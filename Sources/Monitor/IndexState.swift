@@ -1,0 +1,157 @@
+/// The whole index as a value: devices, parents and domains, with each device's referencing domains
+/// derived from the domains. All mutations return the `IndexChange`s they caused.
+public struct IndexState: Hashable, Sendable {
+    public private(set) var devices: [MdevKey: MdevDevice] = [:]
+    public private(set) var parents: [String: ParentDevice] = [:]
+    public private(set) var domains: [String: DomainInfo] = [:]
+    /// libvirt node-device name → key, to resolve DELETED/UNDEFINED events that carry only the name.
+    private var keysByName: [String: MdevKey] = [:]
+    /// mdev UUID → keys, since a UUID may exist under several parents.
+    private var keysByUUID: [String: Set<MdevKey>] = [:]
+    /// mdev UUID → names of domains referencing it.
+    private var referencesByUUID: [String: Set<String>] = [:]
+
+    public init() {}
+
+    /// Builds a state from complete lists, as a full sync does.
+    public init(devices: [MdevDevice], parents: [ParentDevice], domains: [DomainInfo]) {
+        for domain in domains { _ = upsertDomain(domain) }
+        for parent in parents { _ = upsertParent(parent) }
+        for device in devices { _ = upsertDevice(device.definition, flags: device.flags) }
+    }
+
+    public func device(named name: String) -> MdevDevice? {
+        keysByName[name].flatMap { devices[$0] }
+    }
+
+    /// Every device with this UUID, whatever its parent.
+    public func devices(uuid: String) -> [MdevDevice] {
+        (keysByUUID[uuid] ?? []).compactMap { devices[$0] }.sorted { $0.key < $1.key }
+    }
+
+    // MARK: devices
+
+    /// Inserts or replaces the device libvirt reported under `definition.name`.
+    public mutating func upsertDevice(_ definition: MdevDefinition, flags: DeviceFlags) -> [IndexChange] {
+        var changes: [IndexChange] = []
+        // A name that now maps to another key (parent re-parented, UUID edited) retires the old entry.
+        if let oldKey = keysByName[definition.name], oldKey != definition.key {
+            changes += removeDevice(named: definition.name)
+        }
+        let key = definition.key
+        let new = MdevDevice(definition: definition, flags: flags, domains: referencingDomains(definition.uuid))
+        let old = devices[key]
+        if let old, old.name != definition.name { keysByName[old.name] = nil }
+        devices[key] = new
+        keysByName[definition.name] = key
+        keysByUUID[definition.uuid, default: []].insert(key)
+        if let old {
+            if old != new { changes.append(.deviceChanged(old: old, new: new)) }
+        } else {
+            changes.append(.deviceAdded(new))
+        }
+        return changes
+    }
+
+    /// Removes the device libvirt knew as `name`; no change when the index never had it.
+    public mutating func removeDevice(named name: String) -> [IndexChange] {
+        guard let key = keysByName.removeValue(forKey: name), let old = devices.removeValue(forKey: key) else {
+            return []
+        }
+        keysByUUID[key.uuid]?.remove(key)
+        if keysByUUID[key.uuid]?.isEmpty == true { keysByUUID[key.uuid] = nil }
+        return [.deviceRemoved(old)]
+    }
+
+    // MARK: parents
+
+    public mutating func upsertParent(_ parent: ParentDevice) -> [IndexChange] {
+        let old = parents.updateValue(parent, forKey: parent.name)
+        switch old {
+        case nil: return [.parentAdded(parent)]
+        case let old? where old != parent: return [.parentChanged(old: old, new: parent)]
+        default: return []
+        }
+    }
+
+    public mutating func removeParent(named name: String) -> [IndexChange] {
+        guard let old = parents.removeValue(forKey: name) else { return [] }
+        return [.parentRemoved(old)]
+    }
+
+    // MARK: domains
+
+    /// Inserts or replaces a domain and updates the references of every device whose UUID it gained or lost.
+    public mutating func upsertDomain(_ domain: DomainInfo) -> [IndexChange] {
+        let old = domains.updateValue(domain, forKey: domain.name)
+        var changes: [IndexChange]
+        switch old {
+        case nil: changes = [.domainAdded(domain)]
+        case let old? where old != domain: changes = [.domainChanged(old: old, new: domain)]
+        default: return []
+        }
+        let before = Set(old?.mdevUUIDs ?? []), after = Set(domain.mdevUUIDs)
+        for uuid in before.subtracting(after) { referencesByUUID[uuid]?.remove(domain.name) }
+        for uuid in after.subtracting(before) { referencesByUUID[uuid, default: []].insert(domain.name) }
+        changes += refreshReferences(before.symmetricDifference(after))
+        return changes
+    }
+
+    public mutating func removeDomain(named name: String) -> [IndexChange] {
+        guard let old = domains.removeValue(forKey: name) else { return [] }
+        for uuid in old.mdevUUIDs { referencesByUUID[uuid]?.remove(name) }
+        return [.domainRemoved(old)] + refreshReferences(Set(old.mdevUUIDs))
+    }
+
+    private func referencingDomains(_ uuid: String) -> [String] {
+        (referencesByUUID[uuid] ?? []).sorted()
+    }
+
+    private mutating func refreshReferences(_ uuids: Set<String>) -> [IndexChange] {
+        var changes: [IndexChange] = []
+        for uuid in uuids.sorted() {
+            for key in (keysByUUID[uuid] ?? []).sorted() {
+                guard let old = devices[key] else { continue }
+                var new = old
+                new.domains = referencingDomains(uuid)
+                if new != old {
+                    devices[key] = new
+                    changes.append(.deviceChanged(old: old, new: new))
+                }
+            }
+        }
+        return changes
+    }
+
+    // MARK: diff
+
+    /// The changes that turn `old` into `new`, as a full resync reports them: removals first, then
+    /// additions and changes, each group in key order so output is deterministic.
+    public static func diff(from old: IndexState, to new: IndexState) -> [IndexChange] {
+        var changes: [IndexChange] = []
+        changes += diffMaps(old.domains, new.domains, removed: IndexChange.domainRemoved,
+                            added: IndexChange.domainAdded, changed: IndexChange.domainChanged)
+        changes += diffMaps(old.parents, new.parents, removed: IndexChange.parentRemoved,
+                            added: IndexChange.parentAdded, changed: IndexChange.parentChanged)
+        changes += diffMaps(old.devices, new.devices, removed: IndexChange.deviceRemoved,
+                            added: IndexChange.deviceAdded, changed: IndexChange.deviceChanged)
+        return changes
+    }
+
+    private static func diffMaps<K: Comparable, V: Equatable>(
+        _ old: [K: V], _ new: [K: V], removed: (V) -> IndexChange, added: (V) -> IndexChange,
+        changed: (V, V) -> IndexChange
+    ) -> [IndexChange] {
+        var out: [IndexChange] = []
+        for key in old.keys.sorted() where new[key] == nil { out.append(removed(old[key]!)) }
+        for key in new.keys.sorted() {
+            let value = new[key]!
+            if let before = old[key] {
+                if before != value { out.append(changed(before, value)) }
+            } else {
+                out.append(added(value))
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,84 @@
+/// Node-device lifecycle events libvirt reports (`virNodeDeviceEventLifecycleType`).
+public enum NodeDeviceEventKind: String, Hashable, Sendable, CaseIterable {
+    case created, deleted, defined, undefined, updated
+}
+
+/// Domain lifecycle events libvirt reports (`virDomainEventType`), by name.
+public enum DomainEventKind: String, Hashable, Sendable, CaseIterable {
+    case defined, undefined, started, suspended, resumed, stopped, shutdown, pmsuspended, crashed, unknown
+}
+
+/// What a libvirt callback copies out of C before returning: plain values only.
+public enum LibvirtEvent: Hashable, Sendable {
+    case nodeDevice(name: String, kind: NodeDeviceEventKind)
+    case domain(name: String, kind: DomainEventKind)
+    /// The connection closed (libvirtd died, keepalive timed out, …).
+    case connectionClosed(reason: String)
+}
+
+/// One node device as fetched: its XML plus the flags libvirt reports beside it.
+public struct NodeDeviceRecord: Hashable, Sendable {
+    public var name: String
+    public var xml: String
+    public var flags: DeviceFlags
+
+    public init(name: String, xml: String, flags: DeviceFlags) {
+        self.name = name
+        self.xml = xml
+        self.flags = flags
+    }
+}
+
+/// One domain as fetched: its inactive XML plus state flags.
+public struct DomainRecord: Hashable, Sendable {
+    public var name: String
+    public var inactiveXML: String
+    public var active: Bool
+    public var persistent: Bool
+    public var autostart: Bool
+
+    public init(name: String, inactiveXML: String, active: Bool, persistent: Bool, autostart: Bool) {
+        self.name = name
+        self.inactiveXML = inactiveXML
+        self.active = active
+        self.persistent = persistent
+        self.autostart = autostart
+    }
+}
+
+/// Which node devices a listing returns.
+public enum NodeDeviceListing: Sendable {
+    /// Every mdev, active or not.
+    case mdevs
+    /// Every device offering `mdev_types` (PCI GPUs, `ap_matrix`, CSS, `mtty`, …).
+    case mdevParents
+}
+
+/// The seam between mdevmon and libvirt: exactly what Monitor and Policy need. `LibvirtClient`
+/// wraps the real library; tests substitute a fake.
+///
+/// Calls block the calling thread for one RPC; every error is a `LibvirtError`.
+public protocol LibvirtConnection: AnyObject, Sendable {
+    var uri: String { get }
+    /// Events since the connection was opened (callbacks are registered by `connect`, before any
+    /// listing, so nothing between registration and the first sync is missed). Finishes after
+    /// `.connectionClosed` or `close()`.
+    var events: AsyncStream<LibvirtEvent> { get }
+    func listNodeDevices(_ which: NodeDeviceListing) throws -> [String]
+    /// nil when the device does not exist (any more).
+    func nodeDevice(named name: String) throws -> NodeDeviceRecord?
+    func listDomains() throws -> [String]
+    /// nil when the domain does not exist (any more).
+    func domain(named name: String) throws -> DomainRecord?
+    /// `virNodeDeviceCreate`: activates a defined (persistent) device.
+    func startNodeDevice(named name: String) throws
+    /// `virNodeDeviceCreateXML`: creates a transient device; returns its name.
+    func createNodeDevice(xml: String) throws -> String
+    /// Deregisters callbacks and closes; idempotent.
+    func close()
+}
+
+/// Opens connections; the Monitor reconnects through it.
+public protocol LibvirtConnector: Sendable {
+    func connect(uri: String, readOnly: Bool) throws -> any LibvirtConnection
+}

@@ -1,0 +1,142 @@
+/// Identifies one mediated device. libvirt ≥ 7.7 allows the same UUID under two parents, so the
+/// parent's node-device name is part of the key.
+public struct MdevKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var uuid: String
+    public var parent: String
+
+    public init(uuid: String, parent: String) {
+        self.uuid = uuid
+        self.parent = parent
+    }
+
+    public static func < (a: MdevKey, b: MdevKey) -> Bool {
+        (a.uuid, a.parent) < (b.uuid, b.parent)
+    }
+
+    public var description: String { "\(uuid)@\(parent)" }
+}
+
+/// One `<attr name= value=/>` of an mdev; order matters to the vendor driver, so attrs stay an array.
+public struct MdevAttr: Hashable, Sendable, Codable {
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// What libvirt's node-device XML says about one mdev, before the flags libvirt reports separately.
+public struct MdevDefinition: Hashable, Sendable {
+    public var name: String
+    public var uuid: String
+    public var parent: String
+    public var parentAddress: String?
+    public var mdevType: String
+    public var iommuGroup: Int?
+    public var attrs: [MdevAttr]
+
+    public init(
+        name: String, uuid: String, parent: String, parentAddress: String?, mdevType: String,
+        iommuGroup: Int?, attrs: [MdevAttr]
+    ) {
+        self.name = name
+        self.uuid = uuid
+        self.parent = parent
+        self.parentAddress = parentAddress
+        self.mdevType = mdevType
+        self.iommuGroup = iommuGroup
+        self.attrs = attrs
+    }
+
+    public var key: MdevKey { MdevKey(uuid: uuid, parent: parent) }
+}
+
+/// The lifecycle flags libvirt reports next to the XML (`virNodeDeviceIsActive` and friends).
+public struct DeviceFlags: Hashable, Sendable {
+    public var active: Bool
+    public var persistent: Bool
+    public var autostart: Bool
+
+    public init(active: Bool, persistent: Bool, autostart: Bool) {
+        self.active = active
+        self.persistent = persistent
+        self.autostart = autostart
+    }
+}
+
+/// One mdev as the index holds it.
+public struct MdevDevice: Hashable, Sendable {
+    public var definition: MdevDefinition
+    public var flags: DeviceFlags
+    /// Names of the domains whose inactive XML references this device's UUID, sorted.
+    public var domains: [String]
+
+    public init(definition: MdevDefinition, flags: DeviceFlags, domains: [String] = []) {
+        self.definition = definition
+        self.flags = flags
+        self.domains = domains
+    }
+
+    public var key: MdevKey { definition.key }
+    public var uuid: String { definition.uuid }
+    public var parent: String { definition.parent }
+    public var name: String { definition.name }
+    public var mdevType: String { definition.mdevType }
+    public var active: Bool { flags.active }
+    public var persistent: Bool { flags.persistent }
+    public var autostart: Bool { flags.autostart }
+}
+
+/// One mdev type a parent offers (`<capability type='mdev_types'><type id=…>`).
+public struct MdevTypeInfo: Hashable, Sendable {
+    public var id: String
+    public var name: String?
+    public var deviceAPI: String
+    public var availableInstances: Int
+
+    public init(id: String, name: String?, deviceAPI: String, availableInstances: Int) {
+        self.id = id
+        self.name = name
+        self.deviceAPI = deviceAPI
+        self.availableInstances = availableInstances
+    }
+}
+
+/// A node device that can host mdevs: a PCI GPU, `ap_matrix`, a CSS device, `mtty_mtty`, …
+public struct ParentDevice: Hashable, Sendable {
+    public var name: String
+    /// The capability that carries `mdev_types`: `pci`, `ap_matrix`, `css`, …
+    public var kind: String
+    public var types: [MdevTypeInfo]
+
+    public init(name: String, kind: String, types: [MdevTypeInfo]) {
+        self.name = name
+        self.kind = kind
+        self.types = types
+    }
+}
+
+/// A libvirt domain and the mdev UUIDs its inactive (persistent) XML references.
+public struct DomainInfo: Hashable, Sendable {
+    public var name: String
+    public var uuid: String
+    public var active: Bool
+    public var persistent: Bool
+    public var autostart: Bool
+    /// mdev UUIDs from `<hostdev type='mdev'><source><address uuid=…/>`, in document order, unique.
+    public var mdevUUIDs: [String]
+
+    public init(
+        name: String, uuid: String, active: Bool, persistent: Bool, autostart: Bool,
+        mdevUUIDs: [String]
+    ) {
+        self.name = name
+        self.uuid = uuid
+        self.active = active
+        self.persistent = persistent
+        self.autostart = autostart
+        self.mdevUUIDs = mdevUUIDs
+    }
+}

@@ -1,0 +1,216 @@
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// How the Monitor connects and retries.
+public struct MonitorConfiguration: Sendable {
+    public var uri: String
+    public var readOnly: Bool
+    /// First reconnect delay; doubles per failure up to `maxBackoff`.
+    public var initialBackoff: Duration
+    public var maxBackoff: Duration
+
+    public init(uri: String = "qemu:///system", readOnly: Bool = true,
+                initialBackoff: Duration = .milliseconds(500), maxBackoff: Duration = .seconds(30)) {
+        self.uri = uri
+        self.readOnly = readOnly
+        self.initialBackoff = initialBackoff
+        self.maxBackoff = maxBackoff
+    }
+}
+
+/// Keeps the `DeviceIndex` in step with libvirt: connect, register callbacks, full sync, then apply
+/// each event by fetching only what it concerns. On connection loss it marks the index stale,
+/// reconnects with capped exponential backoff and resyncs, reporting the difference as ordinary changes.
+public final class MonitorService: Service, Sendable {
+    public let index: DeviceIndex
+    private let configuration: MonitorConfiguration
+    private let connector: any LibvirtConnector
+    private let logger: Logger
+    private let current = Mutex<(any LibvirtConnection)?>(nil)
+    private let firstSync = FirstSyncSignal()
+
+    public init(configuration: MonitorConfiguration, connector: any LibvirtConnector = LibvirtConnectorImpl(),
+                index: DeviceIndex? = nil, logger: Logger) {
+        self.configuration = configuration
+        self.connector = connector
+        self.index = index ?? DeviceIndex(uri: configuration.uri)
+        var logger = logger
+        logger[metadataKey: LogKey.libvirtURI] = .string(configuration.uri)
+        self.logger = logger
+    }
+
+    /// Returns once the first full sync has completed (or the task is cancelled).
+    public func waitForFirstSync() async { await firstSync.wait() }
+
+    /// Runs `body` with the live connection, off the cooperative pool.
+    /// - Throws: `MonitorError.notConnected` while disconnected, or what `body` throws.
+    public func withConnection<T: Sendable>(_ body: @escaping @Sendable (any LibvirtConnection) throws -> T) async throws -> T {
+        guard let connection = current.withLock({ $0 }) else { throw MonitorError.notConnected(configuration.uri) }
+        return try await Blocking.run { try body(connection) }
+    }
+
+    public func run() async throws {
+        var backoff = configuration.initialBackoff
+        var everConnected = false
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let connection = try await Blocking.run { [configuration, connector] in
+                    try connector.connect(uri: configuration.uri, readOnly: configuration.readOnly)
+                }
+                if everConnected { await index.recordReconnect() }
+                everConnected = true
+                current.withLock { $0 = connection }
+                defer {
+                    current.withLock { $0 = nil }
+                    connection.close()
+                }
+                try await sync(connection)
+                backoff = configuration.initialBackoff
+                let reason = try await consume(connection)
+                await index.markDisconnected(reason: reason)
+                if let entry = IndexChange.connection(.disconnected(reason: reason)).logEntry { logger.log(entry) }
+                // Reconnect at once after a clean loss; backoff applies to failed attempts.
+                continue
+            } catch is CancellationError {
+                break
+            } catch {
+                let message = "\(error)"
+                await index.markDisconnected(reason: message)
+                logger.error("libvirt unavailable, retrying in \(backoff): \(message)",
+                             metadata: LogEvent.libvirtOperationFailed.metadata)
+            }
+            do {
+                try await Task.sleep(for: backoff)
+            } catch {
+                break
+            }
+            backoff = min(backoff * 2, configuration.maxBackoff)
+        }
+        await index.finish()
+    }
+
+    private func sync(_ connection: any LibvirtConnection) async throws {
+        let result = try await Blocking.run { try FullSync.read(from: connection) }
+        for problem in result.problems {
+            logger.error("skipping device: \(problem)", metadata: LogEvent.libvirtOperationFailed.metadata)
+        }
+        let first = !firstSync.isDone
+        let changes = await index.replace(with: result.state)
+        if first {
+            let s = result.state
+            logger.notice(
+                "initial sync: \(s.devices.count) mdevs (\(s.devices.values.filter(\.active).count) active), \(s.parents.count) parents, \(s.domains.count) domains",
+                metadata: LogEvent.initialSyncCompleted.metadata)
+        } else {
+            for change in changes { if let entry = change.logEntry { logger.log(entry) } }
+            if let entry = IndexChange.connection(.synced).logEntry { logger.log(entry) }
+        }
+        firstSync.signal()
+    }
+
+    /// Applies events until the connection closes; returns why it closed.
+    private func consume(_ connection: any LibvirtConnection) async throws -> String {
+        for await event in connection.events.cancelOnGracefulShutdown() {
+            switch event {
+            case .connectionClosed(let reason):
+                return reason
+            case .nodeDevice(let name, let kind):
+                await index.countEvent(source: "nodedev", event: kind.rawValue)
+                await handleNodeDevice(name, connection)
+            case .domain(let name, let kind):
+                await index.countEvent(source: "domain", event: kind.rawValue)
+                await handleDomain(name, connection)
+            }
+        }
+        try Task.checkCancellation()
+        if Task.isShuttingDownGracefully { throw CancellationError() }
+        return "event stream ended"
+    }
+
+    private func handleNodeDevice(_ name: String, _ connection: any LibvirtConnection) async {
+        do {
+            // nil: the device vanished between the event and the fetch.
+            let fetched = try await Blocking.run { () -> (ParsedNodeDevice, DeviceFlags, ParentDevice?)? in
+                guard let record = try connection.nodeDevice(named: name) else { return nil }
+                let parsed = try NodeDeviceXML.parse(record.xml, fallbackName: name)
+                // An mdev's start or stop moves its parent's available instances: refresh the parent too.
+                guard case .mdev(let def) = parsed,
+                      let parentRecord = try connection.nodeDevice(named: def.parent),
+                      case .parent(let parent) = try NodeDeviceXML.parse(parentRecord.xml, fallbackName: def.parent)
+                else { return (parsed, record.flags, nil) }
+                return (parsed, record.flags, parent)
+            }
+            let changes = await index.mutate { state in
+                guard let (parsed, flags, parent) = fetched else {
+                    return state.removeDevice(named: name) + state.removeParent(named: name)
+                }
+                var changes: [IndexChange] = []
+                switch parsed {
+                case .mdev(let def): changes += state.upsertDevice(def, flags: flags)
+                case .parent(let parent): changes += state.upsertParent(parent)
+                case .other: break
+                }
+                if let parent { changes += state.upsertParent(parent) }
+                return changes
+            }
+            for change in changes { if let entry = change.logEntry { logger.log(entry) } }
+        } catch {
+            logger.error("event for node device \(name) not applied: \(error)",
+                         metadata: LogEvent.libvirtOperationFailed.metadata.merging([LogKey.mdevName: .string(name)]) { $1 })
+        }
+    }
+
+    private func handleDomain(_ name: String, _ connection: any LibvirtConnection) async {
+        do {
+            let record = try await Blocking.run { try connection.domain(named: name) }
+            let domain = try record.map { record throws(XMLParseError) in try DomainInfo(record) }
+            let changes = await index.mutate { state in
+                if let domain { state.upsertDomain(domain) } else { state.removeDomain(named: name) }
+            }
+            for change in changes { if let entry = change.logEntry { logger.log(entry) } }
+        } catch {
+            logger.error("event for domain \(name) not applied: \(error)",
+                         metadata: LogEvent.libvirtOperationFailed.metadata.merging([LogKey.domainName: .string(name)]) { $1 })
+        }
+    }
+}
+
+/// Errors the Monitor raises itself (libvirt's own are `LibvirtError`).
+public enum MonitorError: Error, CustomStringConvertible, Sendable {
+    case notConnected(String)
+
+    public var description: String {
+        switch self {
+        case .notConnected(let uri): "not connected to libvirt at \(uri)"
+        }
+    }
+}
+
+/// A one-shot latch: waiters resume once `signal()` has been called.
+final class FirstSyncSignal: Sendable {
+    private let state = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    var isDone: Bool { state.withLock { $0.done } }
+
+    func signal() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            guard !s.done else { return [] }
+            s.done = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { s -> Bool in
+                if s.done { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+    }
+}
