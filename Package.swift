@@ -54,6 +54,7 @@ let package = Package(
                 "Monitor",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),
@@ -72,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "mdevmon",
             dependencies: [
-                "Monitor", "Exporter", "Policy",
+                "Monitor", "Exporter", "Policy", "Systemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -85,6 +86,10 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: strict),
         .testTarget(
+            name: "PolicyTests",
+            dependencies: ["Policy", "Monitor", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        .testTarget(
             name: "ExporterTests",
             dependencies: ["Exporter", "Monitor", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
@@ -95,7 +100,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Monitor",
+                "Monitor", "Policy",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

@@ -91,7 +91,7 @@ public struct IndexState: Hashable, Sendable {
         default: return []
         }
         let before = Set(old?.mdevUUIDs ?? []), after = Set(domain.mdevUUIDs)
-        for uuid in before.subtracting(after) { referencesByUUID[uuid]?.remove(domain.name) }
+        for uuid in before.subtracting(after) { unreference(uuid, by: domain.name) }
         for uuid in after.subtracting(before) { referencesByUUID[uuid, default: []].insert(domain.name) }
         changes += refreshReferences(before.symmetricDifference(after))
         return changes
@@ -99,8 +99,14 @@ public struct IndexState: Hashable, Sendable {
 
     public mutating func removeDomain(named name: String) -> [IndexChange] {
         guard let old = domains.removeValue(forKey: name) else { return [] }
-        for uuid in old.mdevUUIDs { referencesByUUID[uuid]?.remove(name) }
+        for uuid in old.mdevUUIDs { unreference(uuid, by: name) }
         return [.domainRemoved(old)] + refreshReferences(Set(old.mdevUUIDs))
+    }
+
+    /// Drops an emptied set too, so equal contents give equal states (the derived maps take part in `==`).
+    private mutating func unreference(_ uuid: String, by domain: String) {
+        referencesByUUID[uuid]?.remove(domain)
+        if referencesByUUID[uuid]?.isEmpty == true { referencesByUUID[uuid] = nil }
     }
 
     private func referencingDomains(_ uuid: String) -> [String] {

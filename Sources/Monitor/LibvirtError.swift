@@ -20,17 +20,18 @@ public struct LibvirtError: Error, Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(operation) \(object): \(message) (libvirt error \(code))" }
 
-    /// libvirt codes mdevmon treats specially.
+    /// libvirt codes mdevmon treats specially (`virErrorNumber` in virterror.h; checked against the
+    /// real library by the integration tests).
     public enum Code {
-        public static let noConnect = 2
+        public static let noConnect = 5
         public static let invalidConnection = 6
-        public static let operationDenied = 55
-        public static let noDomain = 42
+        public static let operationDenied = 29
         public static let systemError = 38
         public static let rpc = 39
+        public static let noDomain = 42
         public static let authFailed = 45
+        public static let noNodeDevice = 53
         public static let authUnavailable = 94
-        public static let noNodeDevice = 67
     }
 
     /// The object no longer exists (it vanished between an event and the fetch).

@@ -21,6 +21,13 @@ public struct Listing: Codable, Hashable, Sendable {
         public var name: String?
         public var deviceAPI: String
         public var availableInstances: Int
+
+        // "deviceApi" encodes to the same "device_api" and is what `.convertFromSnakeCase` decodes it
+        // back to; the default "deviceAPI" would not round-trip.
+        private enum CodingKeys: String, CodingKey {
+            case id, name, availableInstances
+            case deviceAPI = "deviceApi"
+        }
     }
 
     public struct Parent: Codable, Hashable, Sendable {

@@ -187,9 +187,15 @@ public enum MonitorError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// A one-shot latch: waiters resume once `signal()` has been called.
+/// A one-shot latch: waiters resume once `signal()` has been called, or when their task is cancelled.
 final class FirstSyncSignal: Sendable {
-    private let state = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private struct State {
+        var done = false
+        var nextID = 0
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    }
+
+    private let state = Mutex(State())
 
     var isDone: Bool { state.withLock { $0.done } }
 
@@ -197,20 +203,30 @@ final class FirstSyncSignal: Sendable {
         let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
             guard !s.done else { return [] }
             s.done = true
-            defer { s.waiters = [] }
-            return s.waiters
+            defer { s.waiters = [:] }
+            return Array(s.waiters.values)
         }
         for w in waiters { w.resume() }
     }
 
     func wait() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let resumeNow = state.withLock { s -> Bool in
-                if s.done { return true }
-                s.waiters.append(c)
-                return false
+        let id = state.withLock { s in
+            s.nextID += 1
+            return s.nextID
+        }
+        // Without the handler a waiter (a service in the group) would hang shutdown while libvirt is down.
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { s -> Bool in
+                    // Checked under the lock: a cancel that ran before this finds nothing to resume.
+                    if s.done || Task.isCancelled { return true }
+                    s.waiters[id] = c
+                    return false
+                }
+                if resumeNow { c.resume() }
             }
-            if resumeNow { c.resume() }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
         }
     }
 }

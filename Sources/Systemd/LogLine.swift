@@ -23,7 +23,8 @@ enum LogLine {
             }
             return line + "\n"
         case .json:
-            var line = "{\"ts\":\(jsonString(timestamp)),\"level\":\(jsonString(level.rawValue)),\"msg\":\(jsonString(message))"
+            var line = "{\"ts\":\(jsonString(timestamp)),\"level\":\(jsonString(level.rawValue))"
+            line += ",\"msg\":\(jsonString(message))"
             for (key, value) in sorted {
                 line += ",\(jsonString(key)):\(jsonValue(value))"
             }
@@ -42,7 +43,8 @@ enum LogLine {
         if key.isEmpty { return "_" }
         var out = ""
         for scalar in key.unicodeScalars {
-            out.unicodeScalars.append(scalar.value <= 0x20 || scalar == "=" || scalar == "\"" || scalar.value == 0x7F ? "_" : scalar)
+            let endsKey = scalar.value <= 0x20 || scalar == "=" || scalar == "\"" || scalar.value == 0x7F
+            out.unicodeScalars.append(endsKey ? "_" : scalar)
         }
         return out
     }

@@ -63,14 +63,14 @@ public actor NotifyService: Service {
 
     /// Sets the one-line status `systemctl status` shows; sent only when it changed. Before readiness it is
     /// kept and sent together with `READY=1`.
-    public func updateStatus(_ status: String) {
-        let newStatus = Self.oneLine(status)
+    public func updateStatus(_ text: String) {
+        let newStatus = Self.oneLine(text)
         guard isReady else {
-            self.status = newStatus
+            status = newStatus
             return
         }
         guard newStatus != status else { return }
-        self.status = newStatus
+        status = newStatus
         send("STATUS=\(newStatus)")
     }
 

@@ -23,7 +23,21 @@ public struct SystemdError: Error, CustomStringConvertible, Sendable, Equatable 
 /// Both read `NOTIFY_SOCKET`, `WATCHDOG_USEC` and `WATCHDOG_PID` from the environment that systemd gives the
 /// service; outside systemd they quietly do nothing, so the daemon needs no special case when run by hand.
 public struct SystemdNotifier: Sendable {
-    public init() {}
+    private let send: @Sendable (String) throws(SystemdError) -> Bool
+    private let watchdog: @Sendable () -> Duration?
+
+    public init() {
+        self.init(send: SDDaemon.notify, watchdogTimeout: SDDaemon.watchdogTimeout)
+    }
+
+    /// A notifier with other transports; tests record messages instead of touching the process environment.
+    init(
+        send: @escaping @Sendable (String) throws(SystemdError) -> Bool,
+        watchdogTimeout: @escaping @Sendable () -> Duration?
+    ) {
+        self.send = send
+        self.watchdog = watchdogTimeout
+    }
 
     /// Whether a service manager is listening (`NOTIFY_SOCKET` is set).
     public var isEnabled: Bool { getenv("NOTIFY_SOCKET") != nil }
@@ -34,14 +48,27 @@ public struct SystemdNotifier: Sendable {
     /// - Throws: ``SystemdError`` when the socket is set but the send failed.
     @discardableResult
     public func notify(_ state: String) throws(SystemdError) -> Bool {
-        let result = sd_notify(0, state)
-        if result < 0 { throw SystemdError(operation: "sd_notify", errno: -result) }
-        return result > 0
+        try send(state)
     }
 
     /// The watchdog timeout systemd expects pings within (`WatchdogSec=`), or `nil` when the watchdog is off
     /// or meant for another process.
     public func watchdogTimeout() -> Duration? {
+        watchdog()
+    }
+}
+
+/// The calls into libsystemd's sd-daemon API.
+enum SDDaemon {
+    @Sendable
+    static func notify(_ state: String) throws(SystemdError) -> Bool {
+        let result = sd_notify(0, state)
+        if result < 0 { throw SystemdError(operation: "sd_notify", errno: -result) }
+        return result > 0
+    }
+
+    @Sendable
+    static func watchdogTimeout() -> Duration? {
         var usec: UInt64 = 0
         guard sd_watchdog_enabled(0, &usec) > 0, usec > 0 else { return nil }
         return .microseconds(Int64(clamping: usec))

@@ -10,7 +10,7 @@ struct Mdevmon: AsyncParsableCommand {
             mdev (active or defined), serves it as Prometheus metrics and JSON, logs every change to the \
             systemd journal, and can restart persistent mdevs after a host reboot.
             """,
-        version: BuildInfo.version,
+        version: Version.string,
         subcommands: [Run.self, List.self],
         defaultSubcommand: nil)
 }

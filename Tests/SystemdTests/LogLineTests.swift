@@ -85,6 +85,7 @@ import Testing
         #expect(lines.all.count == 1)
         let line = lines.all.first ?? ""
         #expect(line.hasPrefix("{\"ts\":\""))
-        #expect(line.hasSuffix(#","level":"debug","msg":"shown","libvirt.uri":"qemu:///system","mdev.uuid":"u1"}"# + "\n"))
+        #expect(
+            line.hasSuffix(#","level":"debug","msg":"shown","libvirt.uri":"qemu:///system","mdev.uuid":"u1"}"# + "\n"))
     }
 }

@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import Synchronization
-import Testing
 
 /// Collects strings written from any thread.
 final class Capture: Sendable {
@@ -38,7 +37,8 @@ final class DatagramListener {
 
     init(path: String) throws {
         self.path = path
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let type = Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        fd = socket(AF_UNIX, type, 0)
         guard fd >= 0 else { throw SocketError(call: "socket", code: errno) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -85,23 +85,3 @@ func eventually(
     }
     return try await condition()
 }
-
-/// Sets environment variables for the duration of `body` and restores the previous values afterwards.
-/// Callers must be serialized: the environment is process-global.
-func withEnvironment<T>(_ values: [String: String?], _ body: () async throws -> T) async rethrows -> T {
-    var saved: [String: String?] = [:]
-    for (name, value) in values {
-        saved[name] = getenv(name).map { String(cString: $0) }
-        if let value { setenv(name, value, 1) } else { unsetenv(name) }
-    }
-    defer {
-        for (name, value) in saved {
-            if let value { setenv(name, value, 1) } else { unsetenv(name) }
-        }
-    }
-    return try await body()
-}
-
-/// Suites that touch process-global state (the environment, a shared journald) nest in here so they never
-/// run at the same time as each other.
-@Suite(.serialized) struct ProcessGlobalState {}

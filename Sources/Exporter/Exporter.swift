@@ -1,1 +1,0 @@
-// Exporter: filled in by the Exporter issue.

@@ -1,0 +1,119 @@
+import Foundation
+import Hummingbird
+import HummingbirdTLS
+public import Logging
+public import Monitor
+public import ServiceLifecycle
+
+/// The HTTP exporter as a service: one Hummingbird server per listen address, all serving the same
+/// endpoints. Run it in the daemon's `ServiceGroup`; it stops on graceful shutdown.
+public struct ExporterService: Service, CustomStringConvertible {
+    private let configuration: ExporterConfiguration
+    private let endpoints: Endpoints
+    private let auth: BasicAuth?
+    private let tls: TLSChannelConfiguration?
+    private let logger: Logger
+    private let onListening: (@Sendable (ListenAddress, Int) async -> Void)?
+
+    /// Validates the configuration and reads the web config (certificates included), so a bad
+    /// setting fails here, before anything listens.
+    /// - Parameters:
+    ///   - configuration: Addresses, paths, web config, build info and contributors.
+    ///   - snapshot: Returns the current index snapshot without waiting, e.g. `{ index.snapshot }`.
+    ///   - logger: Used for the servers' own logs.
+    ///   - onListening: Called once per address when its server accepts connections, with the bound
+    ///     port (useful with port 0).
+    /// - Throws: `ExporterConfigurationError` or `WebConfigError`.
+    public init(
+        configuration: ExporterConfiguration,
+        snapshot: @escaping @Sendable () -> IndexSnapshot,
+        logger: Logger,
+        onListening: (@Sendable (_ address: ListenAddress, _ port: Int) async -> Void)? = nil
+    ) throws {
+        try configuration.validate()
+        var auth: BasicAuth?
+        var tls: TLSChannelConfiguration?
+        if let path = configuration.webConfigFile {
+            let web = try WebConfig.load(path: path)
+            auth = BasicAuth(users: web.basicAuthUsers)
+            tls = try web.tls?.channelConfiguration(path: path)
+        }
+        self.configuration = configuration
+        self.endpoints = Endpoints(configuration: configuration, snapshot: snapshot)
+        self.auth = auth
+        self.tls = tls
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    /// Serves snapshots published by `index`.
+    public init(configuration: ExporterConfiguration, index: DeviceIndex, logger: Logger) throws {
+        try self.init(configuration: configuration, snapshot: { index.snapshot }, logger: logger)
+    }
+
+    public var description: String { "ExporterService" }
+
+    public func run() async throws {
+        let responder = ExporterResponder(endpoints: endpoints, auth: auth)
+        let logger = logger
+        let onListening = onListening
+        let scheme = tls == nil ? "http" : "https"
+        let authKind = auth == nil ? "none" : "basic"
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for address in configuration.listenAddresses {
+                let appConfiguration = ApplicationConfiguration(
+                    address: .hostname(Self.bindHost(address.host), port: address.port),
+                    serverName: "mdevmon/\(configuration.build.version)")
+                let announce: @Sendable (Int?) async -> Void = { boundPort in
+                    let port = boundPort ?? address.port
+                    logger.info("exporter listening", metadata: [
+                        "http.address": "\(address)", "http.port": "\(port)", "http.scheme": "\(scheme)",
+                        "http.auth": "\(authKind)",
+                    ])
+                    await onListening?(address, port)
+                }
+                // Idle connections, including ones that never send a request, are closed after 30 s.
+                let app = if let tls {
+                    Application(
+                        responder: responder,
+                        server: try .tls(.http1(configuration: .init(idleTimeout: .seconds(30))), configuration: tls),
+                        configuration: appConfiguration,
+                        onServerRunning: { await announce($0.localAddress?.port) }, logger: logger)
+                } else {
+                    Application(
+                        responder: responder, server: .http1(configuration: .init(idleTimeout: .seconds(30))),
+                        configuration: appConfiguration,
+                        onServerRunning: { await announce($0.localAddress?.port) }, logger: logger)
+                }
+                group.addTask {
+                    do {
+                        try await app.run()
+                    } catch {
+                        throw ExporterServeError(address: address, underlying: error)
+                    }
+                }
+            }
+            // The first server to fail stops the others.
+            for try await _ in group {}
+        }
+    }
+
+    /// An empty host means every interface: the IPv6 wildcard (which also accepts IPv4 unless
+    /// `bindv6only` is set), or the IPv4 one on hosts without IPv6.
+    static func bindHost(_ host: String) -> String {
+        guard host.isEmpty else { return host }
+        let v6 = FileManager.default.fileExists(atPath: "/proc/net/if_inet6")
+        let v6only = (try? String(contentsOfFile: "/proc/sys/net/ipv6/bindv6only", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+        return v6 && !v6only ? "::" : "0.0.0.0"
+    }
+}
+
+/// A server that could not start or stopped with an error, naming its address.
+public struct ExporterServeError: Error, CustomStringConvertible {
+    public var address: ListenAddress
+    public var underlying: any Error
+
+    public var description: String { "exporter on \(address): \(underlying)" }
+}

@@ -1,0 +1,40 @@
+public import Logging
+public import ServiceLifecycle
+import UnixSignals
+
+/// Reloads the configuration file on SIGHUP. An invalid file keeps the old configuration.
+public struct ConfigReloadService: Service {
+    let path: String
+    let isDefaultPath: Bool
+    let policy: PolicyService
+    let onReload: @Sendable (PolicyConfig) async -> Void
+    let logger: Logger
+
+    /// - Parameter onReload: called after a successful reload (e.g. to tell systemd).
+    public init(path: String, isDefaultPath: Bool, policy: PolicyService, logger: Logger,
+                onReload: @escaping @Sendable (PolicyConfig) async -> Void = { _ in }) {
+        self.path = path
+        self.isDefaultPath = isDefaultPath
+        self.policy = policy
+        self.logger = logger
+        self.onReload = onReload
+    }
+
+    public func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            do {
+                let new = try PolicyConfig.load(path: path, isDefaultPath: isDefaultPath)
+                let old = policy.currentConfig
+                policy.update(config: new)
+                if new.needsWriteAccess && !old.needsWriteAccess {
+                    logger.warning("reloaded \(path): acting policies now enabled, but the libvirt connection stays read-only until mdevmon restarts")
+                } else {
+                    logger.notice("reloaded configuration \(path)")
+                }
+                await onReload(new)
+            } catch {
+                logger.error("reload of \(path) failed, keeping the previous configuration: \(error)")
+            }
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// Policy: filled in by the Policy issue.

@@ -1,0 +1,67 @@
+import Foundation
+
+/// mdevmon's policy configuration (`--config.file`, YAML). Every field has a default, so a missing
+/// default file means "defaults".
+public struct PolicyConfig: Hashable, Sendable {
+    /// Which devices mdevmon may act on. Empty lists mean "any"; `excludeUUIDs` always wins.
+    public struct Ownership: Hashable, Sendable {
+        public var parents: [String] = []
+        public var mdevTypes: [String] = []
+        public var uuids: [String] = []
+        public var excludeUUIDs: [String] = []
+        public init() {}
+    }
+
+    public struct Restore: Hashable, Sendable {
+        public var enabled = true
+        /// Re-create transient mdevs that were active before the reboot (same UUID, parent, type, attrs).
+        public var recreateTransient = false
+        /// How long an autostart device may stay inactive after its parent is present before mdevmon
+        /// starts it (mdevctl's udev rule normally does it first).
+        public var autostartGracePeriod: Duration = .seconds(30)
+        public var retryInitial: Duration = .seconds(1)
+        public var retryMax: Duration = .seconds(60)
+        /// Give up on a device this long after its first attempt.
+        public var deadline: Duration = .seconds(600)
+        public init() {}
+    }
+
+    public struct DomainReferences: Hashable, Sendable {
+        public var enabled = true
+        public init() {}
+    }
+
+    /// Decide and log, but never act.
+    public var dryRun = false
+    public var ownership = Ownership()
+    public var restore = Restore()
+    public var domainReferences = DomainReferences()
+
+    public init() {}
+
+    /// True when a policy may change libvirt state, so the connection must be read-write.
+    public var needsWriteAccess: Bool { restore.enabled && !dryRun }
+
+    /// Whether mdevmon may act on this device.
+    public func owns(uuid: String, parent: String, mdevType: String) -> Bool {
+        let u = uuid.lowercased()
+        if ownership.excludeUUIDs.contains(where: { $0.lowercased() == u }) { return false }
+        if !ownership.uuids.isEmpty && !ownership.uuids.contains(where: { $0.lowercased() == u }) { return false }
+        if !ownership.parents.isEmpty && !ownership.parents.contains(parent) { return false }
+        if !ownership.mdevTypes.isEmpty && !ownership.mdevTypes.contains(mdevType) { return false }
+        return true
+    }
+}
+
+/// A configuration problem, naming the file, line and field.
+public struct ConfigError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var file: String
+    public var line: Int?
+    public var field: String
+    public var problem: String
+
+    public var description: String {
+        let at = line.map { ":\($0)" } ?? ""
+        return "config \(file)\(at): \(field): \(problem)"
+    }
+}

@@ -1,0 +1,37 @@
+import Synchronization
+
+/// Counters and gauges the policies publish; read by the exporter at scrape time.
+public final class PolicyMetrics: Sendable {
+    public struct ActionKey: Hashable, Sendable, Comparable {
+        public var policy: String
+        public var action: String
+        public var result: String
+        public static func < (a: Self, b: Self) -> Bool { (a.policy, a.action, a.result) < (b.policy, b.action, b.result) }
+    }
+
+    public struct Snapshot: Sendable {
+        public var actions: [ActionKey: Int]
+        public var pending: [String: Int]
+        public var problems: [ReferenceProblem]
+        public var referencesEnabled: Bool
+    }
+
+    private let state = Mutex(Snapshot(actions: [:], pending: ["restore": 0], problems: [], referencesEnabled: true))
+
+    public init() {}
+
+    public var snapshot: Snapshot { state.withLock { $0 } }
+
+    func count(policy: String, action: String, result: String) {
+        state.withLock { $0.actions[ActionKey(policy: policy, action: action, result: result), default: 0] += 1 }
+    }
+
+    func setPending(_ policy: String, _ n: Int) { state.withLock { $0.pending[policy] = n } }
+
+    func setProblems(_ problems: [ReferenceProblem], enabled: Bool) {
+        state.withLock {
+            $0.problems = problems
+            $0.referencesEnabled = enabled
+        }
+    }
+}

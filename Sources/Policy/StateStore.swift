@@ -1,0 +1,132 @@
+import Foundation
+public import Monitor
+
+/// What mdevmon remembers across restarts and reboots: the boot it last saw and which mdevs were
+/// active then.
+public struct PersistedState: Codable, Hashable, Sendable {
+    public struct Device: Codable, Hashable, Sendable {
+        public var uuid: String
+        public var parent: String
+        public var mdevType: String
+        public var attrs: [MdevAttr]
+        public var persistent: Bool
+
+        public init(uuid: String, parent: String, mdevType: String, attrs: [MdevAttr], persistent: Bool) {
+            self.uuid = uuid
+            self.parent = parent
+            self.mdevType = mdevType
+            self.attrs = attrs
+            self.persistent = persistent
+        }
+
+        public init(_ d: MdevDevice) {
+            self.init(uuid: d.uuid, parent: d.parent, mdevType: d.mdevType, attrs: d.definition.attrs, persistent: d.persistent)
+        }
+
+        public var key: MdevKey { MdevKey(uuid: uuid, parent: parent) }
+
+        private enum CodingKeys: String, CodingKey {
+            case uuid, parent, attrs, persistent
+            case mdevType = "mdev_type"
+        }
+    }
+
+    public var version = 1
+    public var bootID: String
+    public var active: [Device]
+
+    // Explicit snake_case keys: JSONDecoder's convertFromSnakeCase turns `boot_id` into `bootId`, which
+    // never matches `bootID`, so the key strategies could not read back what they wrote.
+    private enum CodingKeys: String, CodingKey {
+        case version, active
+        case bootID = "boot_id"
+    }
+
+    public init(bootID: String, active: [Device]) {
+        self.bootID = bootID
+        self.active = active.sorted { $0.key < $1.key }
+    }
+}
+
+/// A crash-safe JSON file: written to a temp file, fsynced, renamed over the old one, and the
+/// directory fsynced, so a kill at any moment leaves either the old or the new file, never half of one.
+public struct StateStore: Sendable {
+    public let directory: String
+    public var path: String { directory + "/state.json" }
+
+    public init(directory: String) { self.directory = directory }
+
+    public enum LoadResult: Sendable, Equatable {
+        case missing
+        case loaded(PersistedState)
+        /// The file was unreadable or corrupt and has been moved to `movedTo`.
+        case corrupt(reason: String, movedTo: String?)
+    }
+
+    public func load() -> LoadResult {
+        guard FileManager.default.fileExists(atPath: path) else { return .missing }
+        do {
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            let decoder = JSONDecoder()
+            let state = try decoder.decode(PersistedState.self, from: data)
+            guard state.version == 1 else { throw StateStoreError("unsupported version \(state.version)") }
+            return .loaded(state)
+        } catch {
+            let aside = path + ".corrupt-\(Int(Date().timeIntervalSince1970))"
+            let moved = (try? FileManager.default.moveItem(atPath: path, toPath: aside)) != nil
+            return .corrupt(reason: Self.describe(error), movedTo: moved ? aside : nil)
+        }
+    }
+
+    public func save(_ state: PersistedState) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(state)
+        let temp = path + ".tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StateStoreError("cannot create \(temp): \(String(cString: strerror(errno)))") }
+        var ok = data.withUnsafeBytes { buf -> Bool in
+            var offset = 0
+            while offset < buf.count {
+                let n = write(fd, buf.baseAddress! + offset, buf.count - offset)
+                if n < 0 { if errno == EINTR { continue }; return false }
+                offset += n
+            }
+            return true
+        }
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        guard ok else { throw StateStoreError("cannot write \(temp): \(String(cString: strerror(errno)))") }
+        guard rename(temp, path) == 0 else { throw StateStoreError("cannot rename \(temp): \(String(cString: strerror(errno)))") }
+        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let e = error as? StateStoreError { return e.description }
+        if let e = error as? DecodingError {
+            switch e {
+            case .dataCorrupted(let c), .keyNotFound(_, let c), .typeMismatch(_, let c), .valueNotFound(_, let c):
+                let path = c.codingPath.map(\.stringValue).joined(separator: ".")
+                return path.isEmpty ? c.debugDescription : "\(path): \(c.debugDescription)"
+            @unknown default: return "\(e)"
+            }
+        }
+        return "\(error)"
+    }
+}
+
+public struct StateStoreError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ d: String) { description = d }
+}
+
+/// The kernel's boot id: changes on every boot.
+public enum BootID {
+    public static func current(path: String = "/proc/sys/kernel/random/boot_id") -> String? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let id = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return id.isEmpty ? nil : id
+    }
+}

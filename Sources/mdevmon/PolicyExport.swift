@@ -1,0 +1,42 @@
+import Exporter
+import Monitor
+import Policy
+
+/// Publishes the policies' state through the exporter (which must not depend on Policy).
+struct PolicyExport: MetricsContributor, LandingContributor {
+    let metrics: PolicyMetrics
+
+    func contribute(to writer: inout MetricsWriter, snapshot: IndexSnapshot) {
+        let s = metrics.snapshot
+        writer.family("mdev_policy_actions_total", type: .counter,
+                      help: "Policy actions taken, by policy, action (start, create) and result (success, failure, gave_up, skipped, dry_run).")
+        for (key, value) in s.actions.sorted(by: { $0.key < $1.key }) {
+            writer.sample("mdev_policy_actions_total",
+                          labels: ["policy": key.policy, "action": key.action, "result": key.result], value: value)
+        }
+        writer.family("mdev_policy_pending", type: .gauge, help: "Devices a policy is still working on (waiting for a parent or retrying).")
+        for (policy, value) in s.pending.sorted(by: { $0.key < $1.key }) {
+            writer.sample("mdev_policy_pending", labels: ["policy": policy], value: value)
+        }
+        writer.family("mdev_domain_reference_problem", type: .gauge,
+                      help: "1 while a defined domain references an mdev that is missing or inactive.")
+        for p in s.problems {
+            writer.sample("mdev_domain_reference_problem",
+                          labels: ["domain": p.domain, "uuid": p.uuid, "reason": p.reason.rawValue], value: 1)
+        }
+        writer.family("mdev_device_orphaned", type: .gauge, help: "1 for an active mdev that no defined domain references.")
+        for d in snapshot.state.orphanedDevices {
+            writer.sample("mdev_device_orphaned", labels: ["uuid": d.uuid, "parent": d.parent], value: 1)
+        }
+    }
+
+    func landingSections(snapshot: IndexSnapshot) -> [LandingSection] {
+        let s = metrics.snapshot
+        guard s.referencesEnabled else { return [] }
+        return [LandingSection(
+            title: "Domain reference problems",
+            columns: ["Domain", "mdev UUID", "Reason", "Domain autostart"],
+            rows: s.problems.map { [$0.domain, $0.uuid, $0.reason.rawValue, $0.domainAutostart ? "yes" : "no"] },
+            emptyText: "Every defined domain's mdevs exist and are active.")]
+    }
+}

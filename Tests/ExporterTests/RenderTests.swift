@@ -1,0 +1,302 @@
+@testable import Exporter
+import Foundation
+import Monitor
+import Testing
+
+@Suite struct RenderTests {
+    private func render(
+        _ snapshot: IndexSnapshot, process: ProcessStats? = nil, previous: ScrapeStats? = nil,
+        contributors: [any MetricsContributor] = [], cache: MetricsCache? = nil
+    ) -> String {
+        text(MetricsRenderer.render(snapshot: snapshot, build: Fixtures.build, process: process, previousScrape: previous,
+                                    contributors: contributors, cache: cache))
+    }
+
+    @Test func exactTextForASmallSnapshot() {
+        let expected = #"""
+            # HELP mdev_build_info Version facts of the running mdevmon; always 1.
+            # TYPE mdev_build_info gauge
+            mdev_build_info{version="1.2.3",revision="abc123",swift_version="6.3"} 1
+            # HELP mdev_device_active Whether the mdev is active (created) now: 1 or 0.
+            # TYPE mdev_device_active gauge
+            mdev_device_active{uuid="11111111-1111-4111-8111-111111111111",parent="pci_0000_3b_00_0"} 1
+            mdev_device_active{uuid="22222222-2222-4222-8222-222222222222",parent="pci_0000_3b_00_0"} 0
+            # HELP mdev_device_autostart Whether libvirt starts the mdev at boot: 1 or 0.
+            # TYPE mdev_device_autostart gauge
+            mdev_device_autostart{uuid="11111111-1111-4111-8111-111111111111",parent="pci_0000_3b_00_0"} 1
+            mdev_device_autostart{uuid="22222222-2222-4222-8222-222222222222",parent="pci_0000_3b_00_0"} 0
+            # HELP mdev_device_domain_references Number of domains whose persistent XML references the mdev's UUID.
+            # TYPE mdev_device_domain_references gauge
+            mdev_device_domain_references{uuid="11111111-1111-4111-8111-111111111111",parent="pci_0000_3b_00_0"} 1
+            mdev_device_domain_references{uuid="22222222-2222-4222-8222-222222222222",parent="pci_0000_3b_00_0"} 0
+            # HELP mdev_device_info Metadata of each mdev libvirt knows (active or defined); always 1.
+            # TYPE mdev_device_info gauge
+            mdev_device_info{uuid="11111111-1111-4111-8111-111111111111",parent="pci_0000_3b_00_0",mdev_type="nvidia-558",name="mdev_11111111_1111_4111_8111_111111111111_0000_3b_00_0",iommu_group="12"} 1
+            mdev_device_info{uuid="22222222-2222-4222-8222-222222222222",parent="pci_0000_3b_00_0",mdev_type="nvidia-558",name="mdev_22222222_2222_4222_8222_222222222222_0000_3b_00_0",iommu_group=""} 1
+            # HELP mdev_device_persistent Whether the mdev is defined (persistent) in libvirt: 1 or 0.
+            # TYPE mdev_device_persistent gauge
+            mdev_device_persistent{uuid="11111111-1111-4111-8111-111111111111",parent="pci_0000_3b_00_0"} 1
+            mdev_device_persistent{uuid="22222222-2222-4222-8222-222222222222",parent="pci_0000_3b_00_0"} 1
+            # HELP mdev_devices Number of mdevs by parent, type and state (active or inactive).
+            # TYPE mdev_devices gauge
+            mdev_devices{parent="pci_0000_3b_00_0",mdev_type="nvidia-558",state="active"} 1
+            mdev_devices{parent="pci_0000_3b_00_0",mdev_type="nvidia-558",state="inactive"} 1
+            mdev_devices{parent="pci_0000_3b_00_0",mdev_type="nvidia-559",state="active"} 0
+            mdev_devices{parent="pci_0000_3b_00_0",mdev_type="nvidia-559",state="inactive"} 0
+            # HELP mdev_domain_device_info One series per mdev UUID a domain's persistent XML references; always 1.
+            # TYPE mdev_domain_device_info gauge
+            mdev_domain_device_info{domain="vm \"q\" \\ <b>\nx",uuid="11111111-1111-4111-8111-111111111111"} 1
+            # HELP mdev_events_total libvirt events received since mdevmon started, by source and event.
+            # TYPE mdev_events_total counter
+            mdev_events_total{source="domain",event="defined"} 1
+            mdev_events_total{source="nodedev",event="created"} 3
+            # HELP mdev_index_last_sync_timestamp_seconds Unix time of the last completed full sync with libvirt; 0 before the first.
+            # TYPE mdev_index_last_sync_timestamp_seconds gauge
+            mdev_index_last_sync_timestamp_seconds 1700000000.5
+            # HELP mdev_libvirt_reconnects_total Times the libvirt connection was re-established.
+            # TYPE mdev_libvirt_reconnects_total counter
+            mdev_libvirt_reconnects_total 2
+            # HELP mdev_libvirt_up Whether mdevmon is connected to libvirt and the index is synced: 1 or 0.
+            # TYPE mdev_libvirt_up gauge
+            mdev_libvirt_up 1
+            # HELP mdev_parent_available_instances How many more mdevs of the type the parent can create now.
+            # TYPE mdev_parent_available_instances gauge
+            mdev_parent_available_instances{parent="pci_0000_3b_00_0",mdev_type="nvidia-558"} 8
+            mdev_parent_available_instances{parent="pci_0000_3b_00_0",mdev_type="nvidia-559"} 0
+            # HELP mdev_parent_type_info Each mdev type a parent device offers; always 1.
+            # TYPE mdev_parent_type_info gauge
+            mdev_parent_type_info{parent="pci_0000_3b_00_0",mdev_type="nvidia-558",name="GRID A100-4C",device_api="vfio-pci"} 1
+            mdev_parent_type_info{parent="pci_0000_3b_00_0",mdev_type="nvidia-559",name="",device_api="vfio-pci"} 1
+
+            """#
+        let actual = render(Fixtures.small())
+        #expect(actual == expected)
+        if actual != expected {
+            for (a, e) in zip(actual.split(separator: "\n"), expected.split(separator: "\n")) where a != e {
+                Issue.record("first difference:\n  actual:   \(a)\n  expected: \(e)")
+                break
+            }
+        }
+    }
+
+    @Test func beforeTheFirstSync() {
+        let out = render(Fixtures.small(connected: false, synced: false))
+        #expect(out.contains("\nmdev_index_last_sync_timestamp_seconds 0\n"))
+        #expect(out.contains("\nmdev_libvirt_up 0\n"))
+    }
+
+    @Test func emptyIndexStillHasEveryFamily() {
+        let out = render(IndexSnapshot(state: IndexState(), status: MonitorStatus(uri: "qemu:///system")))
+        for family in ["mdev_device_active", "mdev_device_info", "mdev_devices", "mdev_domain_device_info",
+                       "mdev_events_total", "mdev_parent_type_info", "mdev_libvirt_up"] {
+            #expect(out.contains("# TYPE \(family) "), "\(family)")
+        }
+        #expect(!out.contains("{uuid="))
+    }
+
+    @Test func processAndScrapeFamilies() {
+        let process = ProcessStats(cpuSeconds: 1.25, residentMemoryBytes: 4096, virtualMemoryBytes: 8192, openFDs: 7,
+                                   maxFDs: 1024, startTimeSeconds: 1_700_000_000)
+        let out = render(Fixtures.small(), process: process, previous: ScrapeStats(renderSeconds: 0.0025, bytes: 4096))
+        let tail = out[out.range(of: "# HELP mdev_scrape_bytes")!.lowerBound...]
+        #expect(tail == """
+            # HELP mdev_scrape_bytes Uncompressed size of the previous scrape's response body.
+            # TYPE mdev_scrape_bytes gauge
+            mdev_scrape_bytes 4096
+            # HELP mdev_scrape_render_seconds Time the previous scrape took to render.
+            # TYPE mdev_scrape_render_seconds gauge
+            mdev_scrape_render_seconds 0.0025
+            # HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
+            # TYPE process_cpu_seconds_total counter
+            process_cpu_seconds_total 1.25
+            # HELP process_max_fds Maximum number of open file descriptors.
+            # TYPE process_max_fds gauge
+            process_max_fds 1024
+            # HELP process_open_fds Number of open file descriptors.
+            # TYPE process_open_fds gauge
+            process_open_fds 7
+            # HELP process_resident_memory_bytes Resident memory size in bytes.
+            # TYPE process_resident_memory_bytes gauge
+            process_resident_memory_bytes 4096
+            # HELP process_start_time_seconds Start time of the process since unix epoch in seconds.
+            # TYPE process_start_time_seconds gauge
+            process_start_time_seconds 1700000000
+            # HELP process_virtual_memory_bytes Virtual memory size in bytes.
+            # TYPE process_virtual_memory_bytes gauge
+            process_virtual_memory_bytes 8192
+
+            """)
+    }
+
+    @Test func aRemovedDeviceLeavesNoSeries() {
+        let cache = MetricsCache()
+        var snapshot = Fixtures.small()
+        let gone = "22222222-2222-4222-8222-222222222222"
+        #expect(render(snapshot, cache: cache).contains(gone))
+        let device = snapshot.state.devices.values.first { $0.uuid == gone }!
+        _ = snapshot.state.removeDevice(named: device.name)
+        for out in [render(snapshot), render(snapshot, cache: cache)] {
+            #expect(!out.contains(gone))
+            #expect(out.contains("mdev_devices{parent=\"pci_0000_3b_00_0\",mdev_type=\"nvidia-558\",state=\"inactive\"} 0"))
+        }
+    }
+
+    @Test func cachedRenderingIsIdentical() {
+        let cache = MetricsCache()
+        var snapshot = Fixtures.large(devices: 300)
+        #expect(render(snapshot, cache: cache) == render(snapshot))
+        #expect(render(snapshot, cache: cache) == render(snapshot))  // a hit
+        // A change in flags, in domains and in parents each shows up.
+        let first = snapshot.state.devices.values.min { $0.key < $1.key }!
+        _ = snapshot.state.upsertDevice(first.definition, flags: DeviceFlags(active: !first.active, persistent: true,
+                                                                             autostart: true))
+        _ = snapshot.state.removeDomain(named: "vm-0")
+        _ = snapshot.state.upsertParent(ParentDevice(name: "pci_0000_9b_00_0", kind: "pci", types: []))
+        #expect(render(snapshot, cache: cache) == render(snapshot))
+        #expect(!render(snapshot, cache: cache).contains("domain=\"vm-0\""))
+    }
+
+    @Test func orderDoesNotDependOnInsertionOrder() {
+        let snapshot = Fixtures.large(devices: 200)
+        let state = snapshot.state
+        let reversed = IndexState(devices: state.devices.values.sorted { $0.key > $1.key },
+                                  parents: Array(state.parents.values.reversed()),
+                                  domains: Array(state.domains.values.reversed()))
+        #expect(render(IndexSnapshot(state: reversed, status: snapshot.status)) == render(snapshot))
+    }
+
+    @Test func devicesAreSortedByUUIDThenParent() {
+        var state = IndexState()
+        for (uuid, parent) in [("b", "p2"), ("a", "p9"), ("b", "p1"), ("ab", "p0")] {
+            _ = state.upsertDevice(Fixtures.device(uuid, parent: parent, type: "t", group: nil, active: true,
+                                                   persistent: true, autostart: true).definition,
+                                   flags: DeviceFlags(active: true, persistent: true, autostart: true))
+        }
+        let lines = render(IndexSnapshot(state: state, status: MonitorStatus(uri: "x"))).split(separator: "\n")
+            .filter { $0.hasPrefix("mdev_device_active{") }
+        #expect(lines == [
+            #"mdev_device_active{uuid="a",parent="p9"} 1"#, #"mdev_device_active{uuid="ab",parent="p0"} 1"#,
+            #"mdev_device_active{uuid="b",parent="p1"} 1"#, #"mdev_device_active{uuid="b",parent="p2"} 1"#,
+        ])
+    }
+
+    @Test func contributorsAreMergedInNameOrder() {
+        let out = render(Fixtures.small(), contributors: [FakePolicyMetrics()])
+        let families = out.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { $0.split(separator: " ")[2] }
+        #expect(families == families.sorted())
+        #expect(families.contains("mdev_device_orphaned") && families.contains("mdev_policy_actions_total"))
+        #expect(out.contains(#"""
+            # HELP mdev_device_orphaned Whether a persistent mdev is referenced by no domain: 1 or 0.
+            # TYPE mdev_device_orphaned gauge
+            mdev_device_orphaned{uuid="22222222-2222-4222-8222-222222222222",parent="pci_0000_3b_00_0"} 1
+            # HELP mdev_device_persistent
+            """#))
+        #expect(out.contains(#"mdev_domain_reference_problem{domain="vm \"q\" \\ <b>\nx",uuid="u",reason="missing"} 1"#))
+    }
+
+    @Test func largeSnapshotHasOneLinePerDeviceAndFamily() {
+        let out = render(Fixtures.large(devices: 10_000))
+        for family in ["mdev_device_active", "mdev_device_autostart", "mdev_device_domain_references",
+                       "mdev_device_info", "mdev_device_persistent"] {
+            #expect(out.components(separatedBy: "\n\(family){").count - 1 == 10_000, "\(family)")
+        }
+    }
+
+    @Test func passesPromtool() throws {
+        let promtool = "/usr/bin/promtool"
+        guard FileManager.default.isExecutableFile(atPath: promtool) else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                Issue.record("promtool is missing; install the Debian prometheus package")
+            }
+            return
+        }
+        var snapshot = Fixtures.large(devices: 1000)
+        snapshot.status.events[EventCounterKey(source: "domain", event: "defined")] = 4
+        let process = ProcessStats.current()
+        #expect(process != nil)
+        let body = MetricsRenderer.render(snapshot: snapshot, build: Fixtures.build, process: process,
+                                          previousScrape: ScrapeStats(renderSeconds: 0.001, bytes: 10),
+                                          contributors: [FakePolicyMetrics()])
+        for input in [body, MetricsRenderer.render(snapshot: Fixtures.small(), build: Fixtures.build, process: nil,
+                                                   previousScrape: nil)] {
+            let result = try run(promtool, ["check", "metrics"], stdin: Data(input))
+            #expect(result.status == 0, "promtool: \(String(decoding: result.out, as: UTF8.self)) \(result.err)")
+        }
+    }
+}
+
+@Suite struct MetricsWriterTests {
+    @Test func escapesLabelValuesAndHelp() {
+        var w = MetricsWriter()
+        w.family("x_total", type: .counter, help: "Back\\slash and\nnewline, \"quotes\" kept.")
+        w.sample("x_total", labels: ["a": "q\"b\\n\nz", "b": "plain", "c": "ünï"], value: 3)
+        #expect(text(w.finish()) == #"""
+            # HELP x_total Back\\slash and\nnewline, "quotes" kept.
+            # TYPE x_total counter
+            x_total{a="q\"b\\n\nz",b="plain",c="ünï"} 3
+
+            """#)
+    }
+
+    @Test func formatsValues() {
+        var w = MetricsWriter()
+        w.family("v", type: .gauge, help: "h")
+        for value in [0.5, 1e-05, 2.0, -3.0, .infinity, -.infinity, .nan, 1e20, 0] {
+            w.sample("v", value: value)
+        }
+        w.sample("v", value: -42)
+        w.sample("v", value: Int.max)
+        let lines = text(w.finish()).split(separator: "\n").dropFirst(2)
+        #expect(Array(lines) == ["v 0.5", "v 1e-05", "v 2", "v -3", "v +Inf", "v -Inf", "v NaN", "v 1e+20", "v 0",
+                                 "v -42", "v 9223372036854775807"])
+    }
+
+    @Test func sortsFamiliesByName() {
+        var w = MetricsWriter()
+        for name in ["c", "a", "b"] {
+            w.family(name, type: .untyped, help: name)
+            w.sample(name, value: 1)
+        }
+        #expect(text(w.finish()) == "# HELP a a\n# TYPE a untyped\na 1\n# HELP b b\n# TYPE b untyped\nb 1\n"
+            + "# HELP c c\n# TYPE c untyped\nc 1\n")
+    }
+
+    @Test func growsPastItsInitialCapacity() {
+        var w = MetricsWriter(capacity: 1)
+        w.family("g", type: .gauge, help: String(repeating: "h", count: 10_000))
+        for i in 0..<1000 { w.sample("g", labels: ["i": String(i)], value: i) }
+        let out = text(w.finish())
+        #expect(out.hasSuffix("g{i=\"999\"} 999\n"))
+        #expect(out.split(separator: "\n").count == 1002)
+    }
+
+    @Test func aFamilyNameTwiceIsAProgrammerError() async {
+        await #expect(processExitsWith: .failure) {
+            var w = MetricsWriter()
+            w.family("dup", type: .gauge, help: "h")
+            w.family("dup", type: .gauge, help: "h")
+        }
+    }
+}
+
+/// Stands in for Policy: families about devices and domains, computed from the snapshot.
+struct FakePolicyMetrics: MetricsContributor {
+    func contribute(to writer: inout MetricsWriter, snapshot: IndexSnapshot) {
+        writer.family("mdev_policy_actions_total", type: .counter, help: "Actions taken, by policy, action and result.")
+        writer.sample("mdev_policy_actions_total", labels: ["policy": "restart", "action": "start", "result": "ok"],
+                      value: 2)
+        writer.family("mdev_device_orphaned", type: .gauge, help: "Whether a persistent mdev is referenced by no domain: 1 or 0.")
+        for device in snapshot.sortedDevices where device.domains.isEmpty {
+            writer.beginSample("mdev_device_orphaned")
+            writer.label("uuid", device.uuid)
+            writer.label("parent", device.parent)
+            writer.endSample(1)
+        }
+        writer.family("mdev_domain_reference_problem", type: .gauge,
+                      help: "A domain references an mdev UUID that is missing or unusable; always 1.")
+        for domain in snapshot.sortedDomains {
+            writer.sample("mdev_domain_reference_problem", labels: ["domain": domain.name, "uuid": "u", "reason": "missing"],
+                          value: 1)
+        }
+    }
+}

@@ -1,0 +1,103 @@
+@testable import Exporter
+import Foundation
+import Glibc
+import Testing
+
+/// A blocking loopback TCP connection for sending malformed requests.
+final class RawConnection {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard result == 0 else {
+            close(fd)
+            throw TestFailure("connect: \(errno)")
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// Sends what it can; the server may close early, which is fine here.
+    func send(_ text: String) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent <= 0 { return }
+            bytes = bytes.dropFirst(sent)
+        }
+    }
+
+    /// Everything the server sends until it closes the connection or goes quiet.
+    func receive() -> String {
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { break }
+            data += buffer[..<count]
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+@Suite struct RobustnessTests {
+    @Test func survivesAbuseAndStillScrapesPromptly() async throws {
+        try await withServer { port async throws in
+            // 1. A 100 KB header: over the decoder's limit, so 400 and the connection is closed.
+            let huge = try RawConnection(port: port)
+            huge.send("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 100_000))\r\n\r\n")
+            let hugeResponse = huge.receive()
+            #expect(hugeResponse.isEmpty || hugeResponse.hasPrefix("HTTP/1.1 4"), "\(hugeResponse.prefix(80))")
+
+            // 2. An unknown method.
+            let bogus = try RawConnection(port: port)
+            bogus.send("FOO /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let bogusResponse = bogus.receive()
+            #expect(bogusResponse.hasPrefix("HTTP/1.1 400") || bogusResponse.hasPrefix("HTTP/1.1 405"),
+                    "\(bogusResponse.prefix(80))")
+
+            // 3. Half a request line, then hang up.
+            do {
+                let truncated = try RawConnection(port: port)
+                truncated.send("GET /metr")
+            }
+
+            // 4. Two hundred connections that never send a byte.
+            let idle = try (0..<200).map { _ in try RawConnection(port: port) }
+
+            // A scrape still works, and quickly.
+            let clock = ContinuousClock()
+            let start = clock.now
+            let scrape = try await curl(["--max-time", "1", "http://127.0.0.1:\(port)/metrics"])
+            let elapsed = clock.now - start
+            #expect(scrape.status == 200)
+            #expect(elapsed < .seconds(1), "scrape took \(elapsed)")
+            #expect(scrape.bodyText.contains("mdev_libvirt_up 1"))
+
+            withExtendedLifetime(idle) {}
+            let health = try await curl(["http://127.0.0.1:\(port)/healthz"])
+            #expect(health.status == 200)
+        }
+    }
+
+    @Test func keepAliveServesSeveralRequestsOnOneConnection() async throws {
+        try await withServer { port async throws in
+            let connection = try RawConnection(port: port)
+            connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let responses = connection.receive()
+            #expect(responses.components(separatedBy: "HTTP/1.1 200 OK").count == 3, "\(responses)")
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Monitor
+import Testing
+
+@Suite(.enabled(if: LibvirtHost.enabled, "needs a reachable libvirtd (CI=true makes this mandatory)"))
+struct BadInputTests {
+    @Test(arguments: [
+        ("qemu+tcp://127.0.0.1:1/system", "127.0.0.1"),
+        ("qemu:///nonsense", "qemu:///nonsense"),
+        ("no-such-driver:///x", "no-such-driver"),
+    ])
+    func listFailsWithOneLineError(uri: String, mention: String) throws {
+        let r = LibvirtHost.run(mdevmonBinary, ["list", "--connect", uri])
+        #expect(r.status == 1)
+        let lines = r.err.split(separator: "\n")
+        #expect(lines.count == 1, "expected one line, got: \(r.err)")
+        #expect(r.err.hasPrefix("mdevmon: error: connect to \(uri): "))
+        #expect(r.err.contains(mention))
+        #expect(r.out.isEmpty)
+    }
+
+    @Test func connectErrorCarriesLibvirtContext() throws {
+        let uri = "qemu+tcp://127.0.0.1:1/system"
+        let error = try #require(throws: LibvirtError.self) {
+            try LibvirtConnectorImpl().connect(uri: uri, readOnly: true)
+        }
+        #expect(error.operation == "connect to")
+        #expect(error.object == uri)
+        #expect(error.code != 0)
+        #expect(!error.message.isEmpty)
+    }
+
+    @Test func monitorKeepsRetryingUnreachableLibvirt() async throws {
+        try await withMonitor(uri: "qemu+tcp://127.0.0.1:1/system", backoff: .milliseconds(50)) { monitor in
+            try await Task.sleep(for: .milliseconds(600))
+            let status = monitor.index.snapshot.status
+            #expect(!status.connected && !status.synced)
+            #expect(status.lastError?.contains("127.0.0.1") == true)
+        }
+    }
+
+    @Test func runDaemonStaysUpAndStopsOnSIGTERM() async throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: mdevmonBinary)
+        p.arguments = ["run", "--connect", "qemu+tcp://127.0.0.1:1/system"] + DaemonArgs.isolated
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(p.isRunning, "mdevmon run exited while libvirt was unreachable")
+        p.terminate()
+        #expect(await eventually(timeout: .seconds(10)) { !p.isRunning })
+        #expect(p.terminationStatus == 0)
+    }
+}
+
+/// Flags that keep a test daemon from colliding with others: no fixed port, no shared state.
+enum DaemonArgs {
+    static var isolated: [String] { [] }
+}
+
+@Suite(.enabled(if: LibvirtHost.enabled, "needs a reachable libvirtd (CI=true makes this mandatory)"))
+struct VanishedObjectTests {
+    /// An event for an object that is gone by the time it is fetched must read as "vanished", not fail.
+    @Test func lookupOfMissingObjectsIsNil() throws {
+        let connection = try LibvirtConnectorImpl().connect(uri: LibvirtHost.uri, readOnly: true)
+        defer { connection.close() }
+        #expect(try connection.nodeDevice(named: LibvirtHost.mdevName(uuid: LibvirtHost.newUUID())) == nil)
+        #expect(try connection.domain(named: "mdevmon-no-such-domain-\(LibvirtHost.newUUID())") == nil)
+    }
+
+    @Test func startOnReadOnlyConnectionIsDenied() throws {
+        let connection = try LibvirtConnectorImpl().connect(uri: LibvirtHost.uri, readOnly: true)
+        defer { connection.close() }
+        let uuid = LibvirtHost.newUUID()
+        defer { LibvirtHost.cleanup(uuid: uuid) }
+        let name = try LibvirtHost.define(uuid: uuid)
+        let error = try #require(throws: LibvirtError.self) { try connection.startNodeDevice(named: name) }
+        #expect(error.code == LibvirtError.Code.operationDenied)
+        #expect(error.object == name)
+        #expect(error.operation == "start node device")
+    }
+}

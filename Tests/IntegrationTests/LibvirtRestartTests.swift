@@ -1,0 +1,91 @@
+import Foundation
+import Monitor
+import Testing
+
+/// Kills and restarts the real libvirtd, so it must never overlap tests that need libvirtd up.
+/// `scripts/test.sh` runs this suite alone, in its own `swift test` process, with
+/// `MDEVMON_DISRUPTIVE=1`; a plain `swift test` leaves it disabled.
+let disruptiveTestsEnabled = ProcessInfo.processInfo.environment["MDEVMON_DISRUPTIVE"] == "1"
+
+@Suite(.serialized, .enabled(if: disruptiveTestsEnabled, "set MDEVMON_DISRUPTIVE=1 (scripts/test.sh does)"))
+struct LibvirtRestartTests {
+
+    static func libvirtdPIDs() -> [Int32] {
+        LibvirtHost.run("/usr/bin/pgrep", ["-x", "libvirtd"]).out.split(separator: "\n").compactMap { Int32($0) }
+    }
+
+    static func killLibvirtd() async throws {
+        for pid in libvirtdPIDs() { kill(pid, SIGKILL) }
+        #expect(await eventually { libvirtdPIDs().isEmpty }, "libvirtd did not die")
+    }
+
+    static func startLibvirtd() async throws {
+        LibvirtHost.run("/usr/sbin/libvirtd", ["-d"])
+        #expect(await eventually(timeout: .seconds(30)) { LibvirtHost.virsh("version").status == 0 }, "libvirtd did not come back")
+    }
+
+    /// Writes an mdevctl definition directly, as `mdevctl define` would, while libvirtd is down.
+    static func writeMdevctlFile(uuid: String) throws {
+        let dir = "/etc/mdevctl.d/\(LibvirtHost.pciParent.address)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let json = #"{"mdev_type": "nvidia-63", "start": "manual", "attrs": []}"#
+        try Data(json.utf8).write(to: URL(fileURLWithPath: "\(dir)/\(uuid)"))
+    }
+
+    static func fresh() throws -> Listing {
+        let connection = try LibvirtConnectorImpl().connect(uri: LibvirtHost.uri, readOnly: true)
+        defer { connection.close() }
+        var status = MonitorStatus(uri: LibvirtHost.uri)
+        status.synced = true
+        return Listing(IndexSnapshot(state: try FullSync.read(from: connection).state, status: status))
+    }
+
+    @Test func reconnectsAndResyncsAcrossTenKills() async throws {
+        var created: [String] = []
+        defer {
+            if Self.libvirtdPIDs().isEmpty { LibvirtHost.run("/usr/sbin/libvirtd", ["-d"]) }
+            for uuid in created { LibvirtHost.cleanup(uuid: uuid) }
+        }
+        try await withMonitor(backoff: .milliseconds(100)) { monitor in
+            await monitor.waitForFirstSync()
+            let first = LibvirtHost.newUUID()
+            created.append(first)
+            _ = try LibvirtHost.define(uuid: first)
+            #expect(await eventually { monitor.device(uuid: first) != nil })
+
+            for round in 1...10 {
+                let reconnects = monitor.index.snapshot.status.reconnects
+                try await Self.killLibvirtd()
+                #expect(await eventually(timeout: .seconds(30)) { !monitor.index.snapshot.status.synced },
+                        "round \(round): loss not detected")
+
+                // While libvirtd is down: one device defined, the previous one undefined, behind its back.
+                let added = LibvirtHost.newUUID()
+                created.append(added)
+                try Self.writeMdevctlFile(uuid: added)
+                let removed = created[created.count - 2]
+                try? FileManager.default.removeItem(atPath: "/etc/mdevctl.d/\(LibvirtHost.pciParent.address)/\(removed)")
+
+                try await Self.startLibvirtd()
+                #expect(await eventually(timeout: .seconds(30)) {
+                    monitor.index.snapshot.status.synced && monitor.index.snapshot.status.reconnects > reconnects
+                }, "round \(round): no resync")
+                #expect(await eventually { monitor.device(uuid: added) != nil }, "round \(round): device added while down missing")
+                #expect(monitor.device(uuid: removed) == nil, "round \(round): device removed while down still indexed")
+                let expected = try Self.fresh()
+                #expect(await eventually { Listing(monitor.index.snapshot) == expected }, "round \(round): index differs from a fresh list")
+            }
+
+            // Exactly one event per change after the last reconnect: a leaked callback would double it.
+            let key = EventCounterKey(source: "nodedev", event: "defined")
+            let before = monitor.index.snapshot.status.events[key] ?? 0
+            let last = LibvirtHost.newUUID()
+            created.append(last)
+            _ = try LibvirtHost.define(uuid: last)
+            #expect(await eventually { monitor.device(uuid: last) != nil })
+            try await Task.sleep(for: .seconds(1))
+            #expect(monitor.index.snapshot.status.events[key] == before + 1)
+            #expect(monitor.index.snapshot.status.reconnects >= 10)
+        }
+    }
+}

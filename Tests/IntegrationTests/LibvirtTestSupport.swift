@@ -1,0 +1,151 @@
+import Foundation
+import Logging
+import Monitor
+import Testing
+
+/// Facts about the machine's real libvirtd, and helpers to drive it with virsh and mdevctl.
+enum LibvirtHost {
+    static let uri = "qemu:///system"
+
+    /// CI (`CI=true`) requires the real stack: integration tests then fail instead of being skipped.
+    static let required = ProcessInfo.processInfo.environment["CI"] == "true"
+
+    static let reachable: Bool = run("/usr/bin/virsh", ["-c", uri, "version"]).status == 0
+
+    /// Whether integration tests run: always in CI (so a missing libvirtd fails them), else when reachable.
+    static var enabled: Bool { required || reachable }
+
+    /// The first PCI device of the machine, as libvirt names it and as mdevctl addresses it.
+    /// libvirt (and so these tests) accepts any existing PCI device as a would-be mdev parent.
+    static let pciParent: (name: String, address: String) = {
+        let addresses = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/bus/pci/devices")) ?? []
+        let address = addresses.sorted().first ?? "0000:00:00.0"
+        let name = "pci_" + address.map { $0 == ":" || $0 == "." ? "_" : $0 }.map(String.init).joined()
+        return (name, address)
+    }()
+
+    @discardableResult
+    static func run(_ tool: String, _ args: [String], input: String? = nil) -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
+        let out = Pipe(), err = Pipe(), inp = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = inp
+        do { try p.run() } catch { return (-1, "", "\(error)") }
+        if let input { inp.fileHandleForWriting.write(Data(input.utf8)) }
+        try? inp.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    @discardableResult
+    static func virsh(_ args: String...) -> (status: Int32, out: String, err: String) {
+        run("/usr/bin/virsh", ["-c", uri] + args)
+    }
+
+    /// Writes `xml` to a temp file and runs `virsh <command> <file>`.
+    @discardableResult
+    static func virsh(_ command: String, xml: String) -> (status: Int32, out: String, err: String) {
+        let path = NSTemporaryDirectory() + "mdevmon-\(UUID().uuidString).xml"
+        FileManager.default.createFile(atPath: path, contents: Data(xml.utf8))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return run("/usr/bin/virsh", ["-c", uri, command, path])
+    }
+
+    static func newUUID() -> String { UUID().uuidString.lowercased() }
+
+    /// libvirt's name for an mdev: `mdev_<uuid>_<parent addr>` with separators as underscores.
+    static func mdevName(uuid: String, parentAddress: String = pciParent.address) -> String {
+        "mdev_" + (uuid + "_" + parentAddress).map { "-:.".contains($0) ? "_" : String($0) }.joined()
+    }
+
+    static func mdevXML(uuid: String, type: String = "nvidia-63", attrs: [(String, String)] = []) -> String {
+        """
+        <device>
+          <parent>\(pciParent.name)</parent>
+          <capability type='mdev'>
+            <type id='\(type)'/>
+            <uuid>\(uuid)</uuid>
+        \(attrs.map { "    <attr name='\($0.0)' value='\($0.1)'/>" }.joined(separator: "\n"))
+          </capability>
+        </device>
+        """
+    }
+
+    /// Defines an mdev through libvirt; returns its node-device name.
+    static func define(uuid: String, type: String = "nvidia-63", attrs: [(String, String)] = []) throws -> String {
+        let r = virsh("nodedev-define", xml: mdevXML(uuid: uuid, type: type, attrs: attrs))
+        try #require(r.status == 0, "nodedev-define failed: \(r.err)")
+        return mdevName(uuid: uuid)
+    }
+
+    /// Removes a definition however it was made; safe to call when it is already gone.
+    static func cleanup(uuid: String) {
+        virsh("nodedev-undefine", mdevName(uuid: uuid))
+        let file = "/etc/mdevctl.d/\(pciParent.address)/\(uuid)"
+        if FileManager.default.fileExists(atPath: file) { try? FileManager.default.removeItem(atPath: file) }
+    }
+
+    static func domainXML(name: String, mdevUUIDs: [String]) -> String {
+        """
+        <domain type='qemu'>
+          <name>\(name)</name>
+          <memory unit='MiB'>64</memory>
+          <os><type arch='x86_64' machine='pc'>hvm</type></os>
+          <devices>
+            <emulator>/usr/bin/qemu-system-x86_64</emulator>
+        \(mdevUUIDs.map { "    <hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='\($0)'/></source></hostdev>" }.joined(separator: "\n"))
+          </devices>
+        </domain>
+        """
+    }
+}
+
+/// Runs a real MonitorService for the duration of `body`.
+func withMonitor<T: Sendable>(
+    uri: String = LibvirtHost.uri, backoff: Duration = .milliseconds(200),
+    _ body: (MonitorService) async throws -> T
+) async throws -> T {
+    var logger = Logger(label: "test.monitor")
+    logger.logLevel = .warning
+    let service = MonitorService(
+        configuration: MonitorConfiguration(uri: uri, readOnly: true, initialBackoff: backoff, maxBackoff: .seconds(1)),
+        logger: logger)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await service.run() }
+        defer { group.cancelAll() }
+        return try await body(service)
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while clock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return condition()
+}
+
+extension MonitorService {
+    func device(uuid: String) -> MdevDevice? {
+        index.snapshot.state.devices.values.first { $0.uuid == uuid }
+    }
+}
+
+/// The mdevmon executable built next to the test bundle.
+let mdevmonBinary: String = {
+    let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    var candidate = dir.appendingPathComponent("mdevmon").path
+    // Swift Testing may run from inside the .xctest bundle directory.
+    if !FileManager.default.fileExists(atPath: candidate) {
+        candidate = dir.deletingLastPathComponent().appendingPathComponent("mdevmon").path
+    }
+    return candidate
+}()

@@ -1,0 +1,103 @@
+import Foundation
+import Logging
+import Monitor
+import Policy
+import Testing
+
+/// The restore policy against the real libvirtd after a simulated reboot: the state file names
+/// another boot. This machine has no mdev-capable parent, so libvirt refuses every start, which
+/// exercises the retry, the deadline and giving up.
+@Suite(.enabled(if: LibvirtHost.enabled, "needs a reachable libvirtd (CI=true makes this mandatory)"))
+struct PolicyRestoreTests {
+    struct Setup {
+        let owned: [String]
+        let excluded: String
+        let stateDir: PolicyTempDir
+        let config: PolicyConfig
+    }
+
+    /// Defines three mdevs, writes a previous boot's state file listing all three as active, and
+    /// owns two of them (`uuids` keeps the policy off other tests' devices; `exclude_uuids` drops the third).
+    static func setUp(owned: [String], excluded: String, dryRun: Bool) throws -> Setup {
+        for uuid in owned + [excluded] { _ = try LibvirtHost.define(uuid: uuid) }
+        let stateDir = try PolicyTempDir()
+        let current = try #require(BootID.current())
+        let previous = PersistedState(bootID: "previous-\(UUID().uuidString.lowercased())", active: (owned + [excluded]).map {
+            PersistedState.Device(uuid: $0, parent: LibvirtHost.pciParent.name, mdevType: "nvidia-63", attrs: [], persistent: true)
+        })
+        #expect(previous.bootID != current)
+        try StateStore(directory: stateDir.path).save(previous)
+
+        let config = try PolicyConfig.parse("""
+            dry_run: \(dryRun)
+            ownership:
+              uuids: [\((owned + [excluded]).map { $0.uppercased() }.joined(separator: ", "))]
+              exclude_uuids: [\(excluded)]
+            policies:
+              restore:
+                retry_initial: 50ms
+                retry_max: 200ms
+                deadline: 1500ms
+            """, file: "restore-test.yaml")
+        return Setup(owned: owned, excluded: excluded, stateDir: stateDir, config: config)
+    }
+
+    @Test func retriesOwnedDevicesUntilTheDeadlineThenGivesUp() async throws {
+        let owned = [LibvirtHost.newUUID(), LibvirtHost.newUUID()], excluded = LibvirtHost.newUUID()
+        defer { for uuid in owned + [excluded] { LibvirtHost.cleanup(uuid: uuid) } }
+        let s = try Self.setUp(owned: owned, excluded: excluded, dryRun: false)
+        defer { s.stateDir.remove() }
+        let log = PolicyLogCapture()
+
+        try await withPolicy(config: s.config, stateDir: s.stateDir.path, log: log) { monitor, policy in
+            #expect(await eventually(timeout: .seconds(30)) { policy.metrics.snapshot.restore("gave_up") == 2 }, "did not give up on both")
+            let metrics = policy.metrics.snapshot
+            #expect(metrics.restore("failure") >= 4, "each owned device fails at least twice")
+            #expect(metrics.restore("success") == 0 && metrics.restore("skipped") == 0)
+            #expect(metrics.pending["restore"] == 0)
+
+            for uuid in s.owned {
+                let attempts = log.records(.restoreAttempted, uuid: uuid)
+                let retried = log.records(.restoreFailed, uuid: uuid)
+                let gaveUp = log.records(.restoreGaveUp, uuid: uuid)
+                #expect(attempts.count >= 2, "\(uuid): \(attempts.count) attempts")
+                #expect(retried.count == attempts.count - 1, "every failure but the last is retried")
+                #expect(gaveUp.count == 1)
+                let last = try #require(gaveUp.first)
+                #expect(last.level == .error)
+                #expect(last.message.contains("Unable to") && last.message.contains("mediated device"), "\(last.message)")
+                #expect(last.value(LogKey.mdevParent) == LibvirtHost.pciParent.name)
+                #expect(retried.allSatisfy { $0.level == .warning && $0.message.contains("Unable to") })
+                // libvirt refused: the device is still defined and inactive.
+                #expect(monitor.device(uuid: uuid)?.active == false)
+            }
+            #expect(metrics.restore("failure") == s.owned.map { log.records(.restoreAttempted, uuid: $0).count }.reduce(0, +))
+            #expect(log.records.allSatisfy { $0.value(LogKey.mdevUUID) != s.excluded }, "the excluded device was considered")
+            #expect(log.records(.restoreAttempted).count == metrics.restore("failure"), "an attempt on a device not owned")
+        }
+    }
+
+    @Test func dryRunAttemptsNothing() async throws {
+        let owned = [LibvirtHost.newUUID(), LibvirtHost.newUUID()], excluded = LibvirtHost.newUUID()
+        defer { for uuid in owned + [excluded] { LibvirtHost.cleanup(uuid: uuid) } }
+        let s = try Self.setUp(owned: owned, excluded: excluded, dryRun: true)
+        defer { s.stateDir.remove() }
+        let log = PolicyLogCapture()
+
+        try await withPolicy(config: s.config, stateDir: s.stateDir.path, log: log) { _, policy in
+            #expect(await eventually(timeout: .seconds(30)) { policy.metrics.snapshot.restore("dry_run") == 2 })
+            try await Task.sleep(for: .milliseconds(300))
+            let metrics = policy.metrics.snapshot
+            #expect(metrics.restore("dry_run") == 2)
+            #expect(metrics.restore("failure") == 0 && metrics.restore("gave_up") == 0 && metrics.restore("success") == 0)
+            for uuid in s.owned {
+                let would = log.records(.restoreAttempted, uuid: uuid)
+                #expect(would.count == 1)
+                #expect(would.first?.message.hasPrefix("dry run: would start mdev \(uuid)") == true)
+                #expect(log.records(.restoreFailed, uuid: uuid).isEmpty)
+            }
+            #expect(log.records.allSatisfy { $0.value(LogKey.mdevUUID) != s.excluded })
+            #expect(log.records(.restoreFailed).isEmpty && log.records(.restoreGaveUp).isEmpty)
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Monitor
+import Policy
+import Synchronization
+import Testing
+
+/// SIGKILL the real daemon while libvirt floods it with events: the state file must always be either
+/// absent or a complete, decodable `PersistedState` (never half a file).
+@Suite(.enabled(if: LibvirtHost.enabled, "needs a reachable libvirtd (CI=true makes this mandatory)"))
+struct StateFileCrashTests {
+    static let mdevctlDir = "/etc/mdevctl.d/\(LibvirtHost.pciParent.address)"
+
+    /// The mdevctl definitions written so far, removed at the end whatever happens.
+    final class Written: Sendable {
+        private let paths = Mutex<[String]>([])
+        func add(_ path: String) { paths.withLock { $0.append(path) } }
+        var count: Int { paths.withLock { $0.count } }
+        func removeAll() {
+            for path in paths.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
+        }
+    }
+
+    /// Writes `count` mdevctl definitions directly, as `mdevctl define` would, a few ms apart.
+    static func burst(_ count: Int, into written: Written) async {
+        for _ in 0..<count {
+            let path = "\(mdevctlDir)/\(LibvirtHost.newUUID())"
+            written.add(path)
+            let json = #"{"mdev_type": "nvidia-63", "start": "manual", "attrs": []}"#
+            _ = FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
+            try? await Task.sleep(for: .milliseconds(3))
+        }
+    }
+
+    static func launch(stateDir: String, config: String, stderr: String) throws -> Process {
+        _ = FileManager.default.createFile(atPath: stderr, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: mdevmonBinary)
+        p.arguments = [
+            "run", "--connect", LibvirtHost.uri, "--state.dir", stateDir, "--config.file", config,
+            "--web.listen-address", "127.0.0.1:0", "--log.target", "stderr",
+        ]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderr))
+        try p.run()
+        return p
+    }
+
+    @Test func stateFileSurvivesSIGKILLDuringABurst() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: mdevmonBinary), "build mdevmon first: \(mdevmonBinary)")
+        let dir = try PolicyTempDir()
+        defer { dir.remove() }
+        let stateDir = dir.path + "/state"
+        let config = dir.path + "/mdevmon.yaml"
+        try Data("dry_run: true\n".utf8).write(to: URL(fileURLWithPath: config))
+        try FileManager.default.createDirectory(atPath: Self.mdevctlDir, withIntermediateDirectories: true)
+        let written = Written()
+        defer { written.removeAll() }
+        let store = StateStore(directory: stateDir)
+
+        // Kill at different moments: during start-up, around the first sync and save, and mid-burst.
+        let killAfter: [Duration] = [.milliseconds(40), .milliseconds(150), .milliseconds(300), .milliseconds(600), .milliseconds(1200)]
+        var loaded = 0
+        for (round, delay) in killAfter.enumerated() {
+            let stderr = dir.path + "/stderr-\(round).log"
+            let daemon = try Self.launch(stateDir: stateDir, config: config, stderr: stderr)
+            defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL); daemon.waitUntilExit() } }
+            let burst = Task { await Self.burst(40, into: written) }
+            try await Task.sleep(for: delay)
+            #expect(daemon.isRunning, "round \(round): the daemon exited early: \((try? String(contentsOfFile: stderr, encoding: .utf8)) ?? "")")
+            kill(daemon.processIdentifier, SIGKILL)
+            daemon.waitUntilExit()
+            #expect(daemon.terminationReason == .uncaughtSignal && daemon.terminationStatus == SIGKILL)
+            await burst.value
+
+            switch store.load() {
+            case .missing:
+                break
+            case .loaded(let state):
+                loaded += 1
+                #expect(state.bootID == BootID.current(), "round \(round)")
+            case .corrupt(let reason, let movedTo):
+                Issue.record("round \(round): state file corrupt after SIGKILL: \(reason) (moved to \(movedTo ?? "-"))")
+            }
+        }
+        #expect(written.count == 200)
+
+        // The last daemon must have got far enough to write at least once; if none did, the test proved nothing.
+        if loaded == 0 {
+            let daemon = try Self.launch(stateDir: stateDir, config: config, stderr: dir.path + "/stderr-final.log")
+            defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL); daemon.waitUntilExit() } }
+            #expect(await eventually(timeout: .seconds(30)) { FileManager.default.fileExists(atPath: store.path) }, "the daemon never wrote its state file")
+            kill(daemon.processIdentifier, SIGKILL)
+            daemon.waitUntilExit()
+            if case .loaded = store.load() {} else { Issue.record("state file unreadable after the final kill") }
+        }
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: stateDir)) ?? []
+        #expect(!leftovers.contains { $0.contains(".corrupt-") }, "\(leftovers)")
+    }
+}

@@ -1,0 +1,94 @@
+import Logging
+import Synchronization
+@testable import Monitor
+
+/// Collects every `IndexChange` a subscriber sees, so tests can wait for and compare exact sequences.
+final class ChangeRecorder: Sendable {
+    private let recorded = Mutex<[IndexChange]>([])
+
+    var all: [IndexChange] { recorded.withLock { $0 } }
+    var count: Int { recorded.withLock { $0.count } }
+
+    func drain(_ stream: AsyncStream<IndexChange>) async {
+        for await change in stream { recorded.withLock { $0.append(change) } }
+    }
+
+    /// The changes after the first `mark`, once `predicate` holds for one of them (bounded wait).
+    /// - Returns: nil when no such change arrived in time.
+    func changes(after mark: Int, until predicate: @escaping @Sendable (IndexChange) -> Bool) async -> [IndexChange]? {
+        guard await eventually({ self.all.dropFirst(mark).contains(where: predicate) }) else { return nil }
+        let since = Array(all.dropFirst(mark))
+        let end = since.firstIndex(where: predicate)!
+        return Array(since[...end])
+    }
+}
+
+/// A `MonitorService` running against a `FakeLibvirt`, with its changes recorded from before the first sync.
+struct MonitorHarness: Sendable {
+    let fake: FakeLibvirt
+    let service: MonitorService
+    let recorder: ChangeRecorder
+
+    var snapshot: IndexSnapshot { service.index.snapshot }
+
+    /// `MonitorService.waitForFirstSync()`, then until the recorder has the sync's changes too, so a
+    /// `recorder.count` taken afterwards marks everything before the test's own actions.
+    func waitForFirstSync() async {
+        await service.waitForFirstSync()
+        _ = await recorder.changes(after: 0, until: { $0 == .connection(.synced) })
+    }
+
+    /// Emits `event` followed by an event for a marker domain with no mdevs, and returns exactly the
+    /// changes `event` caused: events are handled in order, so once the marker's `.domainAdded` is
+    /// recorded, everything `event` did has been recorded too. The marker is removed again afterwards.
+    /// - Returns: nil when the marker never arrived.
+    func changes(from event: LibvirtEvent, marker: String = "marker") async -> [IndexChange]? {
+        let mark = recorder.count
+        fake.putDomain(DomainRecord(name: marker, inactiveXML: "<domain type='kvm'><name>\(marker)</name></domain>",
+                                    active: false, persistent: true, autostart: false))
+        guard fake.emit(event), fake.emit(.domain(name: marker, kind: .defined)) else { return nil }
+        guard var changes = await recorder.changes(after: mark, until: { change in
+            if case .domainAdded(let d) = change { d.name == marker } else { false }
+        }) else { return nil }
+        changes.removeLast()
+        // Leave the index as it was, apart from what `event` did.
+        fake.removeDomain(named: marker)
+        let removalMark = recorder.count
+        fake.emit(.domain(name: marker, kind: .undefined))
+        _ = await recorder.changes(after: removalMark, until: { change in
+            if case .domainRemoved(let d) = change { d.name == marker } else { false }
+        })
+        return changes
+    }
+}
+
+extension MonitorConfiguration {
+    /// Tiny backoff so reconnect tests run in milliseconds.
+    static let test = MonitorConfiguration(
+        uri: "test:///fake", readOnly: true, initialBackoff: .milliseconds(10), maxBackoff: .milliseconds(80))
+}
+
+/// Runs a `MonitorService` on `fake` for the duration of `body`, then cancels it and waits for it to end.
+func withMonitor(
+    _ fake: FakeLibvirt, configuration: MonitorConfiguration = .test,
+    _ body: (MonitorHarness) async throws -> Void
+) async throws {
+    let service = MonitorService(
+        configuration: configuration, connector: fake,
+        logger: Logger(label: "mdevmon.test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    let stream = await service.index.changes()
+    let recorder = ChangeRecorder()
+    let harness = MonitorHarness(fake: fake, service: service, recorder: recorder)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { await recorder.drain(stream) }
+        group.addTask { try await service.run() }
+        do {
+            try await body(harness)
+        } catch {
+            group.cancelAll()
+            throw error
+        }
+        group.cancelAll()
+        try await group.waitForAll()
+    }
+}

@@ -1,0 +1,44 @@
+import Logging
+import ServiceLifecycle
+import Testing
+@testable import Monitor
+
+/// `MonitorService` as a `Service`: it ends on graceful shutdown, and nothing waiting on it hangs shutdown.
+@Suite struct MonitorServiceLifecycleTests {
+    private static let logger = Logger(label: "mdevmon.test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    @Test func gracefulShutdownEndsTheServiceGroup() async throws {
+        let fake = try MonitorServiceEventTests.populatedFake()
+        let service = MonitorService(configuration: .test, connector: fake, logger: Self.logger)
+        let group = ServiceGroup(configuration: .init(services: [service], logger: Self.logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            await service.waitForFirstSync()
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(fake.openConnections == 0)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func waitForFirstSyncReturnsWhenCancelledWhileLibvirtIsDown() async throws {
+        let fake = FakeLibvirt()
+        fake.goDown(reason: "Failed to connect socket: No such file or directory")
+        try await withMonitor(fake) { h in
+            await withTaskGroup(of: Void.self) { waiters in
+                waiters.addTask { await h.service.waitForFirstSync() }
+                waiters.addTask { await h.service.waitForFirstSync() }
+                #expect(await eventually { fake.connectAttempts.count >= 2 })
+                waiters.cancelAll()
+                await waiters.waitForAll()
+            }
+            #expect(h.snapshot.status.synced == false)
+            // A waiter already cancelled returns at once too.
+            await withTaskGroup(of: Void.self) { waiters in
+                waiters.cancelAll()
+                waiters.addTask { await h.service.waitForFirstSync() }
+                await waiters.waitForAll()
+            }
+        }
+    }
+}

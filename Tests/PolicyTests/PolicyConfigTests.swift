@@ -1,0 +1,187 @@
+import Foundation
+import Policy
+import Testing
+
+@Suite struct PolicyConfigTests {
+    static let fullExample = """
+        # mdevmon policy configuration
+        dry_run: true
+        ownership:
+          parents: [pci_0000_3b_00_0, pci_0000_af_00_0]
+          mdev_types:
+            - nvidia-63
+          uuids: ["8A3F0C1E-1111-4222-8333-944455556666"]
+          exclude_uuids: [0b1c2d3e-aaaa-4bbb-8ccc-dddddddddddd]
+        policies:
+          restore:
+            enabled: false
+            recreate_transient: true
+            autostart_grace_period: 45s
+            retry_initial: 250ms
+            retry_max: 5m
+            deadline: 1h
+          domain_references:
+            enabled: false
+        """
+
+    func parse(_ yaml: String) throws(ConfigError) -> PolicyConfig {
+        try PolicyConfig.parse(yaml, file: "x.yaml")
+    }
+
+    func error(_ yaml: String) -> ConfigError? {
+        do {
+            _ = try parse(yaml)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func defaults() {
+        let c = PolicyConfig()
+        #expect(!c.dryRun)
+        #expect(c.ownership == PolicyConfig.Ownership())
+        #expect(c.restore.enabled && !c.restore.recreateTransient)
+        #expect(c.restore.autostartGracePeriod == .seconds(30))
+        #expect(c.restore.retryInitial == .seconds(1))
+        #expect(c.restore.retryMax == .seconds(60))
+        #expect(c.restore.deadline == .seconds(600))
+        #expect(c.domainReferences.enabled)
+        #expect(c.needsWriteAccess)
+    }
+
+    @Test func missingDefaultPathMeansDefaults() throws {
+        let path = NSTemporaryDirectory() + "mdevmon-missing-\(UUID().uuidString).yaml"
+        #expect(try PolicyConfig.load(path: path, isDefaultPath: true) == PolicyConfig())
+    }
+
+    @Test func missingExplicitPathIsAnError() {
+        let path = NSTemporaryDirectory() + "mdevmon-missing-\(UUID().uuidString).yaml"
+        let error = #expect(throws: ConfigError.self) { try PolicyConfig.load(path: path, isDefaultPath: false) }
+        #expect(error?.description == "config \(path): (file): does not exist")
+    }
+
+    @Test func emptyFileMeansDefaults() throws {
+        #expect(try parse("") == PolicyConfig())
+        #expect(try parse("# only a comment\n") == PolicyConfig())
+    }
+
+    @Test func fullValidExample() throws {
+        let c = try parse(Self.fullExample)
+        #expect(c.dryRun)
+        #expect(c.ownership.parents == ["pci_0000_3b_00_0", "pci_0000_af_00_0"])
+        #expect(c.ownership.mdevTypes == ["nvidia-63"])
+        #expect(c.ownership.uuids == ["8A3F0C1E-1111-4222-8333-944455556666"])
+        #expect(c.ownership.excludeUUIDs == ["0b1c2d3e-aaaa-4bbb-8ccc-dddddddddddd"])
+        #expect(!c.restore.enabled)
+        #expect(c.restore.recreateTransient)
+        #expect(c.restore.autostartGracePeriod == .seconds(45))
+        #expect(c.restore.retryInitial == .milliseconds(250))
+        #expect(c.restore.retryMax == .seconds(300))
+        #expect(c.restore.deadline == .seconds(3600))
+        #expect(!c.domainReferences.enabled)
+        #expect(!c.needsWriteAccess)
+    }
+
+    @Test func loadsAFile() throws {
+        let path = NSTemporaryDirectory() + "mdevmon-\(UUID().uuidString).yaml"
+        try Data(Self.fullExample.utf8).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try PolicyConfig.load(path: path, isDefaultPath: false) == parse(Self.fullExample))
+        #expect(try PolicyConfig.load(path: path, isDefaultPath: true) == parse(Self.fullExample))
+    }
+
+    @Test(arguments: [
+        ("250ms", Duration.milliseconds(250)),
+        ("30s", .seconds(30)),
+        ("5m", .seconds(300)),
+        ("1h", .seconds(3600)),
+        ("2", .seconds(2)),
+        ("1.5s", .milliseconds(1500)),
+        ("0", .zero),
+    ])
+    func durations(text: String, expected: Duration) throws {
+        let c = try parse("policies:\n  restore:\n    deadline: \(text)\n")
+        #expect(c.restore.deadline == expected)
+    }
+
+    @Test func unknownKeyNamesLineAndDottedField() {
+        let yaml = """
+            dry_run: false
+            policies:
+              restore:
+                retry_maxx: 10s
+            """
+        #expect(error(yaml)?.description ==
+            "config x.yaml:4: policies.restore.retry_maxx: unknown key (allowed: enabled, recreate_transient, autostart_grace_period, retry_initial, retry_max, deadline)")
+    }
+
+    @Test func unknownTopLevelAndNestedKeys() {
+        let top = error("dry_run: true\nownershp: {}\n")
+        #expect(top?.line == 2)
+        #expect(top?.field == "ownershp")
+        #expect(top?.problem == "unknown key (allowed: dry_run, ownership, policies)")
+
+        let nested = error("ownership:\n  parents: []\n  uuid: [a]\n")
+        #expect(nested?.line == 3)
+        #expect(nested?.field == "ownership.uuid")
+
+        let refs = error("policies:\n  domain_references:\n    enable: true\n")
+        #expect(refs?.line == 3)
+        #expect(refs?.field == "policies.domain_references.enable")
+    }
+
+    @Test(arguments: [
+        // (yaml, line, field, problem contains)
+        ("dry_run: maybe\n", 1, "dry_run", "must be true or false"),
+        ("policies:\n  restore:\n    enabled: [true]\n", 3, "policies.restore.enabled", "must be true or false"),
+        ("policies:\n  domain_references:\n    enabled: 3\n", 3, "policies.domain_references.enabled", "must be true or false"),
+        ("ownership:\n  uuids: abc\n", 2, "ownership.uuids", "must be a list of strings"),
+        ("ownership:\n  parents:\n    - pci_0000_3b_00_0\n    - {a: b}\n", 4, "ownership.parents", "list items must be non-empty strings"),
+        ("policies:\n  restore:\n    retry_max: soon\n", 3, "policies.restore.retry_max", "'soon' is not a duration"),
+        ("policies:\n  restore:\n    deadline: -5s\n", 3, "policies.restore.deadline", "is not a duration"),
+        ("policies:\n  restore:\n    retry_initial: [1s]\n", 3, "policies.restore.retry_initial", "must be a duration"),
+        ("ownership: [a]\n", 1, "ownership", "must be a mapping"),
+        ("policies:\n  restore: true\n", 2, "policies.restore", "must be a mapping"),
+    ])
+    func wrongTypesNameFieldAndLine(yaml: String, line: Int, field: String, problem: String) throws {
+        let e = try #require(error(yaml))
+        #expect(e.file == "x.yaml")
+        #expect(e.line == line)
+        #expect(e.field == field)
+        #expect(e.problem.contains(problem), "\(e)")
+        #expect(e.description.hasPrefix("config x.yaml:\(line): \(field): "))
+    }
+
+    @Test func topLevelMustBeAMapping() {
+        let e = error("- a\n- b\n")
+        #expect(e?.field == "(top level)")
+        #expect(e?.problem == "must be a mapping")
+    }
+
+    @Test func badYAMLSyntaxNamesALine() throws {
+        let e = try #require(error("dry_run: true\nownership:\n  parents: [a, b\npolicies: {}\n"))
+        #expect(e.field == "(yaml)")
+        let line = try #require(e.line)
+        #expect((3...4).contains(line), "\(e)")
+        #expect(e.description.hasPrefix("config x.yaml:\(line): (yaml): "))
+
+        let tabs = try #require(error("dry_run: true\n\tpolicies: {}\n"))
+        #expect(tabs.field == "(yaml)")
+        #expect(tabs.line == 2, "\(tabs)")
+    }
+
+    @Test func retryInitialMustNotExceedRetryMax() {
+        let e = error("policies:\n  restore:\n    retry_initial: 2m\n    retry_max: 1m\n")
+        #expect(e?.field == "policies.restore.retry_initial")
+        #expect(e?.problem == "must not exceed retry_max")
+    }
+
+    @Test func invalidFileOnDiskNamesThePath() throws {
+        let path = NSTemporaryDirectory() + "mdevmon-\(UUID().uuidString).yaml"
+        try Data("dry_run: 7\n".utf8).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let e = #expect(throws: ConfigError.self) { try PolicyConfig.load(path: path, isDefaultPath: true) }
+        #expect(e?.description == "config \(path):1: dry_run: must be true or false")
+    }
+}

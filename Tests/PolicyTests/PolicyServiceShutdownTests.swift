@@ -1,0 +1,67 @@
+import Foundation
+import Logging
+import Monitor
+import Policy
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+/// SIGTERM (a graceful shutdown) must end the service even while restores wait or retry.
+@Suite struct PolicyServiceShutdownTests {
+    /// Runs the service in a `ServiceGroup` until `ready`, triggers a graceful shutdown and reports
+    /// whether `run()` returned within `timeout`.
+    func shutsDown(initial: IndexState, previous: PersistedState, config: PolicyConfig,
+                   timeout: Duration = .seconds(5), ready: @escaping @Sendable (LogCapture, FakeDeviceActions) -> Bool) async throws -> Bool {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = StateStore(directory: dir.path)
+        try store.save(previous)
+        let index = DeviceIndex(uri: "test:///policy")
+        await index.replace(with: initial)
+        let log = LogCapture()
+        let actions = FakeDeviceActions(index: index, failTimes: .max)
+        let service = PolicyService(index: index, waitForFirstSync: {}, actions: actions, config: config, store: store,
+                                    bootID: PolicyHarness.bootID, saveDelay: .milliseconds(10), logger: log.logger)
+        let group = ServiceGroup(configuration: .init(services: [service], logger: Logger(label: "test.group") { _ in SwiftLogNoOpLogHandler() }))
+        let finished = Atomic(false)
+        let runner = Task {
+            try? await group.run()
+            finished.store(true, ordering: .sequentiallyConsistent)
+        }
+        defer { runner.cancel() }
+        #expect(await eventually { ready(log, actions) }, "the restore never got going")
+        await group.triggerGracefulShutdown()
+        return await eventually(timeout: timeout) { finished.load(ordering: .sequentiallyConsistent) }
+    }
+
+    @Test(arguments: 0..<10)
+    func whileWaitingForAParent(round: Int) async throws {
+        let u = Sample.uuid()
+        let done = try await shutsDown(
+            initial: .with([Sample.device(u)], parents: []),
+            previous: PersistedState(bootID: "previous-boot", active: [Sample.saved(u)]),
+            config: fastConfig(),
+            ready: { log, _ in log.records.contains { $0.message.contains("waiting for parent") } })
+        #expect(done, "round \(round): run() did not return after a graceful shutdown")
+    }
+
+    @Test func whileRetrying() async throws {
+        let u = Sample.uuid()
+        let done = try await shutsDown(
+            initial: .with([Sample.device(u)]),
+            previous: PersistedState(bootID: "previous-boot", active: [Sample.saved(u)]),
+            config: fastConfig { $0.restore.deadline = .seconds(600); $0.restore.retryInitial = .seconds(30); $0.restore.retryMax = .seconds(60) },
+            ready: { _, actions in !actions.calls.isEmpty })
+        #expect(done, "run() did not return after a graceful shutdown")
+    }
+
+    @Test func duringTheAutostartGracePeriod() async throws {
+        let u = Sample.uuid()
+        let done = try await shutsDown(
+            initial: .with([Sample.device(u, autostart: true)]),
+            previous: PersistedState(bootID: "previous-boot", active: []),
+            config: fastConfig { $0.restore.autostartGracePeriod = .seconds(600) },
+            ready: { _, actions in !actions.checkedParents.isEmpty })
+        #expect(done, "run() did not return after a graceful shutdown")
+    }
+}

@@ -1,0 +1,250 @@
+import Foundation
+import Logging
+import Monitor
+import Policy
+import Synchronization
+
+/// One captured log record.
+struct LogRecord: Sendable {
+    var level: Logger.Level
+    var message: String
+    var metadata: Logger.Metadata
+
+    var messageID: String? { metadata[Monitor.LogEvent.metadataKey].map { "\($0)" } }
+    var uuid: String? { metadata[LogKey.mdevUUID].map { "\($0)" } }
+    var domain: String? { metadata[LogKey.domainName].map { "\($0)" } }
+
+    func `is`(_ event: Monitor.LogEvent) -> Bool { messageID == event.id }
+}
+
+/// Collects every record logged through `logger`, from any thread. Never touches `LoggingSystem`.
+final class LogCapture: Sendable {
+    private let storage = Mutex<[LogRecord]>([])
+
+    var records: [LogRecord] { storage.withLock { $0 } }
+
+    func append(_ record: LogRecord) { storage.withLock { $0.append(record) } }
+
+    func records(_ event: Monitor.LogEvent) -> [LogRecord] { records.filter { $0.is(event) } }
+
+    var logger: Logger {
+        var logger = Logger(label: "test.policy") { _ in CapturingLogHandler(capture: self) }
+        logger.logLevel = .trace
+        return logger
+    }
+}
+
+struct CapturingLogHandler: LogHandler {
+    let capture: LogCapture
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: Logging.LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        capture.append(LogRecord(level: event.level, message: event.message.description, metadata: merged))
+    }
+}
+
+struct FakeActionError: Error, CustomStringConvertible {
+    var description: String { "Unable to start mediated device (fake)" }
+}
+
+/// A `DeviceActions` that records calls, fails a set number of times, and runs hooks that may change
+/// the index (to play mdevctl's udev rule winning a race, or a parent appearing).
+final class FakeDeviceActions: DeviceActions {
+    struct Call: Hashable, Sendable {
+        var action: String
+        var argument: String
+        var time: ContinuousClock.Instant
+    }
+
+    struct Hooks: Sendable {
+        /// Runs before every `nodeDeviceExists`; its result is the answer (default: the parent is indexed).
+        var exists: (@Sendable (String) async -> Bool)?
+        /// Runs before every `start`/`create` decides whether to fail.
+        var beforeAction: (@Sendable (String) async -> Void)?
+    }
+
+    private let index: DeviceIndex
+    private let failures: Mutex<Int>
+    private let hooks: Hooks
+    private let recorded = Mutex<[Call]>([])
+    private let existsChecks = Mutex<[String]>([])
+
+    /// - Parameter failTimes: how many `start`/`create` calls throw before they succeed (`.max`: always).
+    init(index: DeviceIndex, failTimes: Int = 0, hooks: Hooks = Hooks()) {
+        self.index = index
+        self.failures = Mutex(failTimes)
+        self.hooks = hooks
+    }
+
+    var calls: [Call] { recorded.withLock { $0 } }
+    var startCalls: [String] { calls.filter { $0.action == "start" }.map(\.argument) }
+    var checkedParents: [String] { existsChecks.withLock { $0 } }
+
+    func nodeDeviceExists(_ name: String) async throws -> Bool {
+        existsChecks.withLock { $0.append(name) }
+        if let exists = hooks.exists { return await exists(name) }
+        return index.snapshot.state.parents[name] != nil
+    }
+
+    func start(deviceNamed name: String) async throws {
+        try await act("start", name)
+    }
+
+    func create(xml: String) async throws -> String {
+        try await act("create", xml)
+        return "created"
+    }
+
+    private func act(_ action: String, _ argument: String) async throws {
+        recorded.withLock { $0.append(Call(action: action, argument: argument, time: .now)) }
+        await hooks.beforeAction?(argument)
+        let fail = failures.withLock { n -> Bool in
+            guard n > 0 else { return false }
+            if n != .max { n -= 1 }
+            return true
+        }
+        if fail { throw FakeActionError() }
+    }
+}
+
+/// A fresh directory under the system temp dir.
+struct TemporaryDirectory {
+    let path: String
+
+    init() throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("mdevmon-policy-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+
+    var files: [String] { ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() }
+}
+
+/// Builders for index values.
+enum Sample {
+    static let parent = "pci_0000_3b_00_0"
+    static let otherParent = "pci_0000_af_00_0"
+    static let type = "nvidia-63"
+
+    static func uuid() -> String { UUID().uuidString.lowercased() }
+
+    static func name(_ uuid: String, parent: String = parent) -> String {
+        "mdev_" + uuid.replacingOccurrences(of: "-", with: "_") + "_" + parent.dropFirst(4)
+    }
+
+    static func definition(_ uuid: String, parent: String = parent, type: String = type,
+                           attrs: [MdevAttr] = []) -> MdevDefinition {
+        MdevDefinition(name: name(uuid, parent: parent), uuid: uuid, parent: parent, parentAddress: nil,
+                       mdevType: type, iommuGroup: nil, attrs: attrs)
+    }
+
+    static func device(_ uuid: String, parent: String = parent, type: String = type, active: Bool = false,
+                       persistent: Bool = true, autostart: Bool = false, attrs: [MdevAttr] = []) -> MdevDevice {
+        MdevDevice(definition: definition(uuid, parent: parent, type: type, attrs: attrs),
+                   flags: DeviceFlags(active: active, persistent: persistent, autostart: autostart))
+    }
+
+    static func parentDevice(_ name: String = parent) -> ParentDevice {
+        ParentDevice(name: name, kind: "pci", types: [
+            MdevTypeInfo(id: type, name: "GRID", deviceAPI: "vfio-pci", availableInstances: 4)])
+    }
+
+    static func domain(_ name: String, uuids: [String], persistent: Bool = true, autostart: Bool = false,
+                       active: Bool = false) -> DomainInfo {
+        DomainInfo(name: name, uuid: uuid(), active: active, persistent: persistent, autostart: autostart, mdevUUIDs: uuids)
+    }
+
+    static func saved(_ uuid: String, parent: String = parent, type: String = type, persistent: Bool = true,
+                      attrs: [MdevAttr] = []) -> PersistedState.Device {
+        PersistedState.Device(uuid: uuid, parent: parent, mdevType: type, attrs: attrs, persistent: persistent)
+    }
+}
+
+/// A restore configuration quick enough for tests.
+func fastConfig(_ edit: (inout PolicyConfig) -> Void = { _ in }) -> PolicyConfig {
+    var config = PolicyConfig()
+    config.restore.retryInitial = .milliseconds(20)
+    config.restore.retryMax = .milliseconds(80)
+    config.restore.deadline = .milliseconds(400)
+    config.restore.autostartGracePeriod = .milliseconds(10)
+    edit(&config)
+    return config
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+func eventually(timeout: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while clock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(5))
+    }
+    return await condition()
+}
+
+/// A `PolicyService` over a real `DeviceIndex`, a temp state directory and fake actions, run for the
+/// duration of `body`.
+struct PolicyHarness {
+    let index: DeviceIndex
+    let actions: FakeDeviceActions
+    let store: StateStore
+    let log: LogCapture
+    let service: PolicyService
+    static let bootID = "11111111-2222-3333-4444-555555555555"
+
+    var metrics: PolicyMetrics.Snapshot { service.metrics.snapshot }
+
+    /// The `restore` policy's action counter for `result`.
+    func count(_ result: String, action: String = "start") -> Int {
+        metrics.actions.first { $0.key.policy == "restore" && $0.key.action == action && $0.key.result == result }?.value ?? 0
+    }
+
+    /// The state file as saved, or nil.
+    var saved: PersistedState? {
+        if case .loaded(let state) = store.load() { return state }
+        return nil
+    }
+
+    /// - Parameters:
+    ///   - initial: the index after the "first full sync" (applied before the service starts).
+    ///   - previous: the state file left by the previous run, if any.
+    static func run(
+        initial: IndexState, previous: PersistedState? = nil, config: PolicyConfig = fastConfig(),
+        failTimes: Int = 0, hooks: @escaping (DeviceIndex) -> FakeDeviceActions.Hooks = { _ in .init() },
+        saveDelay: Duration = .milliseconds(10), bootID: String = bootID,
+        _ body: (PolicyHarness) async throws -> Void
+    ) async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = StateStore(directory: dir.path)
+        if let previous { try store.save(previous) }
+        let index = DeviceIndex(uri: "test:///policy")
+        await index.replace(with: initial)
+        let actions = FakeDeviceActions(index: index, failTimes: failTimes, hooks: hooks(index))
+        let log = LogCapture()
+        let service = PolicyService(index: index, waitForFirstSync: {}, actions: actions, config: config,
+                                    store: store, bootID: bootID, saveDelay: saveDelay, logger: log.logger)
+        let harness = PolicyHarness(index: index, actions: actions, store: store, log: log, service: service)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await service.run() }
+            defer { group.cancelAll() }
+            try await body(harness)
+        }
+    }
+}
+
+extension IndexState {
+    /// A state with these devices, every parent they name, and these domains.
+    static func with(_ devices: [MdevDevice], domains: [DomainInfo] = [], parents: [String]? = nil) -> IndexState {
+        let names = parents ?? Array(Set(devices.map(\.parent))).sorted()
+        return IndexState(devices: devices, parents: names.map { Sample.parentDevice($0) }, domains: domains)
+    }
+}

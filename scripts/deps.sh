@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs and starts everything mdevmon and its tests need on a fresh Debian 12 machine (as root).
+# Idempotent: safe to run again; it starts only what is not running yet.
+set -euo pipefail
+
+PACKAGES=(
+  libvirt-daemon-system libvirt-clients libvirt-dev libxml2-dev libsystemd-dev mdevctl
+  qemu-system-x86 systemd prometheus prometheus-alertmanager curl openssl
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q "${missing[@]}" >/dev/null
+fi
+# The Debian prometheus packages start their services where systemd is PID 1; tests run their own.
+
+# libvirtd: PID 1 is not systemd on build machines, so start the monolithic daemon by hand.
+if ! virsh -c qemu:///system version >/dev/null 2>&1; then
+  pgrep -x libvirtd >/dev/null || libvirtd -d
+  for _ in $(seq 1 100); do
+    virsh -c qemu:///system version >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  virsh -c qemu:///system version >/dev/null || { echo "deps: libvirtd did not start" >&2; exit 1; }
+fi
+
+# journald: standalone, when no journal is listening yet.
+if ! pgrep -x systemd-journal >/dev/null 2>&1; then
+  mkdir -p /run/systemd/journal
+  /lib/systemd/systemd-journald >/dev/null 2>&1 &
+  for _ in $(seq 1 50); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
+fi
+echo "deps: libvirtd and journald are up"
