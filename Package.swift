@@ -82,7 +82,11 @@ let package = Package(
 
         .testTarget(
             name: "MonitorTests",
-            dependencies: ["Monitor"],
+            dependencies: [
+                "Monitor",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             resources: [.copy("Fixtures")],
             swiftSettings: strict),
         .testTarget(
@@ -95,7 +99,11 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "SystemdTests",
-            dependencies: ["Systemd", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Systemd",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",

@@ -46,8 +46,9 @@ public final class PolicyService: Service, Sendable {
     public func run() async throws {
         let changes = await index.changes()
         let previous = loadPrevious()
-        await waitForFirstSync()
-        if Task.isCancelled { return }
+        // A daemon stopped before libvirt was ever reachable must still shut down promptly.
+        await cancelWhenGracefulShutdown { await self.waitForFirstSync() }
+        if Task.isCancelled || Task.isShuttingDownGracefully { return }
         let snapshot = index.snapshot
         evaluateReferences(snapshot.state)
 

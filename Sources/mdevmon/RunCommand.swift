@@ -104,7 +104,8 @@ struct StatusReporter: Service {
 
     func run() async throws {
         let changes = await monitor.index.changes()
-        await monitor.waitForFirstSync()
+        await cancelWhenGracefulShutdown { await monitor.waitForFirstSync() }
+        if Task.isCancelled || Task.isShuttingDownGracefully { return }
         await notify.ready(status: Self.summary(monitor.index.snapshot))
         for await _ in changes.cancelOnGracefulShutdown() {
             await notify.updateStatus(Self.summary(monitor.index.snapshot))

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs one boot phase of the end-to-end scenarios inside the guest (started by mdevmon-e2e.service after
+# mdevmon.service), then powers the guest off. The phase comes from `e2e.phase=` on the kernel command line;
+# each phase checks what the previous boot prepared and prepares the next boot.
+#   one:   baseline (no daemon needed), lifecycle, sysfs, references; prepares the reboot
+#   two:   stock mdevctl autostart bug (no daemon needed), reboot recovery, domain start; removes mtty from boot
+#   three: late parent; installs the /usr/sbin/mdevctl symlink
+#   four:  symlink autostart (no daemon needed), racing mdevctl, systemd watchdog
+# Results: `E2E-RESULT <scenario> PASS|FAIL|SKIP <detail>` on the console and in
+# /var/lib/mdevmon-e2e/results-<phase>.txt; the detailed log, journals and listings beside it.
+set -uo pipefail
+here=$(dirname "$(readlink -f "$0")")
+PHASE=$(sed -n 's/.*\be2e\.phase=\([a-z]*\).*/\1/p' /proc/cmdline)
+[ -n "$PHASE" ] || exit 0
+source "$here/lib.sh"
+for f in "$here"/scenarios/*.sh; do source "$f"; done
+
+mkdir -p "$E2E_DIR"
+exec 3>&1 >>"$E2E_DIR/$PHASE.log" 2>&1
+: > "$E2E_DIR/results-$PHASE.txt"
+
+finish() {
+  say "E2E-STEP collecting logs"
+  journalctl -b --no-pager -o short-precise > "$E2E_DIR/$PHASE-journal.txt" 2>&1
+  journalctl -b --no-pager -o json -u mdevmon.service > "$E2E_DIR/$PHASE-mdevmon.json" 2>&1
+  have_daemon && timeout 20 mdevmon list --parents > "$E2E_DIR/$PHASE-list.txt" 2>&1
+  timeout 5 curl -fsS "$METRICS_URL" > "$E2E_DIR/$PHASE-metrics.txt" 2>&1
+  say "E2E-PHASE-END $PHASE"
+  sync
+  systemctl poweroff --no-block
+}
+trap finish EXIT
+
+say "E2E-PHASE-BEGIN $PHASE (kernel $(uname -r), mdevmon $(have_daemon && echo installed || echo absent))"
+log "uptime $(cut -d' ' -f1 /proc/uptime) s; mdevmon: $(systemctl is-active mdevmon.service)"
+if have_daemon && [ "$PHASE" != three ]; then
+  wait_for 60 mdevmon_ready || log "mdevmon is not ready after 60 s: $(systemctl is-active mdevmon.service)"
+fi
+
+case $PHASE in
+  one)
+    scenario_baseline
+    if have_daemon; then
+      scenario_lifecycle
+      scenario_sysfs
+      scenario_references
+    else
+      for s in lifecycle sysfs references; do skip $s "mdevmon not installed"; done
+    fi
+    prepare_recovery
+    ;;
+  two)
+    scenario_stock_autostart
+    if have_daemon; then scenario_recovery; else skip recovery "mdevmon not installed"; fi
+    try_domain_start
+    prepare_late_parent
+    ;;
+  three)
+    if have_daemon; then scenario_late_parent; else skip late-parent "mdevmon not installed"; fi
+    prepare_racing
+    ;;
+  four)
+    scenario_symlink_autostart
+    if have_daemon; then
+      scenario_racing
+      scenario_systemd
+    else
+      for s in racing systemd; do skip $s "mdevmon not installed"; done
+    fi
+    ;;
+  *) say "E2E-RESULT phase-$PHASE FAIL unknown phase" ;;
+esac

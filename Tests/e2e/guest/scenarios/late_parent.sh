@@ -1,0 +1,33 @@
+# late-parent: mtty is loaded ~20 s after mdevmon started; mdevmon waits for the parent's CREATED
+# event, then restores (no attempts before).
+
+scenario_late_parent() {
+  scenario_begin late-parent
+  check "mtty not loaded at boot" bash -c "! grep -q '^mtty ' /proc/modules"
+  check "libvirt has no mtty parent" bash -c "! virsh nodedev-list --cap mdev_types | grep -qx $PARENT"
+  local started up wait_s
+  wait_for 60 systemctl is-active -q mdevmon.service || fail "mdevmon.service not active"
+  started=$(systemctl show -P ExecMainStartTimestampMonotonic mdevmon.service)
+  up=$(awk '{printf "%d", $1 * 1000000}' /proc/uptime)
+  wait_s=$(( (started + 20000000 - up) / 1000000 ))
+  ((wait_s > 0)) && { log "sleeping ${wait_s} s until 20 s after mdevmon started"; sleep "$wait_s"; }
+  local u
+  check "mdevmon logged that it waits for the parent" \
+    bash -c "journalctl -b -u mdevmon.service -o cat | grep -q 'waiting for parent $PARENT'"
+  check "no restore attempt before the parent exists" test "$(boot_count "${MSGID[restoreAttempted]}")" -eq 0
+
+  mark_journal
+  local t0; t0=$(now_ms)
+  check "modprobe mtty" run modprobe mtty
+  all_up() { local x; for x in "${RECOVERY[@]}"; do sysfs_active "$x" || return 1; done; }
+  if check "all three devices restored within 60 s of modprobe" wait_for 60 all_up; then
+    note "restored $(( $(now_ms) - t0 )) ms after modprobe"
+  fi
+  for u in "${RECOVERY[@]}"; do
+    check "journal: restoreSucceeded for $u after the parent appeared" journal_has "${MSGID[restoreSucceeded]}" MDEV_UUID="$u"
+  done
+  check "no restoreFailed this boot" test "$(boot_count "${MSGID[restoreFailed]}")" -eq 0
+  check "no restoreGaveUp this boot" test "$(boot_count "${MSGID[restoreGaveUp]}")" -eq 0
+  check "metric: no failed restore" test "$(metric_sum mdev_policy_actions_total result=failure)" = 0
+  scenario_end
+}
