@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "mdevmon", targets: ["mdevmon"]),
+        .executable(name: "mdevmon-bench", targets: ["mdevmon-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -78,6 +79,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "mdevmon-bench",
+            dependencies: [
+                "Monitor", "Exporter",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/mdevmon-bench",
             swiftSettings: strict),
 
         .testTarget(

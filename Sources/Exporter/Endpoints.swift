@@ -16,17 +16,17 @@ final class Endpoints: Sendable {
     }
 
     /// Renders a scrape and remembers its cost for the next one's `mdev_scrape_*`.
-    func metrics() -> [UInt8] {
+    func metrics() -> RenderedScrape {
         let clock = ContinuousClock()
         let start = clock.now
         let previous = lastScrape.withLock { $0 }
-        let body = MetricsRenderer.render(
+        let scrape = MetricsRenderer.renderScrape(
             snapshot: snapshot(), build: configuration.build, process: ProcessStats.current(),
             previousScrape: previous, contributors: configuration.metricsContributors, cache: cache)
         let elapsed = clock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        lastScrape.withLock { $0 = ScrapeStats(renderSeconds: seconds, bytes: body.count) }
-        return body
+        lastScrape.withLock { $0 = ScrapeStats(renderSeconds: seconds, bytes: scrape.byteCount) }
+        return scrape
     }
 
     func landingPage() -> String {

@@ -38,11 +38,15 @@ struct ExporterResponder: HTTPResponder {
         let response: Response
         switch route {
         case .landing:
-            response = Self.body(Array(endpoints.landingPage().utf8), type: "text/html; charset=utf-8", gzip: gzip)
+            let html = Array(endpoints.landingPage().utf8)
+            response = Self.body(gzip ? Gzip.compress(html) : html, gzip: gzip, type: "text/html; charset=utf-8")
         case .metrics:
-            response = Self.body(endpoints.metrics(), type: "text/plain; version=0.0.4; charset=utf-8", gzip: gzip)
+            let scrape = endpoints.metrics()
+            response = Self.body(gzip ? scrape.gzipped() : scrape.bytes, gzip: gzip,
+                                 type: "text/plain; version=0.0.4; charset=utf-8")
         case .devices:
-            response = Self.body(Array(endpoints.devicesJSON()), type: "application/json", gzip: gzip)
+            let json = Array(endpoints.devicesJSON())
+            response = Self.body(gzip ? Gzip.compress(json) : json, gzip: gzip, type: "application/json")
         case .health:
             let (healthy, reason) = endpoints.health()
             response = Self.text(healthy ? .ok : .serviceUnavailable, reason + "\n")
@@ -50,16 +54,10 @@ struct ExporterResponder: HTTPResponder {
         return request.method == .head ? response.createHeadResponse() : response
     }
 
-    /// A compressible body; the same URL may be served gzipped or not, so caches must vary.
-    private static func body(_ bytes: [UInt8], type: String, gzip: Bool) -> Response {
+    /// A negotiable body; the same URL may be served gzipped or not, so caches must vary.
+    private static func body(_ payload: [UInt8], gzip: Bool, type: String) -> Response {
         var headers: HTTPFields = [.contentType: type, .vary: "Accept-Encoding"]
-        let payload: [UInt8]
-        if gzip {
-            payload = Gzip.compress(bytes)
-            headers[.contentEncoding] = "gzip"
-        } else {
-            payload = bytes
-        }
+        if gzip { headers[.contentEncoding] = "gzip" }
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: payload)))
     }
 

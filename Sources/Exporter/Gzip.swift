@@ -2,21 +2,50 @@
 ///
 /// Nothing reachable from this package's declared products exposes zlib (NIOHTTPCompression only
 /// offers a channel handler for NIOHTTP1 parts, which Hummingbird 2's pipeline does not carry), so
-/// this file does the little a scrape needs. Exposition text is very repetitive, so fixed codes
-/// with greedy matching already shrink it 10–20×.
+/// this file does the little a scrape needs: exposition text shrinks about 3× (random UUIDs) to 10×.
+///
+/// Input can be compressed in independent fragments that are joined into one member later, so a
+/// metric family that has not changed since the last scrape is not compressed again.
 enum Gzip {
     /// Compresses `input` into a complete gzip member.
     static func compress(_ input: [UInt8]) -> [UInt8] {
-        var out = BitWriter(capacity: input.count / 6 + 64)
-        // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=3 (Unix)
-        out.bytes.append(contentsOf: [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3])
-        input.withUnsafeBufferPointer { deflateFixed($0, into: &out) }
+        member([fragment(input)])
+    }
+
+    /// Compresses `input` into whole, non-final DEFLATE blocks ending on a byte boundary (like zlib's
+    /// `Z_SYNC_FLUSH`), which can be concatenated with other fragments.
+    static func fragment(_ input: [UInt8]) -> DeflateFragment {
+        var out = BitWriter(capacity: input.count / 3 + 16)
+        if !input.isEmpty {
+            out.write(0b010, count: 3)  // BFINAL=0, BTYPE=01 (fixed Huffman)
+            input.withUnsafeBufferPointer { deflateFixed($0, into: &out) }
+        }
+        // An empty stored block aligns the stream to a byte boundary.
+        out.write(0b000, count: 3)
         out.alignToByte()
-        let crc = CRC32.checksum(input)
-        let size = UInt32(truncatingIfNeeded: input.count)
-        for shift in stride(from: 0, to: 32, by: 8) { out.bytes.append(UInt8(truncatingIfNeeded: crc >> shift)) }
-        for shift in stride(from: 0, to: 32, by: 8) { out.bytes.append(UInt8(truncatingIfNeeded: size >> shift)) }
-        return out.bytes
+        out.bytes.append(contentsOf: [0x00, 0x00, 0xFF, 0xFF])
+        return DeflateFragment(bytes: out.bytes, crc: CRC32.checksum(input), length: input.count)
+    }
+
+    /// A gzip member holding `fragments` in order.
+    static func member(_ fragments: [DeflateFragment]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(fragments.reduce(20) { $0 + $1.bytes.count })
+        // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=3 (Unix)
+        out.append(contentsOf: [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3])
+        var crc: UInt32 = 0
+        var length = 0
+        for fragment in fragments {
+            out.append(contentsOf: fragment.bytes)
+            crc = CRC32.combine(crc, fragment.crc, length: fragment.length)
+            length += fragment.length
+        }
+        // A final fixed-Huffman block holding only end-of-block: BFINAL=1, BTYPE=01, then 7 zero bits.
+        out.append(contentsOf: [0x03, 0x00])
+        let size = UInt32(truncatingIfNeeded: length)
+        for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8(truncatingIfNeeded: crc >> shift)) }
+        for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8(truncatingIfNeeded: size >> shift)) }
+        return out
     }
 
     private static let windowSize = 1 << 15
@@ -28,9 +57,8 @@ enum Gzip {
     /// A match this long is good enough to stop searching.
     private static let niceMatch = 128
 
-    /// One final DEFLATE block with fixed Huffman codes (RFC 1951 §3.2.6).
+    /// The symbols of one fixed-Huffman block (RFC 1951 §3.2.6) after its header, end-of-block included.
     private static func deflateFixed(_ input: UnsafeBufferPointer<UInt8>, into out: inout BitWriter) {
-        out.write(0b011, count: 3)  // BFINAL=1, BTYPE=01 (fixed)
         let n = input.count
         guard n > 0, let base = input.baseAddress else {
             out.write(FixedCodes.literal[256], count: Int(FixedCodes.literalLength[256]))
@@ -197,11 +225,20 @@ enum Gzip {
     }
 }
 
+/// Compressed bytes of one piece of input, with what gzip's trailer needs to know about it.
+struct DeflateFragment: Sendable {
+    var bytes: [UInt8]
+    var crc: UInt32
+    var length: Int
+}
+
 /// CRC-32 (IEEE 802.3, reflected), as gzip's trailer needs.
 enum CRC32 {
+    private static let polynomial: UInt32 = 0xEDB8_8320
+
     private static let table: [UInt32] = (0..<256).map { n in
         var c = UInt32(n)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        for _ in 0..<8 { c = c & 1 != 0 ? polynomial ^ (c >> 1) : c >> 1 }
         return c
     }
 
@@ -211,6 +248,48 @@ enum CRC32 {
             for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
             return crc ^ 0xFFFF_FFFF
         }
+    }
+
+    /// The CRC of A followed by B from the CRCs of A and B and B's length (zlib's `crc32_combine`).
+    static func combine(_ crcA: UInt32, _ crcB: UInt32, length lengthB: Int) -> UInt32 {
+        multiply(xToThe8n(lengthB), crcA) ^ crcB
+    }
+
+    /// a(x)·b(x) modulo the CRC polynomial, in the reflected bit order CRC-32 uses.
+    private static func multiply(_ a: UInt32, _ b: UInt32) -> UInt32 {
+        var m: UInt32 = 1 << 31, b = b, product: UInt32 = 0
+        while true {
+            if a & m != 0 {
+                product ^= b
+                if a & (m - 1) == 0 { break }
+            }
+            m >>= 1
+            b = b & 1 != 0 ? (b >> 1) ^ polynomial : b >> 1
+        }
+        return product
+    }
+
+    /// x^(2^k) modulo the polynomial, for k = 0…31.
+    private static let powers: [UInt32] = {
+        var p: UInt32 = 1 << 30  // x^1
+        var table = [p]
+        for _ in 1..<32 {
+            p = multiply(p, p)
+            table.append(p)
+        }
+        return table
+    }()
+
+    /// x^(8·n) modulo the polynomial: appending n zero bytes.
+    private static func xToThe8n(_ n: Int) -> UInt32 {
+        var p: UInt32 = 1 << 31  // x^0
+        var n = n, k = 3
+        while n > 0 {
+            if n & 1 != 0 { p = multiply(powers[k & 31], p) }
+            n >>= 1
+            k += 1
+        }
+        return p
     }
 }
 

@@ -1,4 +1,4 @@
-public import Monitor
+import Monitor
 import Synchronization
 
 /// Remembers the rendered device and domain families of the last scrape with the index data they

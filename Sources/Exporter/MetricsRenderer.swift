@@ -32,6 +32,25 @@ public enum MetricsRenderer {
         snapshot: IndexSnapshot, build: BuildInfo, process: ProcessStats?, previousScrape: ScrapeStats?,
         contributors: [any MetricsContributor] = [], cache: MetricsCache? = nil
     ) -> [UInt8] {
+        write(snapshot: snapshot, build: build, process: process, previousScrape: previousScrape,
+              contributors: contributors, cache: cache).finish()
+    }
+
+    /// The same scrape as families, so the HTTP layer can gzip it from cached fragments.
+    static func renderScrape(
+        snapshot: IndexSnapshot, build: BuildInfo, process: ProcessStats?, previousScrape: ScrapeStats?,
+        contributors: [any MetricsContributor], cache: MetricsCache?
+    ) -> RenderedScrape {
+        RenderedScrape(families: write(
+            snapshot: snapshot, build: build, process: process, previousScrape: previousScrape,
+            contributors: contributors, cache: cache
+        ).takeFamilies(sorted: true))
+    }
+
+    private static func write(
+        snapshot: IndexSnapshot, build: BuildInfo, process: ProcessStats?, previousScrape: ScrapeStats?,
+        contributors: [any MetricsContributor], cache: MetricsCache?
+    ) -> MetricsWriter {
         let state = snapshot.state
         let status = snapshot.status
         var w = MetricsWriter(capacity: 8192)
@@ -84,7 +103,7 @@ public enum MetricsRenderer {
         for contributor in contributors {
             contributor.contribute(to: &w, snapshot: snapshot)
         }
-        return w.finish()
+        return w
     }
 
     /// Per-device families, `mdev_devices` and the parent families: everything derived from the
@@ -149,10 +168,12 @@ public enum MetricsRenderer {
         var w = MetricsWriter(capacity: 512 + references * 100)
         w.family("mdev_domain_device_info", type: .gauge,
                  help: "One series per mdev UUID a domain's persistent XML references; always 1.")
-        for domain in state.domains.values.sorted(by: { $0.name < $1.name }) {
-            for uuid in domain.mdevUUIDs.sorted() {
+        // Domain names are the dictionary's keys: sort those rather than copies of whole domains.
+        for name in state.domains.keys.sorted() {
+            let uuids = state.domains[name]!.mdevUUIDs
+            for uuid in uuids.count > 1 ? uuids.sorted() : uuids {
                 w.beginSample("mdev_domain_device_info")
-                w.label("domain", domain.name)
+                w.label("domain", name)
                 w.label("uuid", uuid)
                 w.endSample(1)
             }

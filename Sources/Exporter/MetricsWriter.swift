@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Builds the Prometheus text exposition format (0.0.4).
 ///
 /// A family is its `# HELP`/`# TYPE` header followed by its samples; all samples of a family are written
@@ -22,8 +24,9 @@ public struct MetricsWriter: ~Copyable {
     private struct Span {
         var name: String
         var range: Range<Int>
-        var rendered: [UInt8]?
-        var size: Int { rendered?.count ?? range.count }
+        var family: RenderedFamily?
+        var rendered: [UInt8]? { family?.bytes }
+        var size: Int { family?.bytes.count ?? range.count }
     }
 
     private var sink: ByteSink
@@ -39,21 +42,21 @@ public struct MetricsWriter: ~Copyable {
 
     /// Starts a family: writes its `# HELP` and `# TYPE` lines. Each name may be used once per scrape.
     public mutating func family(_ name: String, type: MetricType, help: String) {
-        startSpan(name, rendered: nil)
+        startSpan(name, family: nil)
         Self.writeHeader(name, type: type, help: help, to: &sink)
     }
 
     /// Adds a whole family rendered elsewhere, header included.
     mutating func append(_ family: RenderedFamily) {
-        startSpan(family.name, rendered: family.bytes)
+        startSpan(family.name, family: family)
     }
 
-    private mutating func startSpan(_ name: String, rendered: [UInt8]?) {
+    private mutating func startSpan(_ name: String, family: RenderedFamily?) {
         precondition(openLabels < 0, "family \(name) started inside a sample")
         precondition(familyNames.insert(name).inserted, "metric family \(name) written twice")
         assert(Self.isValidName(name, colons: true), "invalid metric name \(name)")
         closeSpan()
-        spans.append(Span(name: name, range: sink.count..<sink.count, rendered: rendered))
+        spans.append(Span(name: name, range: sink.count..<sink.count, family: family))
     }
 
     /// Ends the last family's byte range where the sink is now.
@@ -167,12 +170,14 @@ public struct MetricsWriter: ~Copyable {
         }
     }
 
-    /// Each family as its own bytes, for caching.
-    consuming func takeFamilies() -> [RenderedFamily] {
+    /// Each family as its own bytes, in name order when `sorted`, for caching and compressing apart.
+    consuming func takeFamilies(sorted: Bool = false) -> [RenderedFamily] {
         precondition(openLabels < 0, "takeFamilies() inside a sample")
         closeSpan()
+        if sorted { spans.sort { $0.name < $1.name } }
         return spans.map { span in
-            RenderedFamily(name: span.name, bytes: span.rendered ?? Array(UnsafeBufferPointer(
+            if let family = span.family { return family }
+            return RenderedFamily(name: span.name, bytes: Array(UnsafeBufferPointer(
                 start: sink.pointer(at: span.range.lowerBound), count: span.range.count)))
         }
     }
@@ -199,8 +204,52 @@ public struct MetricsWriter: ~Copyable {
     }
 }
 
-/// One family's complete text, header included, rendered apart from a writer.
+/// One family's complete text, header included, rendered apart from a writer. Its compressed form
+/// is made on first use and shared by every copy, so a cached family is compressed once.
 struct RenderedFamily: Sendable {
     var name: String
     var bytes: [UInt8]
+    private let compressed: LazyFragment
+
+    init(name: String, bytes: [UInt8]) {
+        self.name = name
+        self.bytes = bytes
+        compressed = LazyFragment()
+    }
+
+    /// This family's DEFLATE fragment, compressing it if no copy has yet.
+    func fragment() -> DeflateFragment {
+        compressed.get { Gzip.fragment(bytes) }
+    }
+}
+
+private final class LazyFragment: Sendable {
+    private let value = Mutex<DeflateFragment?>(nil)
+
+    func get(_ make: () -> DeflateFragment) -> DeflateFragment {
+        if let done = value.withLock({ $0 }) { return done }
+        // Compress outside the lock; two racing scrapes may both compress, with the same result.
+        let made = make()
+        value.withLock { $0 = made }
+        return made
+    }
+}
+
+/// A whole scrape as families in name order: the plain text, or gzip assembled from the families'
+/// (mostly cached) compressed fragments.
+struct RenderedScrape: Sendable {
+    var families: [RenderedFamily]
+
+    var byteCount: Int { families.reduce(0) { $0 + $1.bytes.count } }
+
+    var bytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(byteCount)
+        for family in families { out.append(contentsOf: family.bytes) }
+        return out
+    }
+
+    func gzipped() -> [UInt8] {
+        Gzip.member(families.map { $0.fragment() })
+    }
 }

@@ -4,39 +4,71 @@ import Testing
 
 @Suite struct GzipTests {
     /// Decompresses with the system's gzip, the independent judge of our encoder.
-    private func gunzip(_ data: [UInt8]) throws -> [UInt8] {
-        let result = try run("/usr/bin/gzip", ["-dc"], stdin: Data(data))
+    private func gunzip(_ data: [UInt8]) async throws -> [UInt8] {
+        let result = try await run("/usr/bin/gzip", ["-dc"], stdin: Data(data))
         #expect(result.status == 0, "gzip -dc failed: \(result.err)")
         return [UInt8](result.out)
     }
 
     @Test(arguments: [0, 1, 2, 3, 4, 257, 258, 259, 1000, 40_000, 70_000])
-    func roundTripsRepetitiveText(length: Int) throws {
+    func roundTripsRepetitiveText(length: Int) async throws {
         let line = Array("mdev_device_active{uuid=\"11111111-1111\",parent=\"pci_0000_3b_00_0\"} 1\n".utf8)
         let input = (0..<length).map { line[$0 % line.count] }
-        #expect(try gunzip(Gzip.compress(input)) == input)
+        #expect(try await gunzip(Gzip.compress(input)) == input)
     }
 
-    @Test func roundTripsRandomBytes() throws {
+    @Test func roundTripsRandomBytes() async throws {
         var generator = SystemRandomNumberGenerator()
         let input = (0..<100_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        #expect(try gunzip(Gzip.compress(input)) == input)
+        #expect(try await gunzip(Gzip.compress(input)) == input)
     }
 
-    @Test func roundTripsLongRunsAndFarMatches() throws {
+    @Test func roundTripsLongRunsAndFarMatches() async throws {
         // Runs longer than the longest match, and repeats just inside and beyond the 32 KiB window.
         var input = [UInt8](repeating: UInt8(ascii: "a"), count: 5000)
         let block = (0..<32_760).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 7) }
         input += block + block + [1, 2, 3] + block
-        #expect(try gunzip(Gzip.compress(input)) == input)
+        #expect(try await gunzip(Gzip.compress(input)) == input)
     }
 
-    @Test func compressesAScrape() throws {
+    @Test func compressesAScrape() async throws {
         let body = MetricsRenderer.render(
             snapshot: Fixtures.large(devices: 2000), build: Fixtures.build, process: nil, previousScrape: nil)
         let compressed = Gzip.compress(body)
-        #expect(try gunzip(compressed) == body)
+        #expect(try await gunzip(compressed) == body)
         #expect(compressed.count * 3 < body.count, "\(body.count) → \(compressed.count) bytes")
+    }
+
+    @Test func fragmentsConcatenateIntoOneMember() async throws {
+        let pieces: [[UInt8]] = [Array("# HELP a x\n".utf8), [], Array(repeating: 0x41, count: 70_000), [0x0A],
+                                 (0..<5000).map { UInt8(truncatingIfNeeded: $0 * 7) }]
+        let member = Gzip.member(pieces.map(Gzip.fragment))
+        #expect(try await gunzip(member) == pieces.flatMap { $0 })
+        #expect(try await gunzip(Gzip.member([])) == [])
+    }
+
+    @Test func scrapesGzipFromCachedFamilies() async throws {
+        let cache = MetricsCache()
+        let snapshot = Fixtures.large(devices: 500)
+        for _ in 0..<2 {
+            let scrape = MetricsRenderer.renderScrape(
+                snapshot: snapshot, build: Fixtures.build, process: nil, previousScrape: nil,
+                contributors: [FakePolicyMetrics()], cache: cache)
+            let plain = MetricsRenderer.render(snapshot: snapshot, build: Fixtures.build, process: nil,
+                                               previousScrape: nil, contributors: [FakePolicyMetrics()])
+            #expect(scrape.bytes == plain)
+            #expect(scrape.byteCount == plain.count)
+            #expect(try await gunzip(scrape.gzipped()) == plain)
+        }
+    }
+
+    @Test func checksumsCombine() {
+        var generator = SystemRandomNumberGenerator()
+        let data = (0..<3000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        for split in [0, 1, 7, 1500, 2999, 3000] {
+            let a = Array(data[..<split]), b = Array(data[split...])
+            #expect(CRC32.combine(CRC32.checksum(a), CRC32.checksum(b), length: b.count) == CRC32.checksum(data))
+        }
     }
 
     @Test func checksumMatchesKnownValue() {

@@ -33,7 +33,7 @@ import Testing
             #expect(stable(compressed.bodyText) == stable(plain.bodyText))
             let raw = try await curl(["-H", "Accept-Encoding: gzip", url(port, "/api/v1/devices")])
             #expect(raw.headers["content-encoding"] == "gzip")
-            let gunzipped = try run("/usr/bin/gzip", ["-dc"], stdin: raw.body)
+            let gunzipped = try await run("/usr/bin/gzip", ["-dc"], stdin: raw.body)
             #expect(gunzipped.out == Listing(Fixtures.small()).json())
             let refused = try await curl(["-H", "Accept-Encoding: gzip;q=0", url(port, "/metrics")])
             #expect(refused.headers["content-encoding"] == nil)
@@ -63,10 +63,13 @@ import Testing
 
     @Test func headReturnsHeadersOnly() async throws {
         try await withServer { port async throws in
-            let response = try await curl(["-I", url(port, "/api/v1/devices")])
-            #expect(response.status == 200)
-            #expect(response.body.isEmpty)
-            #expect(response.headers["content-length"] == String(Listing(Fixtures.small()).json().count))
+            let connection = try await RawConnection.open(port: port)
+            try await connection.send("HEAD /api/v1/devices HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let response = try await connection.receive()
+            let length = Listing(Fixtures.small()).json().count
+            #expect(response.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(response.lowercased().contains("\r\ncontent-length: \(length)\r\n"))
+            #expect(response.hasSuffix("\r\n\r\n"), "a HEAD response has no body")
         }
     }
 
@@ -143,6 +146,17 @@ import Testing
             }
             #expect(ports.all.count == 2)
             group.cancelAll()
+        }
+    }
+
+    @Test func anEmptyHostListensOnEveryInterface() async throws {
+        let configuration = ExporterConfiguration(listenAddresses: [ListenAddress(host: "", port: 0)],
+                                                  build: Fixtures.build)
+        try await withServer(configuration) { port async throws in
+            #expect(try await curl([url(port, "/healthz")]).status == 200)
+            if ExporterService.bindHost("") == "::" {
+                #expect(try await curl(["http://[::1]:\(port)/healthz"]).status == 200)
+            }
         }
     }
 

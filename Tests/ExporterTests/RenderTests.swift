@@ -167,7 +167,7 @@ import Testing
 
     @Test func devicesAreSortedByUUIDThenParent() {
         var state = IndexState()
-        for (uuid, parent) in [("b", "p2"), ("a", "p9"), ("b", "p1"), ("ab", "p0")] {
+        for (uuid, parent) in [("b", "pci_p2"), ("a", "pci_p9"), ("b", "pci_p1"), ("ab", "pci_p0")] {
             _ = state.upsertDevice(Fixtures.device(uuid, parent: parent, type: "t", group: nil, active: true,
                                                    persistent: true, autostart: true).definition,
                                    flags: DeviceFlags(active: true, persistent: true, autostart: true))
@@ -175,8 +175,8 @@ import Testing
         let lines = render(IndexSnapshot(state: state, status: MonitorStatus(uri: "x"))).split(separator: "\n")
             .filter { $0.hasPrefix("mdev_device_active{") }
         #expect(lines == [
-            #"mdev_device_active{uuid="a",parent="p9"} 1"#, #"mdev_device_active{uuid="ab",parent="p0"} 1"#,
-            #"mdev_device_active{uuid="b",parent="p1"} 1"#, #"mdev_device_active{uuid="b",parent="p2"} 1"#,
+            #"mdev_device_active{uuid="a",parent="pci_p9"} 1"#, #"mdev_device_active{uuid="ab",parent="pci_p0"} 1"#,
+            #"mdev_device_active{uuid="b",parent="pci_p1"} 1"#, #"mdev_device_active{uuid="b",parent="pci_p2"} 1"#,
         ])
     }
 
@@ -202,7 +202,7 @@ import Testing
         }
     }
 
-    @Test func passesPromtool() throws {
+    @Test func passesPromtool() async throws {
         let promtool = "/usr/bin/promtool"
         guard FileManager.default.isExecutableFile(atPath: promtool) else {
             if ProcessInfo.processInfo.environment["CI"] == "true" {
@@ -219,7 +219,7 @@ import Testing
                                           contributors: [FakePolicyMetrics()])
         for input in [body, MetricsRenderer.render(snapshot: Fixtures.small(), build: Fixtures.build, process: nil,
                                                    previousScrape: nil)] {
-            let result = try run(promtool, ["check", "metrics"], stdin: Data(input))
+            let result = try await run(promtool, ["check", "metrics"], stdin: Data(input))
             #expect(result.status == 0, "promtool: \(String(decoding: result.out, as: UTF8.self)) \(result.err)")
         }
     }

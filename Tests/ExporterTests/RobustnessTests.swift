@@ -4,10 +4,15 @@ import Glibc
 import Testing
 
 /// A blocking loopback TCP connection for sending malformed requests.
-final class RawConnection {
+final class RawConnection: @unchecked Sendable {
     let fd: Int32
 
-    init(port: Int) throws {
+    /// Connects off the cooperative pool.
+    static func open(port: Int) async throws -> RawConnection {
+        try await offPool { try RawConnection(port: port) }
+    }
+
+    private init(port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
@@ -30,7 +35,16 @@ final class RawConnection {
     deinit { close(fd) }
 
     /// Sends what it can; the server may close early, which is fine here.
-    func send(_ text: String) {
+    func send(_ text: String) async throws {
+        try await offPool { self.sendBlocking(text) }
+    }
+
+    /// Everything the server sends until it closes the connection or goes quiet for 5 s.
+    func receive() async throws -> String {
+        try await offPool { self.receiveBlocking() }
+    }
+
+    private func sendBlocking(_ text: String) {
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
             let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -39,8 +53,7 @@ final class RawConnection {
         }
     }
 
-    /// Everything the server sends until it closes the connection or goes quiet.
-    func receive() -> String {
+    private func receiveBlocking() -> String {
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -56,26 +69,27 @@ final class RawConnection {
     @Test func survivesAbuseAndStillScrapesPromptly() async throws {
         try await withServer { port async throws in
             // 1. A 100 KB header: over the decoder's limit, so 400 and the connection is closed.
-            let huge = try RawConnection(port: port)
-            huge.send("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 100_000))\r\n\r\n")
-            let hugeResponse = huge.receive()
+            let huge = try await RawConnection.open(port: port)
+            try await huge.send("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 100_000))\r\n\r\n")
+            let hugeResponse = try await huge.receive()
             #expect(hugeResponse.isEmpty || hugeResponse.hasPrefix("HTTP/1.1 4"), "\(hugeResponse.prefix(80))")
 
             // 2. An unknown method.
-            let bogus = try RawConnection(port: port)
-            bogus.send("FOO /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            let bogusResponse = bogus.receive()
+            let bogus = try await RawConnection.open(port: port)
+            try await bogus.send("FOO /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let bogusResponse = try await bogus.receive()
             #expect(bogusResponse.hasPrefix("HTTP/1.1 400") || bogusResponse.hasPrefix("HTTP/1.1 405"),
                     "\(bogusResponse.prefix(80))")
 
             // 3. Half a request line, then hang up.
             do {
-                let truncated = try RawConnection(port: port)
-                truncated.send("GET /metr")
+                let truncated = try await RawConnection.open(port: port)
+                try await truncated.send("GET /metr")
             }
 
             // 4. Two hundred connections that never send a byte.
-            let idle = try (0..<200).map { _ in try RawConnection(port: port) }
+            var idle: [RawConnection] = []
+            for _ in 0..<200 { idle.append(try await RawConnection.open(port: port)) }
 
             // A scrape still works, and quickly.
             let clock = ContinuousClock()
@@ -94,9 +108,9 @@ final class RawConnection {
 
     @Test func keepAliveServesSeveralRequestsOnOneConnection() async throws {
         try await withServer { port async throws in
-            let connection = try RawConnection(port: port)
-            connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            let responses = connection.receive()
+            let connection = try await RawConnection.open(port: port)
+            try await connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let responses = try await connection.receive()
             #expect(responses.components(separatedBy: "HTTP/1.1 200 OK").count == 3, "\(responses)")
         }
     }

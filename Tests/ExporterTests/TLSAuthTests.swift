@@ -10,7 +10,7 @@ import Testing
     }
 
     @Test func tlsWithBasicAuth() async throws {
-        let certificate = try TestCertificate()
+        let certificate = try await TestCertificate()
         defer { certificate.dir.remove() }
         let hash = WebConfig.hashPassword("hunter2", cost: 4)
         let web = try certificate.dir.file("web.yml", """
@@ -62,7 +62,7 @@ import Testing
     }
 
     @Test func minimumTLSVersionIsEnforced() async throws {
-        let certificate = try TestCertificate()
+        let certificate = try await TestCertificate()
         defer { certificate.dir.remove() }
         let web = try certificate.dir.file(
             "web.yml", "tls_server_config: {cert_file: c.pem, key_file: k.pem, min_version: TLS13}\n")
@@ -75,9 +75,9 @@ import Testing
     }
 
     @Test func clientCertificatesAreRequiredAndVerified() async throws {
-        let server = try TestCertificate()
+        let server = try await TestCertificate()
         defer { server.dir.remove() }
-        let client = try TestCertificate()
+        let client = try await TestCertificate()
         defer { client.dir.remove() }
         let web = try server.dir.file("web.yml", """
             tls_server_config:
@@ -99,10 +99,10 @@ import Testing
     }
 
     @Test func mismatchedKeyFailsWhenStarting() async throws {
-        let certificate = try TestCertificate()
+        let certificate = try await TestCertificate()
         defer { certificate.dir.remove() }
         let web = try certificate.dir.file(
-            "web.yml", "tls_server_config: {cert_file: c.pem, key_file: \(try certificate.otherKey())}\n")
+            "web.yml", "tls_server_config: {cert_file: c.pem, key_file: \(try await certificate.otherKey())}\n")
         let service = try ExporterService(configuration: configuration(webConfig: web), snapshot: { Fixtures.small() },
                                           logger: quietLogger)
         await #expect(throws: ExporterServeError.self) { try await service.run() }

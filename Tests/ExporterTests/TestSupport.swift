@@ -179,8 +179,11 @@ func curl(_ arguments: [String]) async throws -> CurlResult {
         stderr: (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? "")
 }
 
-/// Runs a command and returns its exit status, stdout and stderr (small outputs only).
-func run(_ executable: String, _ arguments: [String], stdin: Data? = nil) throws -> (status: Int32, out: Data, err: String) {
+/// Runs a command and returns its exit status, stdout and stderr. It waits without blocking a thread
+/// of the cooperative pool, which the in-process servers need.
+func run(_ executable: String, _ arguments: [String], stdin: Data? = nil) async throws
+    -> (status: Int32, out: Data, err: String)
+{
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -197,10 +200,19 @@ func run(_ executable: String, _ arguments: [String], stdin: Data? = nil) throws
         _ = FileManager.default.createFile(atPath: inFile, contents: stdin)
         process.standardInput = FileHandle(forReadingAtPath: inFile)
     }
-    try process.run()
-    process.waitUntilExit()
-    return (process.terminationStatus, FileManager.default.contents(atPath: outFile) ?? Data(),
+    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+        do { try process.run() } catch { continuation.resume(throwing: error) }
+    }
+    return (status, FileManager.default.contents(atPath: outFile) ?? Data(),
             (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? "")
+}
+
+/// Runs blocking work (socket reads) on a Dispatch thread so it cannot starve the cooperative pool.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
 }
 
 /// A fresh directory under the system temp dir, removed by `remove()`.

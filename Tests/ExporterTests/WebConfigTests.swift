@@ -8,9 +8,9 @@ struct TestCertificate {
     var certFile: String { (dir.path as NSString).appendingPathComponent("c.pem") }
     var keyFile: String { (dir.path as NSString).appendingPathComponent("k.pem") }
 
-    init() throws {
+    init() async throws {
         dir = try TemporaryDirectory()
-        let result = try run("/usr/bin/openssl", [
+        let result = try await run("/usr/bin/openssl", [
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1",
             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
             "-keyout", keyFile, "-out", certFile,
@@ -19,9 +19,9 @@ struct TestCertificate {
     }
 
     /// A second key, which does not match the certificate.
-    func otherKey() throws -> String {
+    func otherKey() async throws -> String {
         let file = (dir.path as NSString).appendingPathComponent("other.pem")
-        let result = try run("/usr/bin/openssl", ["genpkey", "-algorithm", "RSA", "-out", file])
+        let result = try await run("/usr/bin/openssl", ["genpkey", "-algorithm", "RSA", "-out", file])
         guard result.status == 0 else { throw TestFailure("openssl failed: \(result.err)") }
         return file
     }
@@ -158,8 +158,8 @@ struct TestCertificate {
         }
     }
 
-    @Test func startupFailsOnUnusableFiles() throws {
-        let certificate = try TestCertificate()
+    @Test func startupFailsOnUnusableFiles() async throws {
+        let certificate = try await TestCertificate()
         defer { certificate.dir.remove() }
         let dir = certificate.dir
         #expect(try startupError("tls_server_config: {cert_file: c.pem, key_file: k.pem}", in: dir) == nil)
@@ -168,7 +168,7 @@ struct TestCertificate {
         #expect(try startupError("tls_server_config: {cert_file: c.pem, key_file: /}", in: dir)
             == "web config $DIR/web.yml: tls_server_config.key_file: cannot read /: Is a directory")
         #expect(try startupError("tls_server_config: {cert_file: k.pem, key_file: k.pem}", in: dir)?
-            .hasPrefix("web config $DIR/web.yml: tls_server_config.cert_file: $DIR/k.pem: holds no PEM certificate") == true)
+            .hasPrefix("web config $DIR/web.yml: tls_server_config.cert_file: $DIR/k.pem: not a PEM certificate") == true)
         #expect(try startupError("tls_server_config: {cert_file: c.pem, key_file: c.pem}", in: dir)?
             .hasPrefix("web config $DIR/web.yml: tls_server_config.key_file: $DIR/c.pem: not a PEM private key") == true)
         #expect(try startupError("tls_server_config: {cert_file: c.pem, key_file: k.pem, "

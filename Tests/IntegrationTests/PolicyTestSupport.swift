@@ -62,16 +62,16 @@ struct PolicyTempDir {
     func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// A real MonitorService (read-write when the policy acts) and a PolicyService acting through it,
-/// both running for the duration of `body`.
+/// A real MonitorService (read-write when the policy acts, as `mdevmon run` does, unless `readOnly`
+/// says otherwise) and a PolicyService acting through it, both running for the duration of `body`.
 func withPolicy<T: Sendable>(
-    config: PolicyConfig, stateDir: String, log: PolicyLogCapture,
+    config: PolicyConfig, readOnly: Bool? = nil, stateDir: String, log: PolicyLogCapture,
     _ body: (MonitorService, PolicyService) async throws -> T
 ) async throws -> T {
     var quiet = Logger(label: "test.monitor")
     quiet.logLevel = .warning
     let monitor = MonitorService(
-        configuration: MonitorConfiguration(uri: LibvirtHost.uri, readOnly: !config.needsWriteAccess,
+        configuration: MonitorConfiguration(uri: LibvirtHost.uri, readOnly: readOnly ?? !config.needsWriteAccess,
                                             initialBackoff: .milliseconds(200), maxBackoff: .seconds(1)),
         logger: quiet)
     let policy = PolicyService(

@@ -6,6 +6,7 @@
 #   two:   stock mdevctl autostart bug (no daemon needed), reboot recovery, domain start; removes mtty from boot
 #   three: late parent; installs the /usr/sbin/mdevctl symlink
 #   four:  symlink autostart (no daemon needed), racing mdevctl, systemd watchdog
+#   debug: sources /var/lib/mdevmon-e2e/debug.sh (for poking at the guest by hand)
 # Results: `E2E-RESULT <scenario> PASS|FAIL|SKIP <detail>` on the console and in
 # /var/lib/mdevmon-e2e/results-<phase>.txt; the detailed log, journals and listings beside it.
 set -uo pipefail
@@ -68,5 +69,7 @@ case $PHASE in
       for s in racing systemd; do skip $s "mdevmon not installed"; done
     fi
     ;;
+  # For debugging by hand: boot with e2e.phase=debug after putting a script at $E2E_DIR/debug.sh.
+  debug) [ -r "$E2E_DIR/debug.sh" ] && source "$E2E_DIR/debug.sh" ;;
   *) say "E2E-RESULT phase-$PHASE FAIL unknown phase" ;;
 esac

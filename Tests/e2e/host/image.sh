@@ -39,8 +39,13 @@ bind "$debs" "$root/var/cache/apt/archives" --bind
 mapfile -t pkgs < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$packages")
 echo "image.sh: installing ${pkgs[*]} linux-image-$abi" >&2
 chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get -q update >&2
-chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends \
-  -o Dpkg::Use-Pty=0 "${pkgs[@]}" "linux-image-$abi" >&2
+apt_install() {
+  chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends \
+    -o Dpkg::Use-Pty=0 "$@" >&2
+}
+# The kernel last and alone: installed together with udev and kmod, their triggers build the initrd twice.
+apt_install "${pkgs[@]}"
+apt_install "linux-image-$abi"
 
 # mtty: out-of-tree module, loaded at boot (modprobe pulls in vfio and mdev first).
 install -D -m 0644 "$mtty" "$root/lib/modules/$abi/extra/mtty.ko"

@@ -17,7 +17,7 @@ scenario_baseline() {
   done
   note "available: mtty-1 $(sysfs_available mtty-1), mtty-2 $(sysfs_available mtty-2)"
 
-  timeout 60 virsh nodedev-event --all --loop > /tmp/events.txt 2>&1 &
+  timeout 60 virsh nodedev-event --event lifecycle --loop > /tmp/events.txt 2>&1 &
   local events=$!
   sleep 1
   local u=$U_BASE before

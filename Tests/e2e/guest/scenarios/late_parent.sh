@@ -17,11 +17,11 @@ scenario_late_parent() {
   check "no restore attempt before the parent exists" test "$(boot_count "${MSGID[restoreAttempted]}")" -eq 0
 
   mark_journal
-  local t0; t0=$(now_ms)
+  local t0 t; now t0
   check "modprobe mtty" run modprobe mtty
   all_up() { local x; for x in "${RECOVERY[@]}"; do sysfs_active "$x" || return 1; done; }
   if check "all three devices restored within 60 s of modprobe" wait_for 60 all_up; then
-    note "restored $(( $(now_ms) - t0 )) ms after modprobe"
+    now t; note "restored $((t - t0)) ms after modprobe"
   fi
   for u in "${RECOVERY[@]}"; do
     check "journal: restoreSucceeded for $u after the parent appeared" journal_has "${MSGID[restoreSucceeded]}" MDEV_UUID="$u"

@@ -1,0 +1,213 @@
+import ArgumentParser
+import Dispatch
+import Exporter
+import Foundation
+import Glibc
+import Logging
+import Monitor
+
+@main
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mdevmon-bench",
+        abstract: "Benchmarks mdevmon against the real libvirtd (see README, \"Benchmarks\").",
+        discussion: """
+            Needs root and a running libvirtd. Makes its own fixture of defined mdevs (UUIDs bec4…) by writing \
+            mdevctl config files under /etc/mdevctl.d, spread over the PCI devices in /sys/bus/pci/devices, and \
+            removes it afterwards, also on error or Ctrl-C (a killed run's leftovers go at the next start). \
+            Build the daemon first: swift build -c release.
+            """)
+
+    @Option(help: "Fixture sizes (defined mdevs), comma-separated.")
+    var sizes = "100,1000,10000"
+
+    @Option(help: ArgumentHelp("Also write the results as JSON to this file.", valueName: "path"))
+    var json: String?
+
+    @Option(help: "Define events per size, measured against each of the in-process exporter and the daemon.")
+    var events = 200
+
+    @Flag(help: "Skip the idle CPU measurement.")
+    var skipIdle = false
+
+    @Option(help: "Length of the idle CPU measurement (at the largest size).")
+    var idleSeconds = 60
+
+    @Option(help: "Sequential plain scrapes per size (half as many gzip ones).")
+    var scrapes = 200
+
+    @Option(help: "Fixture size at which to measure throughput.")
+    var throughputSize = 1000
+
+    @Option(help: "Concurrent clients for the throughput measurement.")
+    var clients = 8
+
+    @Option(help: "Seconds per throughput measurement.")
+    var throughputSeconds = 5
+
+    @Option(help: "libvirt URI.")
+    var uri = "qemu:///system"
+
+    @Option(help: ArgumentHelp("The mdevmon binary; default: next to this one.", valueName: "path"))
+    var daemon: String?
+
+    @Option(help: ArgumentHelp("Benchmarks/floor.c; default: found from the source tree.", valueName: "path"))
+    var floorSource: String?
+
+    func validate() throws {
+        guard !sizeList.isEmpty, sizeList.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("--sizes wants positive integers, e.g. 100,1000,10000")
+        }
+        guard events >= 0, scrapes > 0, clients > 0, throughputSeconds > 0, idleSeconds > 0 else {
+            throw ValidationError("counts and durations must be positive")
+        }
+    }
+
+    var sizeList: [Int] { sizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.sorted() }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .error
+            return handler
+        }
+        guard getuid() == 0 else { throw BenchError("run as root: the fixture writes /etc/mdevctl.d") }
+        let daemonBinary = daemon ?? (URL(fileURLWithPath: Proc.selfExecutable()).deletingLastPathComponent().path + "/mdevmon")
+        guard FileManager.default.isExecutableFile(atPath: daemonBinary) else {
+            throw BenchError("no mdevmon binary at \(daemonBinary): run `swift build -c release` first, or pass --daemon")
+        }
+        let source = floorSource ?? Self.defaultFloorSource()
+        var template = Array("/tmp/mdevmon-bench.XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw BenchError("mkdtemp failed") }
+        let tempDir = String(cString: made)
+
+        Interrupt.install()
+        for pid in Daemon.leftovers() {
+            note("killing mdevmon \(pid) left by an aborted bench run")
+            kill(pid, SIGKILL)
+        }
+        let leftovers = Fixture.removeAll()
+        if leftovers > 0 { note("removed \(leftovers) fixture files left by an aborted run") }
+
+        let floor = try FloorProgram.build(source: source, into: tempDir, uri: uri)
+        let binaryAge = (try? FileManager.default.attributesOfItem(atPath: daemonBinary)[.modificationDate] as? Date)
+            .map { Int(Date().timeIntervalSince($0)) }
+        var report = Report(
+            date: ISO8601DateFormatter().string(from: Date()), host: ProcessInfo.processInfo.hostName,
+            cores: ProcessInfo.processInfo.activeProcessorCount,
+            libvirtd: (try? shell("/usr/sbin/libvirtd", ["--version"]).output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? "?",
+            loadAverageAtStart: Proc.loadAverage(), concurrentSwiftTests: Proc.othersTesting())
+        if let binaryAge { report.notes.append("daemon binary \(daemonBinary), built \(binaryAge) s before the run") }
+        if report.loadAverageAtStart >= 1.0 || report.concurrentSwiftTests {
+            let message = String(format: "machine busy at start: load %.2f%@", report.loadAverageAtStart,
+                                 report.concurrentSwiftTests ? ", swift test running" : "")
+            note(message)
+            report.notes.append(message)
+        }
+
+        let logger = Logger(label: "mdevmon-bench")
+        let inProcess = InProcess(uri: uri, logger: logger)
+        let fixture = try Fixture()
+        let options = RunOptions(
+            uri: uri, sizeList: sizeList, events: events, skipIdle: skipIdle, idleSeconds: idleSeconds,
+            scrapes: scrapes, throughputSize: throughputSize, clients: clients, throughputSeconds: throughputSeconds)
+        let runner = Runner(options: options, floor: floor, fixture: fixture, inProcess: inProcess,
+                            daemonBinary: daemonBinary, tempDir: tempDir)
+        do {
+            try await runner.run(into: &report)
+        } catch {
+            await runner.cleanUp()
+            note("failed: \(error)")
+            throw ExitCode.failure
+        }
+        await runner.cleanUp()
+        report.targets = Self.targets(report)
+        print(report.table(), terminator: "")
+        if let json {
+            try report.json().write(to: URL(fileURLWithPath: json))
+            note("wrote \(json)")
+        }
+        try? FileManager.default.removeItem(atPath: tempDir)
+    }
+
+    /// `Benchmarks/floor.c` relative to this source file, or to the working directory.
+    static func defaultFloorSource() -> String {
+        let fromSource = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("floor.c").path
+        if FileManager.default.fileExists(atPath: fromSource) { return fromSource }
+        return FileManager.default.currentDirectoryPath + "/Benchmarks/floor.c"
+    }
+
+    /// Where the largest size stands against issue 9's targets.
+    static func targets(_ report: Report) -> [Target] {
+        guard let big = report.sizes.last else { return [] }
+        let at = "at \(big.devices)"
+        var targets: [Target] = []
+        if let warm = big.renderWarm, let cold = big.renderCold {
+            targets.append(Target(
+                name: "render \(at)", goal: "≤ 2 ms",
+                measured: String(format: "warm p50 %.2f ms (p99 %.2f), cold p50 %.2f ms", warm.p50, warm.p99, cold.p50),
+                met: warm.p50 <= 2))
+        }
+        if let ratio = big.cheaperByTime {
+            targets.append(Target(
+                name: "cheaper than polling collector \(at)", goal: "≥ 500×",
+                measured: String(format: "%.0f× by time, %@ by CPU", ratio, big.cheaperByCPU.map { String(format: "%.0f×", $0) } ?? "–"),
+                met: ratio >= 500))
+        }
+        if let e = big.events.first(where: { $0.target == "in-process" }), let s = e.callbackToMetrics {
+            let index = e.callbackToIndex.map { String(format: "; callback → IndexChange p99 %.2f ms", $0.p99) } ?? ""
+            targets.append(Target(
+                name: "event → /metrics once libvirt delivers \(at)", goal: "≤ 5 ms p99",
+                measured: String(format: "p99 %.2f ms (poll resolution p50 %.2f ms)%@", s.p99,
+                                 e.pollInterval?.p50 ?? .nan, index),
+                met: s.p99 <= 5))
+        }
+        if let rss = big.rssAfterScrapesMiB {
+            targets.append(Target(
+                name: "daemon RSS \(at)", goal: "≤ 30 MiB",
+                measured: String(format: "%.1f MiB after scrapes (peak %.1f MiB)", rss, big.peakRSSMiB ?? .nan),
+                met: rss <= 30))
+        }
+        if let idle = report.idle {
+            targets.append(Target(
+                name: "idle CPU at \(idle.devices)", goal: "< 0.1 %",
+                measured: String(format: "%.4f %% over %.0f s (%d libvirt events meanwhile)", idle.cpuPercent, idle.seconds, idle.eventsMeanwhile),
+                met: idle.cpuPercent < 0.1))
+        }
+        return targets
+    }
+}
+
+/// Ctrl-C, SIGTERM, SIGHUP: kill the daemon, delete the fixture's files, exit 130.
+enum Interrupt {
+    nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+
+    static func install() {
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
+            Glibc.signal(signal, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
+            source.setEventHandler {
+                for pid in Daemon.running.withLock({ $0 }) { kill(pid, SIGKILL) }
+                let removed = Fixture.removeAll()
+                note("interrupted: stopped the daemon, removed \(removed) fixture files (libvirt drops them within seconds)")
+                exit(130)
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}
+
+extension Proc {
+    /// Whether another `swift test` (or an XCTest bundle) is running on the machine.
+    static func othersTesting() -> Bool {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for entry in entries {
+            guard Int32(entry) != nil, let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+            let command = String(decoding: data.prefix(300), as: UTF8.self)
+            if command.contains("swift-test") || command.contains(".xctest") { return true }
+        }
+        return false
+    }
+}

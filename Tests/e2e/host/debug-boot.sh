@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# For poking at the guest by hand: boots a copy of the last run's image (its state as the last boot left
+# it) with the current guest scripts and runs SCRIPT inside it (sourced by guest.sh with lib.sh loaded,
+# phase "debug"); prints the guest's log of it. Usage: host/debug-boot.sh SCRIPT [timeout seconds]
+set -euo pipefail
+e2e=$(cd "$(dirname "$0")/.." && pwd)
+cache=$(cd "$e2e/../.." && pwd)/.e2e-cache
+script=$(readlink -f "$1") limit=${2:-240}
+image=$(ls -d "$cache"/image-*/ | head -1)
+work=$(mktemp -d "$cache/debug.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cp --sparse=always "$cache/run/run.img" "$work/img"
+{
+  for f in guest.sh lib.sh; do echo "rm /usr/local/lib/mdevmon-e2e/$f"; echo "write $e2e/guest/$f /usr/local/lib/mdevmon-e2e/$f"; done
+  for f in "$e2e"/guest/scenarios/*.sh; do
+    echo "rm /usr/local/lib/mdevmon-e2e/scenarios/${f##*/}"; echo "write $f /usr/local/lib/mdevmon-e2e/scenarios/${f##*/}"
+  done
+  echo "sif /usr/local/lib/mdevmon-e2e/guest.sh mode 0100755"
+  echo "mkdir /var/lib/mdevmon-e2e"; echo "rm /var/lib/mdevmon-e2e/debug.sh"; echo "rm /var/lib/mdevmon-e2e/debug.log"
+  echo "write $script /var/lib/mdevmon-e2e/debug.sh"
+} > "$work/cmds"
+debugfs -w -f "$work/cmds" "$work/img" > /dev/null 2>&1
+timeout -k 5 "$limit" qemu-system-x86_64 -accel tcg -m 2048 -smp 2 -display none -no-reboot \
+  -kernel "$image/vmlinuz" -initrd "$image/initrd.img" -append "console=ttyS0 root=/dev/vda rw e2e.phase=debug" \
+  -drive "file=$work/img,format=raw,if=virtio" -nic none -monitor none -serial "file:$work/console.log" < /dev/null || true
+debugfs -R "dump /var/lib/mdevmon-e2e/debug.log $work/debug.log" "$work/img" > /dev/null 2>&1 || true
+cat "$work/debug.log" 2>/dev/null || { echo "no debug.log; console tail:"; tail -20 "$work/console.log"; }
