@@ -173,12 +173,17 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         free(raw)
         let active = virNodeDeviceIsActive(dev)
         let persistent = virNodeDeviceIsPersistent(dev)
-        var autostart: Int32 = 0
-        let autostartResult = virNodeDeviceGetAutostart(dev, &autostart)
-        if active < 0 || persistent < 0 || autostartResult < 0 {
+        if active < 0 || persistent < 0 {
             let error = Self.lastError(operation: "get state of node device", object: name)
             if error.isNoSuchObject { return nil }
             throw error
+        }
+        var autostart: Int32 = 0
+        if virNodeDeviceGetAutostart(dev, &autostart) < 0 {
+            let error = Self.lastError(operation: "get autostart of node device", object: name)
+            if error.isNoSuchObject { return nil }
+            guard error.code == LibvirtError.Code.operationDenied else { throw error }
+            autostart = MdevctlAutostart.read(deviceXML: xml) ? 1 : 0
         }
         return NodeDeviceRecord(
             name: name, xml: xml,

@@ -54,10 +54,20 @@ public final class PolicyService: Service, Sendable {
 
         var tasks: [RestoreTask] = []
         let cfg = currentConfig
-        if let previous, previous.bootID != bootID, cfg.restore.enabled {
-            let plan = RestorePlanner.plan(previous: previous, state: snapshot.state, config: cfg)
+        if let previous, cfg.restore.enabled {
+            let rebooted = previous.bootID != bootID
+            // Same boot: only resume what a previous run (killed mid-restore) had not finished.
+            // After a reboot, devices still pending from before it count as active before it too.
+            let input = PersistedState(bootID: previous.bootID, active: rebooted ? previous.active + previous.pending.filter { p in
+                !previous.active.contains { $0.key == p.key }
+            } : previous.pending)
+            let plan = RestorePlanner.plan(previous: input, state: snapshot.state, config: cfg, includeAutostart: rebooted)
             tasks = plan.tasks
-            logger.notice("host rebooted since the last run (boot id \(previous.bootID) → \(bootID)): \(tasks.count) mdevs to restore")
+            if rebooted {
+                logger.notice("host rebooted since the last run (boot id \(previous.bootID) → \(bootID)): \(tasks.count) mdevs to restore")
+            } else if !previous.pending.isEmpty {
+                logger.notice("resuming \(tasks.count) restores a previous run had not finished")
+            }
             for (device, why) in plan.skipped {
                 logger.notice("not restoring mdev \(device.uuid) on \(device.parent): \(why)", metadata: Self.fields(device))
             }
@@ -72,6 +82,7 @@ public final class PolicyService: Service, Sendable {
                     await self.restore(task)
                     pending.remove(task.device.key)
                     self.metrics.setPending("restore", pending.count)
+                    self.save(self.index.snapshot, pending: pending)
                     return false
                 }
             }
@@ -103,13 +114,12 @@ public final class PolicyService: Service, Sendable {
         }
     }
 
-    /// Saves the active set plus the devices still being restored (so a crash mid-restore retries them).
+    /// Saves the active set and, separately, the devices still being restored (a restart resumes them).
     private func save(_ snapshot: IndexSnapshot, pending: PendingSet) {
         guard snapshot.status.synced else { return }
-        var devices = Dictionary(uniqueKeysWithValues: snapshot.state.devices.values.filter(\.active).map { ($0.key, PersistedState.Device($0)) })
-        for device in pending.devices where devices[device.key] == nil { devices[device.key] = device }
+        let active = snapshot.state.devices.values.filter(\.active).map(PersistedState.Device.init)
         do {
-            try store.save(PersistedState(bootID: bootID, active: Array(devices.values)))
+            try store.save(PersistedState(bootID: bootID, active: active, pending: pending.devices))
         } catch {
             logger.error("cannot write state file \(store.path): \(error)")
         }

@@ -36,7 +36,9 @@ public enum RestorePlanner {
     ///   - previous: the state saved before the reboot.
     ///   - state: the index after the first full sync of this boot.
     /// - Returns: tasks in key order, and owned devices from before the reboot that were skipped, with why.
-    public static func plan(previous: PersistedState, state: IndexState, config: PolicyConfig) -> (tasks: [RestoreTask], skipped: [(PersistedState.Device, String)]) {
+    ///   - includeAutostart: also start inactive autostart devices (after a reboot, not when resuming).
+    public static func plan(previous: PersistedState, state: IndexState, config: PolicyConfig,
+                            includeAutostart: Bool = true) -> (tasks: [RestoreTask], skipped: [(PersistedState.Device, String)]) {
         var tasks: [MdevKey: RestoreTask] = [:]
         var skipped: [(PersistedState.Device, String)] = []
         for saved in previous.active where config.owns(uuid: saved.uuid, parent: saved.parent, mdevType: saved.mdevType) {
@@ -54,7 +56,7 @@ public enum RestorePlanner {
                 skipped.append((saved, "transient and recreate_transient is off"))
             }
         }
-        for device in state.devices.values where device.persistent && device.autostart && !device.active
+        for device in state.devices.values where includeAutostart && device.persistent && device.autostart && !device.active
             && tasks[device.key] == nil
             && config.owns(uuid: device.uuid, parent: device.parent, mdevType: device.mdevType) {
             tasks[device.key] = RestoreTask(device: PersistedState.Device(device), kind: .start(name: device.name), reason: .autostart)

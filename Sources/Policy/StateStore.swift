@@ -34,17 +34,30 @@ public struct PersistedState: Codable, Hashable, Sendable {
     public var version = 1
     public var bootID: String
     public var active: [Device]
+    /// Devices a restore was still working on when this was written: a restart within the same boot
+    /// (a crash, the watchdog) resumes them.
+    public var pending: [Device]
 
     // Explicit snake_case keys: JSONDecoder's convertFromSnakeCase turns `boot_id` into `bootId`, which
     // never matches `bootID`, so the key strategies could not read back what they wrote.
     private enum CodingKeys: String, CodingKey {
-        case version, active
+        case version, active, pending
         case bootID = "boot_id"
     }
 
-    public init(bootID: String, active: [Device]) {
+    public init(bootID: String, active: [Device], pending: [Device] = []) {
         self.bootID = bootID
         self.active = active.sorted { $0.key < $1.key }
+        self.pending = pending.sorted { $0.key < $1.key }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = try c.decode(Int.self, forKey: .version)
+        bootID = try c.decode(String.self, forKey: .bootID)
+        active = try c.decode([Device].self, forKey: .active)
+        // Files written before `pending` existed have none.
+        pending = try c.decodeIfPresent([Device].self, forKey: .pending) ?? []
     }
 }
 

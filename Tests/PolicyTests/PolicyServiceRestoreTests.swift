@@ -31,8 +31,9 @@ import Testing
         try await PolicyHarness.run(initial: initial, previous: previous, config: config(), failTimes: .max) { h in
             #expect(await eventually { !h.actions.calls.isEmpty })
             #expect(h.metrics.pending["restore"] == 1, "the device is pending while retried")
-            // While it is retried, the state file keeps it (so a crash does not forget it).
-            #expect(await eventually { h.saved?.active.map(\.uuid).sorted() == [owned, alreadyActive].sorted() })
+            // While it is retried, the state file keeps it as pending (so a crash does not forget it).
+            #expect(await eventually { h.saved?.pending.map(\.uuid) == [owned] })
+            #expect(h.saved?.active.map(\.uuid) == [alreadyActive])
             #expect(h.saved?.bootID == PolicyHarness.bootID)
 
             #expect(await eventually { h.count("gave_up") == 1 }, "never gave up")
@@ -149,6 +150,18 @@ import Testing
             #expect(await eventually { h.actions.startCalls == [Sample.name(owned)] }, "not started after parentAdded")
             #expect(await eventually { h.count("success") == 1 })
             #expect(await eventually { h.metrics.pending["restore"] == 0 })
+        }
+    }
+
+    @Test func sameBootResumesPendingRestoresOnly() async throws {
+        // A previous run of this boot was killed while restoring `owned`.
+        let killed = PersistedState(bootID: PolicyHarness.bootID, active: [Sample.saved(alreadyActive)],
+                                    pending: [Sample.saved(owned), Sample.saved(excluded)])
+        try await PolicyHarness.run(initial: initial, previous: killed, config: config(), failTimes: 0) { h in
+            #expect(await eventually { h.count("success") == 1 })
+            #expect(h.actions.startCalls == [Sample.name(owned)], "only the owned pending device is resumed")
+            #expect(h.log.records.contains { $0.message.contains("resuming 1 restores") })
+            #expect(await eventually { h.saved?.pending == [] }, "a finished restore leaves the pending list")
         }
     }
 

@@ -108,3 +108,19 @@ import Testing
         #expect(BootID.current() != nil)
     }
 }
+
+@Suite struct StateStoreCompatibilityTests {
+    @Test func fileWithoutPendingListStillLoads() throws {
+        let dir = NSTemporaryDirectory() + "state-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let json = #"{"version": 1, "boot_id": "b", "active": [{"uuid": "u", "parent": "p", "mdev_type": "t", "attrs": [], "persistent": true}]}"#
+        try Data(json.utf8).write(to: URL(fileURLWithPath: dir + "/state.json"))
+        guard case .loaded(let state) = StateStore(directory: dir).load() else {
+            Issue.record("state without pending did not load")
+            return
+        }
+        #expect(state.pending == [])
+        #expect(state.active.map(\.uuid) == ["u"])
+    }
+}
