@@ -130,20 +130,25 @@ public final class MonitorService: Service, Sendable {
 
     private func handleNodeDevice(_ name: String, _ connection: any LibvirtConnection) async {
         do {
-            // nil: the device vanished between the event and the fetch.
-            let fetched = try await Blocking.run { () -> (ParsedNodeDevice, DeviceFlags, ParentDevice?)? in
-                guard let record = try connection.nodeDevice(named: name) else { return nil }
-                let parsed = try NodeDeviceXML.parse(record.xml, fallbackName: name)
+            // The parent the index knows for this name: a transient mdev that vanished freed an instance there.
+            let knownParent = index.snapshot.state.device(named: name)?.parent
+            // nil record: the device vanished between the event and the fetch.
+            let fetched = try await Blocking.run { () -> (ParsedNodeDevice?, DeviceFlags, ParentDevice?) in
+                let record = try connection.nodeDevice(named: name)
+                let parsed = try record.map { try NodeDeviceXML.parse($0.xml, fallbackName: name) }
                 // An mdev's start or stop moves its parent's available instances: refresh the parent too.
-                guard case .mdev(let def) = parsed,
-                      let parentRecord = try connection.nodeDevice(named: def.parent),
-                      case .parent(let parent) = try NodeDeviceXML.parse(parentRecord.xml, fallbackName: def.parent)
-                else { return (parsed, record.flags, nil) }
-                return (parsed, record.flags, parent)
+                var parentName = knownParent
+                if case .mdev(let def)? = parsed { parentName = def.parent }
+                guard let parentName, let parentRecord = try connection.nodeDevice(named: parentName),
+                      case .parent(let parent) = try NodeDeviceXML.parse(parentRecord.xml, fallbackName: parentName)
+                else { return (parsed, record?.flags ?? DeviceFlags(active: false, persistent: false, autostart: false), nil) }
+                return (parsed, record?.flags ?? DeviceFlags(active: false, persistent: false, autostart: false), parent)
             }
             let changes = await index.mutate { state in
-                guard let (parsed, flags, parent) = fetched else {
+                let (parsed, flags, parent) = fetched
+                guard let parsed else {
                     return state.removeDevice(named: name) + state.removeParent(named: name)
+                        + (parent.map { state.upsertParent($0) } ?? [])
                 }
                 var changes: [IndexChange] = []
                 switch parsed {

@@ -10,8 +10,31 @@ let disruptiveTestsEnabled = ProcessInfo.processInfo.environment["MDEVMON_DISRUP
 @Suite(.serialized, .enabled(if: disruptiveTestsEnabled, "set MDEVMON_DISRUPTIVE=1 (scripts/test.sh does)"))
 struct LibvirtRestartTests {
 
+    /// Live libvirtd processes (zombies excluded: an unreaped one must not count as running).
     static func libvirtdPIDs() -> [Int32] {
-        LibvirtHost.run("/usr/bin/pgrep", ["-x", "libvirtd"]).out.split(separator: "\n").compactMap { Int32($0) }
+        LibvirtHost.run("/usr/bin/ps", ["-C", "libvirtd", "-o", "pid=,stat="]).out.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count == 2, !fields[1].hasPrefix("Z") else { return nil }
+            return Int32(fields[0])
+        }
+    }
+
+    /// Starts `libvirtd -d` and waits for its foreground process to exit. posix_spawn and waitpid,
+    /// not Foundation's Process: the daemonising parent was left unreaped by Process here, and its
+    /// wait never returned.
+    static func spawnLibvirtd() {
+        var pid: pid_t = 0
+        var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd: Int32 in 0...2 {
+            posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
+        }
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/usr/sbin/libvirtd"), strdup("-d"), nil]
+        defer { argv.forEach { free($0) } }
+        guard posix_spawn(&pid, "/usr/sbin/libvirtd", &actions, nil, argv, environ) == 0 else { return }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 
     static func killLibvirtd() async throws {
@@ -20,7 +43,7 @@ struct LibvirtRestartTests {
     }
 
     static func startLibvirtd() async throws {
-        LibvirtHost.run("/usr/sbin/libvirtd", ["-d"])
+        spawnLibvirtd()
         #expect(await eventually(timeout: .seconds(30)) { LibvirtHost.virsh("version").status == 0 }, "libvirtd did not come back")
     }
 
@@ -43,7 +66,7 @@ struct LibvirtRestartTests {
     @Test func reconnectsAndResyncsAcrossTenKills() async throws {
         var created: [String] = []
         defer {
-            if Self.libvirtdPIDs().isEmpty { LibvirtHost.run("/usr/sbin/libvirtd", ["-d"]) }
+            if Self.libvirtdPIDs().isEmpty { Self.spawnLibvirtd() }
             for uuid in created { LibvirtHost.cleanup(uuid: uuid) }
         }
         try await withMonitor(backoff: .milliseconds(100)) { monitor in

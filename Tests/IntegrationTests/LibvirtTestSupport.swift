@@ -51,7 +51,7 @@ enum LibvirtHost {
     @discardableResult
     static func virsh(_ command: String, xml: String) -> (status: Int32, out: String, err: String) {
         let path = NSTemporaryDirectory() + "mdevmon-\(UUID().uuidString).xml"
-        FileManager.default.createFile(atPath: path, contents: Data(xml.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(xml.utf8))
         defer { try? FileManager.default.removeItem(atPath: path) }
         return run("/usr/bin/virsh", ["-c", uri, command, path])
     }
@@ -122,8 +122,9 @@ func withMonitor<T: Sendable>(
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held. The default is
+/// generous because CI machines are loaded; latency targets are measured by the benchmark instead.
+func eventually(timeout: Duration = .seconds(30), _ condition: () -> Bool) async -> Bool {
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
     while clock.now < deadline {

@@ -126,6 +126,25 @@ import Testing
         }
     }
 
+    /// A transient mdev that is destroyed vanishes from libvirt, yet its parent regains an instance.
+    @Test func vanishedDeviceRefreshesItsParentsCapacity() async throws {
+        let fake = try Self.populatedFake()
+        try await withMonitor(fake) { h in
+            await h.waitForFirstSync()
+            let old = try #require(h.snapshot.state.device(named: Self.apName))
+            let oldParent = try #require(h.snapshot.state.parents["ap_matrix"])
+            fake.removeDevice(named: Self.apName)
+            try fake.putDevice(
+                xml: try Fixture.text("ap_matrix_parent.xml").replacing("65536", with: "65537"),
+                flags: Self.parentFlags)
+
+            let changes = await h.changes(from: .nodeDevice(name: Self.apName, kind: .deleted))
+            var newParent = oldParent
+            newParent.types[0].availableInstances = 65537
+            #expect(changes == [.deviceRemoved(old), .parentChanged(old: oldParent, new: newParent)])
+        }
+    }
+
     @Test func undefinedEventRemovesTheDevice() async throws {
         let fake = try Self.populatedFake()
         try await withMonitor(fake) { h in
@@ -136,7 +155,8 @@ import Testing
 
             let changes = await h.changes(from: .nodeDevice(name: Self.apName, kind: .undefined))
             #expect(changes == [.deviceRemoved(old)])
-            #expect(fake.nodeDeviceFetches == [Self.apName])
+            // The device, then its (unchanged) parent's capacity.
+            #expect(fake.nodeDeviceFetches == [Self.apName, "ap_matrix"])
             #expect(h.snapshot.state.devices.isEmpty)
         }
     }
