@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   libvirt-daemon-system libvirt-clients libvirt-dev libxml2-dev libsystemd-dev mdevctl
-  qemu-system-x86 systemd prometheus prometheus-alertmanager curl openssl
+  qemu-system-x86 systemd prometheus prometheus-alertmanager curl openssl python3 python3-yaml
 )
 
 missing=()

@@ -81,7 +81,9 @@ public final class MonitorService: Service, Sendable {
                              metadata: LogEvent.libvirtOperationFailed.metadata)
             }
             do {
-                try await Task.sleep(for: backoff)
+                // Graceful shutdown must not wait out a long backoff.
+                let delay = backoff
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
             } catch {
                 break
             }

@@ -16,7 +16,14 @@ public final class PolicyMetrics: Sendable {
         public var referencesEnabled: Bool
     }
 
-    private let state = Mutex(Snapshot(actions: [:], pending: ["restore": 0], problems: [], referencesEnabled: true))
+    /// Every restore series starts at 0, so `increase()` sees the first failure after a restart.
+    private let state = Mutex(Snapshot(
+        actions: Dictionary(uniqueKeysWithValues: ["start", "create"].flatMap { action in
+            ["success", "failure", "gave_up", "skipped", "dry_run"].map {
+                (ActionKey(policy: "restore", action: action, result: $0), 0)
+            }
+        }),
+        pending: ["restore": 0], problems: [], referencesEnabled: true))
 
     public init() {}
 

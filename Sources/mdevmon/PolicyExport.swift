@@ -24,6 +24,11 @@ struct PolicyExport: MetricsContributor, LandingContributor {
             writer.sample("mdev_domain_reference_problem",
                           labels: ["domain": p.domain, "uuid": p.uuid, "reason": p.reason.rawValue], value: 1)
         }
+        writer.family("mdev_domain_autostart", type: .gauge,
+                      help: "1 when a defined domain that references mdevs starts at host boot, else 0.")
+        for d in snapshot.sortedDomains where d.persistent && !d.mdevUUIDs.isEmpty {
+            writer.sample("mdev_domain_autostart", labels: ["domain": d.name], value: d.autostart ? 1 : 0)
+        }
         writer.family("mdev_device_orphaned", type: .gauge, help: "1 for an active mdev that no defined domain references.")
         for d in snapshot.state.orphanedDevices {
             writer.sample("mdev_device_orphaned", labels: ["uuid": d.uuid, "parent": d.parent], value: 1)

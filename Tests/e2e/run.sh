@@ -58,6 +58,8 @@ host_packages() {
   abi=${E2E_KERNEL_ABI:-$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: linux-image-\(.*\)/\1/p' | head -1)}
   [ -n "$abi" ] || die "cannot resolve the guest kernel (linux-image-amd64)"
   local want=("${base[@]}" "linux-headers-$abi")
+  # What `swift build` links against (Swift itself is expected in /opt/swift, as scripts/ assume).
+  [ $daemon != build ] || want+=(libvirt-dev libxml2-dev libsystemd-dev pkg-config)
   if ! installed "${want[@]}"; then
     say "installing host packages: ${want[*]}"
     DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -q -y install --no-install-recommends "${want[@]}" \
@@ -166,6 +168,10 @@ inject() {
       [ -L "$p" ] || { echo "sif $rel uid 0"; echo "sif $rel gid 0"; }
     done ) > "$cmds"
   debugfs -w -f "$cmds" "$img" > "$logs/inject.log" 2>&1 || die "debugfs failed (see $logs/inject.log)"
+  # Expected noise: removing what is not there yet, creating folders that exist.
+  if grep -vqE '^debugfs[: ]|File not found by ext2_lookup|directory already exists|^Allocated inode' "$logs/inject.log"; then
+    die "debugfs reported errors (see $logs/inject.log)"
+  fi
 }
 run_image() {
   mkdir -p "$cache/run"

@@ -15,7 +15,7 @@ BOUND_MS=$(sed -n 's/.*\be2e\.bound_ms=\([0-9]*\).*/\1/p' /proc/cmdline)
 BOUND_MS=${BOUND_MS:-1000}
 # How much longer a late change is still waited for, to tell "late" from "never" in the report.
 GRACE_MS=5000
-export LIBVIRT_DEFAULT_URI=qemu:///system
+export LIBVIRT_DEFAULT_URI=qemu:///system LC_ALL=C
 
 # Fixed UUIDs make logs greppable across boots; the prefix says which scenario owns a device.
 U_BASE=e2e00000-0000-4000-8000-000000000001
@@ -103,16 +103,20 @@ within() {
 }
 
 # --- metrics, fork-free ----------------------------------------------------------------------------------
-# scrape: GET /metrics into SCRAPE (body only).
+# scrape: GET /metrics into SCRAPE (body only). Reads exactly Content-Length bytes: the server keeps
+# the connection open after the response whatever the request asks.
 scrape() {
-  local fd
+  local fd line len=""
   exec {fd}<>/dev/tcp/127.0.0.1/9850 2>/dev/null || return 1
-  printf 'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n' >&"$fd"
+  printf 'GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&"$fd"
   SCRAPE=
-  IFS= read -r -d '' -u "$fd" SCRAPE
+  IFS= read -r -t 3 -u "$fd" line && [[ $line == HTTP/1.?" 200"* ]] || { exec {fd}>&-; return 1; }
+  while IFS= read -r -t 3 -u "$fd" line && [ "$line" != $'\r' ]; do
+    [[ ${line,,} == content-length:* ]] && len=${line#*:} && len=${len//[!0-9]/}
+  done
+  if [ -n "$len" ]; then IFS= read -r -t 3 -N "$len" -u "$fd" SCRAPE; else IFS= read -r -t 3 -d '' -u "$fd" SCRAPE; fi
   exec {fd}>&-
-  [[ $SCRAPE == HTTP/1.?" 200"* ]] || return 1
-  SCRAPE=${SCRAPE#*$'\r\n\r\n'}
+  [ -n "$SCRAPE" ]
 }
 # series NAME [label=value ...]: SERIES = the value of the first series in SCRAPE with these labels.
 series() {
@@ -194,19 +198,44 @@ journal_within() {
 # --- one step of a device's life ------------------------------------------------------------------------
 # before_step marks the journal; after the step's `check`, expect_state checks that within BOUND_MS the
 # metrics show the device's state and the type's available instances equal the kernel's, and that the
-# journal got the event for the device.
-before_step() { mark_journal; }
+# journal got the event for the device. A late one is reported with the delay of libvirt's own event,
+# which tells mdevmon's lag from libvirt's.
+before_step() { mark_journal; now STEP_START; }
 # expect_state WHAT UUID TYPE EVENT ACTIVE PERSISTENT AUTOSTART   (or ... EVENT absent)
 expect_state() {
-  local what=$1 uuid=$2 type=$3 event=$4 want; shift 4
+  local what=$1 uuid=$2 type=$3 event=$4 want late=${#LATE[@]}; shift 4
   if [ "$1" = absent ]; then want=//; else want="$1/$2/$3"; fi
-  state_ok() { scrape && device_state "$uuid" && [ "$STATE" = "$want" ] && available_ok "$type"; }
-  if ! within "$what: metrics" state_ok; then
-    scrape; device_state "$uuid"
-    [ "$STATE" = "$want" ] || fail "$what: metrics active/persistent/autostart $STATE, want $want"
-    available_ok "$type" || fail "$what: available instances of $type exported $SERIES, kernel $(sysfs_available "$type")"
-  fi
+  state_ok() { scrape && device_state "$uuid" && [ "$STATE" = "$want" ]; }
+  available_now() { scrape && available_ok "$type"; }
+  within "$what: state" state_ok || fail "$what: metrics active/persistent/autostart $STATE, want $want"
+  within "$what: available $type" available_now ||
+    fail "$what: available instances of $type exported ${SERIES:-none}, kernel $(sysfs_available "$type")"
   journal_within "$what: journal $event" "$event" MDEV_UUID="$uuid"
+  if ((${#LATE[@]} > late)); then LATE[-1]+=" (libvirt event $(libvirt_event_delay "$uuid"))"; fi
+}
+# Background `virsh nodedev-event` recorders (lifecycle and update events, with timestamps).
+events_start() {
+  local e
+  EV_PIDS=()
+  for e in lifecycle update; do
+    virsh nodedev-event --loop --timestamp --event $e >> "$E2E_DIR/$PHASE-nodedev-events.txt" 2>&1 &
+    EV_PIDS+=($!)
+  done
+  sleep 1   # let them register before the first step
+}
+events_stop() { kill "${EV_PIDS[@]}" 2>/dev/null; wait "${EV_PIDS[@]}" 2>/dev/null; return 0; }
+# libvirt_event_delay UUID: "+N ms" from the step's end to libvirt's first event for the device since
+# the step began, or "none".
+libvirt_event_delay() {
+  local line ts ms name
+  name=$(devname "$1")
+  while IFS= read -r line; do
+    [[ $line == *"node device $name:"* ]] || continue
+    ts=${line%%: event *}
+    ms=$(date -d "$ts" +%s%3N 2>/dev/null) || continue
+    ((ms >= STEP_START)) && { echo "+$((ms - CHECK_END)) ms"; return; }
+  done < "$E2E_DIR/$PHASE-nodedev-events.txt"
+  echo none
 }
 
 # --- libvirt and sysfs -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 scenario_lifecycle() {
   scenario_begin lifecycle
+  events_start
   local u=$U_LIFE t=mtty-2 a0
   a0=$(sysfs_available $t)
   kernel_available() { check "$1: kernel's $t available instances $2" test "$(sysfs_available $t)" -eq "$2"; }
@@ -43,5 +44,6 @@ scenario_lifecycle() {
   expect_state "destroy created" $v $t deviceDeleted absent
   kernel_available "destroy created" $a0
   forget $u $v
+  events_stop
   scenario_end
 }

@@ -8,6 +8,9 @@ prepare_racing() {
   say "E2E-STEP preparing racing mdevctl"
   mv "$E2E_DIR/mtty.conf.off" /etc/modules-load.d/mtty.conf
   ln -sfn /usr/bin/mdevctl /usr/sbin/mdevctl
+  # Without the daemon no late-parent scenario loaded mtty this boot.
+  grep -q '^mtty ' /proc/modules || run modprobe mtty
+  wait_for 30 parent_present || log "parent $PARENT did not appear"
   forget "${RECOVERY[@]}" "$U_EXCL" "${RACERS[@]}"
   nd_define "$U_RACE1" mtty-1 && nd autostart "$U_RACE1" && nd start "$U_RACE1"
   nd_define "$U_RACE2" mtty-1 && nd autostart "$U_RACE2"

@@ -3,6 +3,7 @@
 
 scenario_sysfs() {
   scenario_begin sysfs
+  events_start
   local u=$U_SYSFS t=mtty-1 name
   name=$(devname $u)
 
@@ -35,5 +36,6 @@ scenario_sysfs() {
   before_step; check "sysfs remove (transient)" bash -c "echo 1 > /sys/bus/mdev/devices/$u/remove"
   expect_state "sysfs remove transient" $u $t deviceDeleted absent
   forget $u
+  events_stop
   scenario_end
 }
