@@ -137,6 +137,7 @@ public final class PolicyService: Service, Sendable {
             }
             for await change in changes.cancelOnGracefulShutdown() {
                 if case .parentAdded(let parent) = change { await parents.signal(parent.name) }
+                if case .deviceAdded = change { await parents.signal(ParentWaiters.any) }
                 if case .connection(.synced) = change { await parents.signalAll() }
                 if Self.affectsActiveSet(change) { dirtySignal.yield() }
                 evaluateReferences(index.snapshot.state)
@@ -190,11 +191,19 @@ public final class PolicyService: Service, Sendable {
     private func restore(_ task: RestoreTask) async {
         let device = task.device
         let fields = Self.fields(device)
-        // Wait for the parent: a CREATED event wakes us, never a poll.
+        // Wait for the parent: a CREATED event wakes us, never a poll. While libvirt still files the
+        // device under its placeholder parent, the real parent is not there yet either.
+        var announced = false
         while !Task.isCancelled {
-            let waiter = await parents.register(device.parent)
-            if (try? await actions.nodeDeviceExists(device.parent)) == true { await parents.cancel(waiter); break }
-            logger.info("mdev \(device.uuid): waiting for parent \(device.parent) to appear", metadata: fields)
+            let now = index.snapshot.state.current(device)
+            let parent = device.parent == IndexState.placeholderParent ? (now?.parent ?? device.parent) : device.parent
+            let unparented = parent == IndexState.placeholderParent || now?.parent == IndexState.placeholderParent
+            let waiter = await parents.register(unparented ? ParentWaiters.any : parent)
+            if !unparented, (try? await actions.nodeDeviceExists(parent)) == true { await parents.cancel(waiter); break }
+            if !announced {
+                logger.info("mdev \(device.uuid): waiting for parent \(unparented ? "(not yet known)" : parent) to appear", metadata: fields)
+                announced = true
+            }
             await parents.wait(waiter)
         }
         if task.reason == .autostart {
@@ -209,7 +218,7 @@ public final class PolicyService: Service, Sendable {
                 logger.notice("mdev \(device.uuid) is no longer owned (config reloaded); not restoring", metadata: fields)
                 return
             }
-            if index.snapshot.state.devices[device.key]?.active == true {
+            if index.snapshot.state.current(device)?.active == true {
                 // Someone else (mdevctl's udev rule, an operator) brought it up: nothing to do, nothing failed.
                 logger.info("mdev \(device.uuid) is already active; nothing to do", metadata: fields)
                 metrics.count(policy: "restore", action: task.action, result: "skipped")
@@ -226,7 +235,9 @@ public final class PolicyService: Service, Sendable {
                           metadata: LogEvent.restoreAttempted.metadata.merging(fields) { $1 })
             do {
                 switch task.kind {
-                case .start(let name): try await actions.start(deviceNamed: name)
+                case .start(let name):
+                    // libvirt renames a device that moved from the placeholder to its real parent.
+                    try await actions.start(deviceNamed: index.snapshot.state.current(device)?.name ?? name)
                 case .recreate(let xml): _ = try await actions.create(xml: xml)
                 }
                 let extra = task.reason == .autostart ? " (autostart had failed; repaired)" : ""
@@ -236,7 +247,7 @@ public final class PolicyService: Service, Sendable {
                 return
             } catch {
                 // Someone else (mdevctl's udev rule) may have won the race: that is not a failure.
-                if index.snapshot.state.devices[device.key]?.active == true { continue }
+                if index.snapshot.state.current(device)?.active == true { continue }
                 metrics.count(policy: "restore", action: task.action, result: "failure")
                 let elapsed = ContinuousClock.now - started
                 if elapsed + delay > cfg.restore.deadline {
@@ -290,7 +301,10 @@ actor ParentWaiters {
         await withCheckedContinuation { c in waiting[token.id]?.continuation = c }
     }
 
-    func signal(_ parent: String) { wake { $0 == parent } }
+    /// Registered by a restore whose parent is not known yet: woken by any new parent or device.
+    static let any = "*"
+
+    func signal(_ parent: String) { wake { $0 == parent || $0 == Self.any } }
     func signalAll() { wake { _ in true } }
 
     private func wake(_ matches: (String) -> Bool) {

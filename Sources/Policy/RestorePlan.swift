@@ -42,7 +42,7 @@ public enum RestorePlanner {
         var tasks: [MdevKey: RestoreTask] = [:]
         var skipped: [(PersistedState.Device, String)] = []
         for saved in previous.active where config.owns(uuid: saved.uuid, parent: saved.parent, mdevType: saved.mdevType) {
-            let now = state.devices[saved.key]
+            let now = state.current(saved)
             if now?.active == true { continue }
             if saved.persistent {
                 guard let now, now.persistent else {
@@ -57,7 +57,7 @@ public enum RestorePlanner {
             }
         }
         for device in state.devices.values where includeAutostart && device.persistent && device.autostart && !device.active
-            && tasks[device.key] == nil
+            && !tasks.keys.contains(where: { $0.uuid == device.uuid })
             && config.owns(uuid: device.uuid, parent: device.parent, mdevType: device.mdevType) {
             tasks[device.key] = RestoreTask(device: PersistedState.Device(device), kind: .start(name: device.name), reason: .autostart)
         }
@@ -87,5 +87,17 @@ public enum RestorePlanner {
             }
         }
         return out
+    }
+}
+
+extension IndexState {
+    /// libvirt lists a defined mdev under its root device `computer` while the real parent is absent
+    /// (e.g. its driver is not loaded yet); the device moves to the real parent when that appears.
+    public static let placeholderParent = "computer"
+
+    /// The device a saved entry refers to now: by uuid and parent, or under libvirt's placeholder
+    /// parent while the real one is missing.
+    public func current(_ saved: PersistedState.Device) -> MdevDevice? {
+        devices[saved.key] ?? devices(uuid: saved.uuid).first { $0.parent == Self.placeholderParent }
     }
 }

@@ -125,3 +125,51 @@ import Testing
             "<device>\n  <parent>\(Sample.parent)</parent>\n  <capability type='mdev'>\n    <type id='i915-GVTg_V5_4'/>\n    <uuid>\(u2)</uuid>\n  </capability>\n</device>\n")
     }
 }
+
+/// A late parent: libvirt files defined mdevs under its root device `computer` until the real parent appears.
+@Suite struct RestorePlannerPlaceholderParentTests {
+    let u1 = "44444444-0000-4000-8000-000000000004"
+    let u2 = "55555555-0000-4000-8000-000000000005"
+    let computer = IndexState.placeholderParent
+
+    @Test func deviceUnderPlaceholderIsStillTheSavedDevice() {
+        let result = RestorePlanner.plan(
+            previous: PersistedState(bootID: "old", active: [Sample.saved(u1)]),
+            state: .with([Sample.device(u1, parent: computer)]), config: PolicyConfig())
+        #expect(result.skipped.isEmpty, "a device waiting for its parent is not gone")
+        #expect(result.tasks.map(\.device) == [Sample.saved(u1)])
+        #expect(result.tasks.first?.reason == .wasActive)
+    }
+
+    @Test func autostartDeviceIsPlannedOnceAndKeepsItsSavedParent() {
+        let result = RestorePlanner.plan(
+            previous: PersistedState(bootID: "old", active: [Sample.saved(u1)]),
+            state: .with([Sample.device(u1, parent: computer, autostart: true), Sample.device(u2, parent: computer, autostart: true)]),
+            config: PolicyConfig())
+        #expect(result.tasks.count == 2, "one task per uuid")
+        #expect(result.tasks.first { $0.device.uuid == u1 }?.device.parent == Sample.parent)
+        #expect(result.tasks.first { $0.device.uuid == u2 }?.reason == .autostart)
+    }
+}
+
+@Suite struct PolicyServicePlaceholderParentTests {
+    /// The saved device sits under `computer` at boot; nothing is attempted until libvirt moves it
+    /// to its real parent, and then the start uses the device's new name.
+    @Test func waitsForTheRealParentThenStartsUnderTheNewName() async throws {
+        let uuid = Sample.uuid()
+        let previous = PersistedState(bootID: "previous-boot", active: [Sample.saved(uuid)])
+        let initial = IndexState.with([Sample.device(uuid, parent: IndexState.placeholderParent)], parents: [])
+        try await PolicyHarness.run(initial: initial, previous: previous, config: fastConfig()) { h in
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(h.actions.startCalls.isEmpty, "started before the parent appeared")
+            await h.index.mutate { state in
+                state.removeDevice(named: Sample.name(uuid, parent: IndexState.placeholderParent))
+                    + state.upsertParent(Sample.parentDevice())
+                    + state.upsertDevice(Sample.definition(uuid), flags: DeviceFlags(active: false, persistent: true, autostart: false))
+            }
+            #expect(await eventually { h.count("success") == 1 })
+            #expect(h.actions.startCalls == [Sample.name(uuid)])
+            #expect(h.count("failure") == 0)
+        }
+    }
+}
