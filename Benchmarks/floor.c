@@ -6,9 +6,11 @@
  *     Lists every mdev (CAP_MDEV | ACTIVE | INACTIVE) and fetches what MODE says, REPS times on one
  *     connection. Prints one line per repetition: "rep <devices> <nanoseconds> <xml bytes>".
  *       xml       the floor: one virNodeDeviceGetXMLDesc per listed device (1 RPC per device)
- *       state     xml plus IsActive, IsPersistent, GetAutostart on the listed object (4 RPCs)
+ *       state     xml plus IsActive, IsPersistent, GetAutostart on the listed object
  *       fullsync  what mdevmon's FullSync does per device: LookupByName, GetXMLDesc, IsActive,
- *                 IsPersistent, GetAutostart (5 RPCs)
+ *                 IsPersistent, GetAutostart
+ *     On a read-only connection libvirt 9.0 refuses GetAutostart in the client, without an RPC, so
+ *     state costs 3 RPCs per device and fullsync 4.
  *
  *   floor define URI
  *     Reads commands on stdin, one per line, and answers each on stdout as soon as libvirt returns:

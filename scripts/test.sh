@@ -7,7 +7,13 @@ export PATH="$PATH:/opt/swift/usr/bin"
 
 scripts/deps.sh
 
-swift build --build-tests 2>&1 | tail -n 3
+# Show errors and warnings (the project builds without warnings), not the whole log.
+if ! swift build --build-tests > .build-test.log 2>&1; then
+  grep -E "error:|warning:" .build-test.log | sort -u | head -n 50
+  tail -n 5 .build-test.log
+  exit 1
+fi
+grep -E "^/.*(error|warning):" .build-test.log | sort -u | head -n 50 || true
 # Everything that needs libvirtd up, in parallel.
 swift test --skip-build --skip LibvirtRestartTests
 # Kills and restarts libvirtd: alone, in its own process.

@@ -27,6 +27,12 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Define events per size, measured against each of the in-process exporter and the daemon.")
     var events = 200
 
+    @Flag(help: "Only time the renderer on a synthetic index (no libvirt, no root, no fixture).")
+    var renderOnly = false
+
+    @Option(name: .customLong("render-uuids"), help: "With --render-only: which UUIDs, random, sequential or both.")
+    var renderUUIDs = "both"
+
     @Flag(help: "Skip the idle CPU measurement.")
     var skipIdle = false
 
@@ -54,6 +60,10 @@ struct Bench: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Benchmarks/floor.c; default: found from the source tree.", valueName: "path"))
     var floorSource: String?
 
+    @Option(help: ArgumentHelp(
+        "Extra environment for the daemon (repeatable), e.g. MALLOC_ARENA_MAX=2.", valueName: "name=value"))
+    var daemonEnv: [String] = []
+
     func validate() throws {
         guard !sizeList.isEmpty, sizeList.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--sizes wants positive integers, e.g. 100,1000,10000")
@@ -70,6 +80,12 @@ struct Bench: AsyncParsableCommand {
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .error
             return handler
+        }
+        if renderOnly {
+            let parents = (try? Fixture().parents) ?? ["0000:00:00.0"]
+            let styles = renderUUIDs == "both" ? [false, true] : [renderUUIDs == "sequential"]
+            print(RenderOnly.run(sizes: sizeList, parents: parents, sequential: styles), terminator: "")
+            return
         }
         guard getuid() == 0 else { throw BenchError("run as root: the fixture writes /etc/mdevctl.d") }
         let daemonBinary = daemon ?? (URL(fileURLWithPath: Proc.selfExecutable()).deletingLastPathComponent().path + "/mdevmon")
@@ -98,6 +114,7 @@ struct Bench: AsyncParsableCommand {
             libvirtd: (try? shell("/usr/sbin/libvirtd", ["--version"]).output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? "?",
             loadAverageAtStart: Proc.loadAverage(), concurrentSwiftTests: Proc.othersTesting())
         if let binaryAge { report.notes.append("daemon binary \(daemonBinary), built \(binaryAge) s before the run") }
+        if !daemonEnv.isEmpty { report.notes.append("daemon environment: \(daemonEnv.joined(separator: " "))") }
         if report.loadAverageAtStart >= 1.0 || report.concurrentSwiftTests {
             let message = String(format: "machine busy at start: load %.2f%@", report.loadAverageAtStart,
                                  report.concurrentSwiftTests ? ", swift test running" : "")
@@ -110,15 +127,16 @@ struct Bench: AsyncParsableCommand {
         let fixture = try Fixture()
         let options = RunOptions(
             uri: uri, sizeList: sizeList, events: events, skipIdle: skipIdle, idleSeconds: idleSeconds,
-            scrapes: scrapes, throughputSize: throughputSize, clients: clients, throughputSeconds: throughputSeconds)
+            scrapes: scrapes, throughputSize: throughputSize, clients: clients, throughputSeconds: throughputSeconds,
+            daemonEnvironment: daemonEnv)
         let runner = Runner(options: options, floor: floor, fixture: fixture, inProcess: inProcess,
                             daemonBinary: daemonBinary, tempDir: tempDir)
+        var failure: (any Error)?
         do {
             try await runner.run(into: &report)
         } catch {
-            await runner.cleanUp()
-            note("failed: \(error)")
-            throw ExitCode.failure
+            failure = error
+            report.notes.append("run failed: \(error); sizes above are the ones that completed")
         }
         await runner.cleanUp()
         report.targets = Self.targets(report)
@@ -128,6 +146,10 @@ struct Bench: AsyncParsableCommand {
             note("wrote \(json)")
         }
         try? FileManager.default.removeItem(atPath: tempDir)
+        if let failure {
+            note("failed: \(failure)")
+            throw ExitCode.failure
+        }
     }
 
     /// `Benchmarks/floor.c` relative to this source file, or to the working directory.
@@ -156,7 +178,10 @@ struct Bench: AsyncParsableCommand {
                 met: ratio >= 500))
         }
         if let e = big.events.first(where: { $0.target == "in-process" }), let s = e.callbackToMetrics {
-            let index = e.callbackToIndex.map { String(format: "; callback → IndexChange p99 %.2f ms", $0.p99) } ?? ""
+            var index = e.callbackToIndex.map { String(format: "; callback → IndexChange p99 %.2f ms", $0.p99) } ?? ""
+            if let own = e.ownTime, let fetch = e.deviceFetch {
+                index += String(format: ", of which mdevmon's own p99 %.2f ms, the mdev's libvirt fetch p99 %.2f ms", own.p99, fetch.p99)
+            }
             targets.append(Target(
                 name: "event → /metrics once libvirt delivers \(at)", goal: "≤ 5 ms p99",
                 measured: String(format: "p99 %.2f ms (poll resolution p50 %.2f ms)%@", s.p99,
@@ -166,7 +191,9 @@ struct Bench: AsyncParsableCommand {
         if let rss = big.rssAfterScrapesMiB {
             targets.append(Target(
                 name: "daemon RSS \(at)", goal: "≤ 30 MiB",
-                measured: String(format: "%.1f MiB after scrapes (peak %.1f MiB)", rss, big.peakRSSMiB ?? .nan),
+                measured: String(format: "VmRSS %.1f MiB after scrapes (peak %.1f MiB): anonymous %.1f MiB, file-backed %.1f MiB; PSS %.1f MiB",
+                                 rss, big.peakRSSMiB ?? .nan, big.memoryAfterScrapes?.anonMiB ?? .nan,
+                                 big.memoryAfterScrapes?.fileMiB ?? .nan, big.memoryAfterScrapes?.pssMiB ?? .nan),
                 met: rss <= 30))
         }
         if let idle = report.idle {

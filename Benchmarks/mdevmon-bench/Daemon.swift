@@ -17,14 +17,14 @@ final class Daemon: @unchecked Sendable {
 
     /// Spawns `binary run` against `uri` with restore disabled (read-only connection), its state in
     /// `directory`, listening on 127.0.0.1 at a free port, logging warnings to `directory/daemon.log`.
-    init(binary: String, uri: String, directory: String) throws {
+    init(binary: String, uri: String, directory: String, environment: [String] = []) throws {
         let config = "\(directory)/mdevmon.yaml"
         try "policies: {restore: {enabled: false}}\n".write(toFile: config, atomically: true, encoding: .utf8)
         let state = "\(directory)/state"
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         port = try Self.freePort()
         logPath = "\(directory)/daemon.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = [
@@ -35,6 +35,14 @@ final class Daemon: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
+        if !environment.isEmpty {
+            var env = ProcessInfo.processInfo.environment
+            for pair in environment {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                env[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+            }
+            process.environment = env
+        }
         spawnedAt = Mono.now()
         try process.run()
         let pid = process.processIdentifier
@@ -57,9 +65,20 @@ final class Daemon: @unchecked Sendable {
         throw BenchError("mdevmon not healthy after \(Int(timeout)) s; log: \(logTail())")
     }
 
-    var cpuSeconds: Double { Proc.cpuSeconds(pid: pid) ?? .nan }
+    var cpuSeconds: Double { Proc.preciseCPUSeconds(pid: pid) ?? .nan }
     var rssMiB: Double { Double(Proc.statusKiB(pid: pid, "VmRSS") ?? 0) / 1024 }
     var peakRSSMiB: Double { Double(Proc.statusKiB(pid: pid, "VmHWM") ?? 0) / 1024 }
+
+    /// VmRSS split: anonymous (heap, stacks) vs file-backed (mapped binaries and libraries, mostly
+    /// shared with other processes), plus PSS, which charges shared pages proportionally.
+    var memory: MemoryBreakdown {
+        func kib(_ key: String) -> Double { Double(Proc.statusKiB(pid: pid, key) ?? 0) / 1024 }
+        var pss = 0.0
+        for line in (Proc.read("/proc/\(pid)/smaps_rollup") ?? "").split(separator: "\n") where line.hasPrefix("Pss:") {
+            pss = Double(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "").map { $0 / 1024 } ?? 0
+        }
+        return MemoryBreakdown(rssMiB: kib("VmRSS"), anonMiB: kib("RssAnon"), fileMiB: kib("RssFile"), pssMiB: pss)
+    }
 
     /// SIGTERM (graceful shutdown), then SIGKILL after 10 s.
     func stop() {

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 
 /// Latencies of one batch of define events, in ms. Reference points (CLOCK_MONOTONIC):
 /// - *return*: `virNodeDeviceDefineXML` returned in the helper;
@@ -17,6 +18,17 @@ struct EventResult: Codable, Sendable {
     /// Time between consecutive polls of `/metrics`: the resolution of the `…ToMetrics` numbers.
     var pollInterval: Summary?
     var defineCall: Summary?
+    /// callback → IndexChange, split: until the Monitor starts fetching the device; the device's
+    /// fetch (lookup, XML, flags: libvirt RPCs); the parent's fetch; the rest (parse, apply, publish).
+    var callbackToFetch: Summary?
+    var deviceFetch: Summary?
+    var parentFetch: Summary?
+    var fetchedToIndex: Summary?
+    /// callback → IndexChange minus the libvirt fetches: what mdevmon itself adds (queueing behind
+    /// other events included).
+    var ownTime: Summary?
+    /// Undefines libvirt refused (device already gone); the bench deleted the mdevctl file instead.
+    var undefineFailures = 0
 }
 
 enum EventLatency {
@@ -29,7 +41,9 @@ enum EventLatency {
         let http = try HTTPConnection(port: port)
         var returnToMetrics: [Double] = [], callbackToMetrics: [Double] = [], callbackToIndex: [Double] = []
         var returnToCallback: [Double] = [], pollInterval: [Double] = [], defineCall: [Double] = []
-        var missed = 0
+        var callbackToFetch: [Double] = [], deviceFetch: [Double] = [], parentFetch: [Double] = []
+        var fetchedToIndex: [Double] = [], ownTime: [Double] = []
+        var missed = 0, undefineFailures = 0
         for k in first..<(first + count) {
             let uuid = Fixture.eventUUID(k)
             let parent = Fixture.nodeName(pci: fixture.parent(for: k))
@@ -60,16 +74,41 @@ enum EventLatency {
             if let callback {
                 returnToCallback.append(Mono.ms(reply.after, callback))
                 if let added { callbackToIndex.append(Mono.ms(callback, added)) }
+                if let added, let fetch = timeline.time("fetch:\(reply.name)"),
+                   let fetched = timeline.time("fetched:\(reply.name)"), fetch >= callback, fetched <= added {
+                    callbackToFetch.append(Mono.ms(callback, fetch))
+                    deviceFetch.append(Mono.ms(fetch, fetched))
+                    var last = fetched
+                    var libvirt = Mono.ms(fetch, fetched)
+                    if let p0 = timeline.time("fetch:\(parent)"), let p1 = timeline.time("fetched:\(parent)"),
+                       p0 >= fetched, p1 <= added {
+                        parentFetch.append(Mono.ms(p0, p1))
+                        libvirt += Mono.ms(p0, p1)
+                        last = p1
+                    }
+                    fetchedToIndex.append(Mono.ms(last, added))
+                    ownTime.append(Mono.ms(callback, added) - libvirt)
+                }
             }
-            _ = try helper.undefine(reply.name)
+            do {
+                _ = try helper.undefine(reply.name)
+            } catch {
+                // Someone else (a concurrent test's cleanup) may have removed it, or libvirt is mid-rescan:
+                // make sure the definition is gone and go on.
+                unlink("\(Fixture.directory)/\(fixture.parent(for: k))/\(uuid)")
+                undefineFailures += 1
+            }
             // The next event starts from a settled index: this device's removal has been applied.
             _ = timeline.wait("removed:\(reply.name)", timeout: 10)
-            timeline.forget(["defined:\(reply.name)", "added:\(reply.name)", "undefined:\(reply.name)", "removed:\(reply.name)"])
+            timeline.forget(["defined:\(reply.name)", "added:\(reply.name)", "undefined:\(reply.name)",
+                             "removed:\(reply.name)", "fetch:\(reply.name)", "fetched:\(reply.name)"])
         }
         return EventResult(
             target: target, events: count, missed: missed, returnToMetrics: Summary(returnToMetrics),
             callbackToMetrics: Summary(callbackToMetrics), callbackToIndex: Summary(callbackToIndex),
             returnToCallback: Summary(returnToCallback), pollInterval: Summary(pollInterval),
-            defineCall: Summary(defineCall))
+            defineCall: Summary(defineCall), callbackToFetch: Summary(callbackToFetch),
+            deviceFetch: Summary(deviceFetch), parentFetch: Summary(parentFetch),
+            fetchedToIndex: Summary(fetchedToIndex), ownTime: Summary(ownTime), undefineFailures: undefineFailures)
     }
 }

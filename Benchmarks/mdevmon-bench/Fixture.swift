@@ -5,15 +5,15 @@ import Monitor
 /// N defined mdevs on the real libvirtd, made in bulk by writing mdevctl config files
 /// (`/etc/mdevctl.d/<parent>/<uuid>`), which libvirt picks up through inotify.
 ///
-/// Every UUID the bench makes starts with `bec4`: `bec40000-…` for the bulk fixture, `bec40001-…`
-/// for the devices the event benchmark defines and undefines. Anything with that prefix is the
-/// bench's and is removed at start (leftovers of an aborted run) and at exit.
+/// Every UUID the bench makes starts with `bec4`; anything with that prefix is the bench's and is
+/// removed at start (leftovers of an aborted run) and at exit. The rest looks random, as libvirt's
+/// and mdevctl's v4 UUIDs do (sorting and hashing behave as in real use), except the variant digit,
+/// which tells the bulk fixture (`8`) from the event benchmark's devices (`9`), and the last group,
+/// the device's number, which keeps UUIDs unique.
 final class Fixture: @unchecked Sendable {
     // @unchecked: only the orchestrating task mutates `count`; the signal handler only deletes files.
     static let directory = "/etc/mdevctl.d"
     static let uuidPrefix = "bec4"
-    static let bulkPrefix = "bec40000-0000-4000-8000-"
-    static let eventPrefix = "bec40001-0000-4000-8000-"
     static let mdevType = "nvidia-63"
 
     /// PCI addresses (`0000:00:03.0`) the devices are spread over.
@@ -26,13 +26,37 @@ final class Fixture: @unchecked Sendable {
         guard !parents.isEmpty else { throw BenchError("no PCI devices in /sys/bus/pci/devices to use as parents") }
     }
 
-    static func bulkUUID(_ i: Int) -> String { bulkPrefix + hex12(i) }
-    static func eventUUID(_ i: Int) -> String { eventPrefix + hex12(i) }
+    static func bulkUUID(_ i: Int) -> String { uuid(i, variant: "8") }
+    static func eventUUID(_ i: Int) -> String { uuid(i, variant: "9") }
 
-    private static func hex12(_ i: Int) -> String {
-        let digits = String(i, radix: 16)
-        return String(repeating: "0", count: max(0, 12 - digits.count)) + digits
+    /// `bec4rrrr-rrrr-4rrr-Vrrr-nnnnnnnnnnnn`: r pseudo-random from `i`, V the variant, n = `i`.
+    private static func uuid(_ i: Int, variant: Character) -> String {
+        // splitmix64: deterministic, so a run's UUIDs are reproducible.
+        var z = UInt64(i) &+ (variant == "9" ? 0x5555_5555 : 0) &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        let r = Array(hex(z, digits: 16))
+        return "bec4\(String(r[0..<4]))-\(String(r[4..<8]))-4\(String(r[8..<11]))-\(variant)\(String(r[11..<14]))-\(hex12(i))"
     }
+
+    /// Whether a UUID (or the UUID part of an mdev's node-device name) is an event-benchmark device's.
+    static func isEventDevice(uuid: some StringProtocol) -> Bool {
+        guard uuid.hasPrefix(uuidPrefix), uuid.count > 19 else { return false }
+        return uuid[uuid.index(uuid.startIndex, offsetBy: 19)] == "9"
+    }
+
+    /// The same for a node-device name, `mdev_<uuid with underscores>_<parent>`.
+    static func isEventDevice(name: String) -> Bool {
+        name.hasPrefix("mdev_") && isEventDevice(uuid: name.dropFirst(5))
+    }
+
+    private static func hex(_ value: UInt64, digits: Int) -> String {
+        let text = String(value, radix: 16)
+        return String(repeating: "0", count: max(0, digits - text.count)) + text
+    }
+
+    private static func hex12(_ i: Int) -> String { hex(UInt64(i), digits: 12) }
 
     /// libvirt's node-device name of a PCI address: `0000:00:03.0` → `pci_0000_00_03_0`.
     static func nodeName(pci: String) -> String {

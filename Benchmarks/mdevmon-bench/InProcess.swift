@@ -32,7 +32,7 @@ final class InProcess: Sendable {
             listenAddresses: [ListenAddress(host: "127.0.0.1", port: 0)], build: BuildInfo(version: "bench"))
         let exporter = try ExporterService(
             configuration: configuration, snapshot: { [self] in snapshot }, logger: logger,
-            onListening: { [port] _, bound in port.withLock { $0 = bound } })
+            onListening: { [self] _, bound in port.withLock { $0 = bound } })
         let task = Task { [logger] in
             do { try await exporter.run() } catch { logger.error("in-process exporter: \(error)") }
         }
@@ -53,9 +53,9 @@ final class InProcess: Sendable {
         let subscriber = Task {
             for await change in changes {
                 switch change {
-                case .deviceAdded(let d) where d.uuid.hasPrefix(Fixture.eventPrefix):
+                case .deviceAdded(let d) where Fixture.isEventDevice(uuid: d.uuid):
                     timeline.mark("added:\(d.name)")
-                case .deviceRemoved(let d) where d.uuid.hasPrefix(Fixture.eventPrefix):
+                case .deviceRemoved(let d) where Fixture.isEventDevice(uuid: d.uuid):
                     timeline.mark("removed:\(d.name)")
                 default: break
                 }

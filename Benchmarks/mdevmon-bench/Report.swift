@@ -40,6 +40,7 @@ struct SizeResult: Codable, Sendable {
     var rssAfterSyncMiB: Double?
     var rssAfterScrapesMiB: Double?
     var peakRSSMiB: Double?
+    var memoryAfterScrapes: MemoryBreakdown?
     var throughput: [ThroughputResult] = []
 
     init(devices: Int, fixtureSeconds: Double) {
@@ -47,6 +48,13 @@ struct SizeResult: Codable, Sendable {
         self.fixtureSeconds = fixtureSeconds
         loadAverage = Proc.loadAverage()
     }
+}
+
+struct MemoryBreakdown: Codable, Sendable {
+    var rssMiB: Double
+    var anonMiB: Double
+    var fileMiB: Double
+    var pssMiB: Double
 }
 
 struct IdleResult: Codable, Sendable {
@@ -107,12 +115,12 @@ extension Report {
         row("libvirt picked up fixture") { String(format: "%.1f s", $0.fixtureSeconds) }
         row("load average (1 min)") { String(format: "%.2f", $0.loadAverage) }
         section("1. full sync (p50 / p99 ms)")
-        row("  FullSync.read (Swift, 5 RPC/dev)") { p($0.fullSync) }
+        row("  FullSync.read (Swift, 4 RPC/dev)") { p($0.fullSync) }
         row("  MonitorService start → first sync") { ms($0.monitorFirstSync) }
         row("  mdevmon run spawn → /healthz 200") { ms($0.daemonStart) }
         row("  floor.c: list + XML (1 RPC/dev)") { p($0.floor["xml"]) }
-        row("  floor.c: + 3 state calls (4 RPC)") { p($0.floor["state"]) }
-        row("  floor.c: as FullSync (5 RPC/dev)") { p($0.floor["fullsync"]) }
+        row("  floor.c: + IsActive, IsPersistent") { p($0.floor["state"]) }
+        row("  floor.c: as FullSync (4 RPC/dev)") { p($0.floor["fullsync"]) }
         row("  FullSync ÷ floor (p50)") { s in
             guard let a = s.fullSync?.p50, let b = s.floor["xml"]?.p50, b > 0 else { return nil }
             return String(format: "%.1f×", a / b)
@@ -134,6 +142,11 @@ extension Report {
         row("  cheaper by CPU") { times($0.cheaperByCPU) }
         section("3. events (p50 / p99 ms)")
         row("  callback → IndexChange") { event("in-process", \.callbackToIndex)($0) }
+        row("    callback → fetch starts") { event("in-process", \.callbackToFetch)($0) }
+        row("    fetch mdev (libvirt RPCs)") { event("in-process", \.deviceFetch)($0) }
+        row("    fetch parent (libvirt RPCs)") { event("in-process", \.parentFetch)($0) }
+        row("    fetched → IndexChange") { event("in-process", \.fetchedToIndex)($0) }
+        row("    mdevmon's own (excl. RPCs)") { event("in-process", \.ownTime)($0) }
         row("  callback → /metrics (in-process)") { event("in-process", \.callbackToMetrics)($0) }
         row("  define return → callback") { event("in-process", \.returnToCallback)($0) }
         row("  define return → /metrics (in-proc)") { event("in-process", \.returnToMetrics)($0) }
@@ -147,6 +160,9 @@ extension Report {
         row("  VmRSS after first sync") { mib($0.rssAfterSyncMiB) }
         row("  VmRSS after scrapes") { mib($0.rssAfterScrapesMiB) }
         row("  VmHWM (peak)") { mib($0.peakRSSMiB) }
+        row("    of which anonymous (RssAnon)") { mib($0.memoryAfterScrapes?.anonMiB) }
+        row("    of which file-backed (RssFile)") { mib($0.memoryAfterScrapes?.fileMiB) }
+        row("  PSS (shared pages split)") { mib($0.memoryAfterScrapes?.pssMiB) }
         section("5. throughput")
         for (index, label) in ["plain", "gzip"].enumerated() {
             row("  scrapes/s, \(label)") { s in

@@ -15,6 +15,7 @@ struct RunOptions: Sendable {
     var throughputSize: Int
     var clients: Int
     var throughputSeconds: Int
+    var daemonEnvironment: [String]
 }
 
 /// Runs every measurement, size by size, on one growing fixture.
@@ -64,7 +65,7 @@ final class Runner: Sendable {
         try fixture.grow(to: n)
         let connection = try await OffPool.run { try LibvirtConnectorImpl().connect(uri: uri, readOnly: true) }
         defer { connection.close() }
-        try await OffPool.run { try Fixture.waitForLibvirt(connection, expected: n, timeout: max(300, Double(n) / 10)) }
+        _ = try await OffPool.run { try Fixture.waitForLibvirt(connection, expected: n, timeout: max(300, Double(n) / 10)) }
         var r = SizeResult(devices: n, fixtureSeconds: Mono.ms(written, Mono.now()) / 1000)
         let reps = n >= 5000 ? 3 : 5
 
@@ -138,7 +139,7 @@ final class Runner: Sendable {
         note("\(n) mdevs: starting mdevmon run")
         let directory = "\(tempDir)/daemon-\(n)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let d = try Daemon(binary: daemonBinary, uri: uri, directory: directory)
+        let d = try Daemon(binary: daemonBinary, uri: uri, directory: directory, environment: options.daemonEnvironment)
         daemon.withLock { $0 = d }
         defer {
             d.stop()
@@ -179,6 +180,7 @@ final class Runner: Sendable {
         r.scrapeBytesGzip = s.gzipBytes
         r.rssAfterScrapesMiB = d.rssMiB
         r.peakRSSMiB = d.peakRSSMiB
+        r.memoryAfterScrapes = d.memory
         if let collector = r.collector?.p50, let scrape = r.scrapePlain?.p50, scrape > 0 {
             r.cheaperByTime = collector / scrape
         }
@@ -207,6 +209,7 @@ final class Runner: Sendable {
             }
             r.rssAfterScrapesMiB = d.rssMiB
             r.peakRSSMiB = d.peakRSSMiB
+            r.memoryAfterScrapes = d.memory
         }
 
         // 3. Events, against the in-process exporter (callback times known) and then the daemon.

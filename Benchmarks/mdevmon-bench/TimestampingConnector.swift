@@ -15,6 +15,9 @@ final class Timeline: Sendable {
 
     func time(_ key: String) -> UInt64? { times.withLock { $0[key] } }
 
+    /// Overwrites: for marks that should hold the latest occurrence.
+    func set(_ key: String, at time: UInt64 = Mono.now()) { times.withLock { $0[key] = time } }
+
     func forget(_ keys: [String]) { times.withLock { for key in keys { $0[key] = nil } } }
 
     /// Spins (with 20 µs naps) until `key` is marked or `timeout` seconds pass.
@@ -42,10 +45,12 @@ struct TimestampingConnector: LibvirtConnector {
 
 final class TimestampingConnection: LibvirtConnection, Sendable {
     private let inner: any LibvirtConnection
+    private let timeline: Timeline
     let events: AsyncStream<LibvirtEvent>
 
     init(_ inner: any LibvirtConnection, timeline: Timeline) {
         self.inner = inner
+        self.timeline = timeline
         let (stream, continuation) = AsyncStream.makeStream(of: LibvirtEvent.self)
         events = stream
         let source = inner.events
@@ -61,7 +66,15 @@ final class TimestampingConnection: LibvirtConnection, Sendable {
 
     var uri: String { inner.uri }
     func listNodeDevices(_ which: NodeDeviceListing) throws -> [String] { try inner.listNodeDevices(which) }
-    func nodeDevice(named name: String) throws -> NodeDeviceRecord? { try inner.nodeDevice(named: name) }
+    /// Also stamps the latest fetch of each device (`fetch:` start, `fetched:` end), so the event
+    /// benchmark can tell libvirt's RPC time from mdevmon's own.
+    func nodeDevice(named name: String) throws -> NodeDeviceRecord? {
+        // Only the event benchmark's devices and the PCI parents: a full sync of 10,000 stays unstamped.
+        guard Fixture.isEventDevice(name: name) || name.hasPrefix("pci_") else { return try inner.nodeDevice(named: name) }
+        timeline.set("fetch:\(name)")
+        defer { timeline.set("fetched:\(name)") }
+        return try inner.nodeDevice(named: name)
+    }
     func listDomains() throws -> [String] { try inner.listDomains() }
     func domain(named name: String) throws -> DomainRecord? { try inner.domain(named: name) }
     func startNodeDevice(named name: String) throws { try inner.startNodeDevice(named: name) }
