@@ -288,10 +288,13 @@ struct AlertingStackTests {
         // Autostart: the critical variant replaces the warning, if mdevmon exports
         // mdev_domain_autostart{domain}; without it every problem stays a warning.
         try #require(LibvirtHost.virsh("autostart", domain).status == 0)
+        // libvirt emits no event for an autostart change; mdevmon learns it with the domain's next
+        // lifecycle event, which re-defining the same XML produces.
+        try #require(LibvirtHost.virsh("define", xml: LibvirtHost.domainXML(name: domain, mdevUUIDs: [device, missing])).status == 0)
         let exportsAutostart = scrape.contains("# TYPE mdev_domain_autostart gauge")
         let severity = exportsAutostart ? "critical" : "warning"
         var autostartUnmet: [String] = []
-        let switched = await AlertingNet.poll(timeout: .seconds(30)) {
+        let switched = await AlertingNet.poll(timeout: .seconds(60)) {
             let alerts = prom.firingAlerts().filter { $0.matches("MdevDomainReferenceProblem", ["instance": real, "domain": domain]) }
             autostartUnmet = [device, missing].filter { uuid in !alerts.contains { $0.labels["uuid"] == uuid && $0.labels["severity"] == severity } }
             return autostartUnmet.isEmpty && alerts.count == 2
