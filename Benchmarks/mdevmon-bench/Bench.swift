@@ -27,6 +27,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Define events per size, measured against each of the in-process exporter and the daemon.")
     var events = 200
 
+    @Option(help: "Time budget per size and target for the define events; fewer events are measured when libvirt is slow (at 10,000 mdevs each define takes seconds).")
+    var eventSeconds = 90.0
+
     @Flag(help: "Only time the renderer on a synthetic index (no libvirt, no root, no fixture).")
     var renderOnly = false
 
@@ -68,7 +71,7 @@ struct Bench: AsyncParsableCommand {
         guard !sizeList.isEmpty, sizeList.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--sizes wants positive integers, e.g. 100,1000,10000")
         }
-        guard events >= 0, scrapes > 0, clients > 0, throughputSeconds > 0, idleSeconds > 0 else {
+        guard events >= 0, eventSeconds > 0, scrapes > 0, clients > 0, throughputSeconds > 0, idleSeconds > 0 else {
             throw ValidationError("counts and durations must be positive")
         }
     }
@@ -122,13 +125,14 @@ struct Bench: AsyncParsableCommand {
             report.notes.append(message)
         }
 
+        Progress.start(report, json: json)
         let logger = Logger(label: "mdevmon-bench")
         let inProcess = InProcess(uri: uri, logger: logger)
         let fixture = try Fixture()
         let options = RunOptions(
             uri: uri, sizeList: sizeList, events: events, skipIdle: skipIdle, idleSeconds: idleSeconds,
             scrapes: scrapes, throughputSize: throughputSize, clients: clients, throughputSeconds: throughputSeconds,
-            daemonEnvironment: daemonEnv)
+            daemonEnvironment: daemonEnv, eventSeconds: eventSeconds)
         let runner = Runner(options: options, floor: floor, fixture: fixture, inProcess: inProcess,
                             daemonBinary: daemonBinary, tempDir: tempDir)
         var failure: (any Error)?
@@ -218,6 +222,7 @@ enum Interrupt {
                 for pid in Daemon.running.withLock({ $0 }) { kill(pid, SIGKILL) }
                 let removed = Fixture.removeAll()
                 note("interrupted: stopped the daemon, removed \(removed) fixture files (libvirt drops them within seconds)")
+                Progress.flush(reason: "interrupted")
                 exit(130)
             }
             source.resume()

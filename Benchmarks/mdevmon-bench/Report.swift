@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Everything one size measured. Times in ms, sizes in bytes unless the name says otherwise.
 struct SizeResult: Codable, Sendable {
@@ -214,5 +215,29 @@ extension Report {
         if v >= 1_048_576 { return String(format: "%.1f MiB", Double(v) / 1_048_576) }
         if v >= 1024 { return String(format: "%.0f KiB", Double(v) / 1024) }
         return "\(v) B"
+    }
+}
+
+/// What has been measured so far, so an interrupted run still prints (and saves) it.
+enum Progress {
+    private static let state = Mutex<(report: Report?, current: SizeResult?, json: String?)>((nil, nil, nil))
+
+    static func start(_ report: Report, json: String?) { state.withLock { $0 = (report, nil, json) } }
+    static func completed(_ report: Report) { state.withLock { $0.report = report; $0.current = nil } }
+    static func current(_ size: SizeResult) { state.withLock { $0.current = size } }
+
+    /// Prints the table of everything measured and writes the JSON, marking the last size partial.
+    static func flush(reason: String) {
+        let (report, current, json) = state.withLock { $0 }
+        guard var report else { return }
+        if let current {
+            report.sizes.append(current)
+            report.notes.append("\(reason) while measuring \(current.devices) mdevs: that column is partial")
+        } else {
+            report.notes.append(reason)
+        }
+        report.targets = Bench.targets(report)
+        print(report.table(), terminator: "")
+        if let json, let data = try? report.json() { try? data.write(to: URL(fileURLWithPath: json)) }
     }
 }

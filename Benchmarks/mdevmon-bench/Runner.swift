@@ -16,6 +16,7 @@ struct RunOptions: Sendable {
     var clients: Int
     var throughputSeconds: Int
     var daemonEnvironment: [String]
+    var eventSeconds: Double
 }
 
 /// Runs every measurement, size by size, on one growing fixture.
@@ -54,6 +55,7 @@ final class Runner: Sendable {
         for (position, n) in sizes.enumerated() {
             let result = try await measure(n, inProcessPort: inProcessPort, isLast: position == sizes.count - 1, report: &report)
             report.sizes.append(result)
+            Progress.completed(report)
         }
     }
 
@@ -85,6 +87,7 @@ final class Runner: Sendable {
             r.floor[mode.rawValue] = Summary(try await OffPool.run { try floor.list(mode: mode, reps: reps).ms })
         }
 
+        Progress.current(r)
         // 2b. The polling collector, with its CPU cost (the bench's and libvirtd's).
         note("\(n) mdevs: polling collector ×\(reps)")
         let build = build
@@ -106,6 +109,7 @@ final class Runner: Sendable {
         r.collectorCPU = benchCPU + libvirtdCPU
         r.collectorLibvirtdCPU = libvirtdCPU
 
+        Progress.current(r)
         // The in-process Monitor: time to first sync, then pure render times from its snapshot.
         note("\(n) mdevs: in-process monitor, render")
         r.monitorFirstSync = await inProcess.startMonitor()
@@ -135,6 +139,7 @@ final class Runner: Sendable {
         r.renderWarm = Summary(warm)
         r.renderBytes = bytes
 
+        Progress.current(r)
         // 4. The daemon: startup, memory, scrapes.
         note("\(n) mdevs: starting mdevmon run")
         let directory = "\(tempDir)/daemon-\(n)"
@@ -150,6 +155,7 @@ final class Runner: Sendable {
         try await Task.sleep(for: .milliseconds(500))
         r.rssAfterSyncMiB = d.rssMiB
 
+        Progress.current(r)
         note("\(n) mdevs: \(options.scrapes) plain and \(options.scrapes / 2) gzip scrapes")
         let scrapes = options.scrapes
         let s = try await OffPool.run {
@@ -186,6 +192,7 @@ final class Runner: Sendable {
         }
         if let collectorCPU = r.collectorCPU, s.cpu > 0 { r.cheaperByCPU = collectorCPU / s.cpu }
 
+        Progress.current(r)
         // 5. Throughput.
         if n == options.throughputSize {
             let clients = options.clients, seconds = options.throughputSeconds
@@ -212,20 +219,24 @@ final class Runner: Sendable {
             r.memoryAfterScrapes = d.memory
         }
 
+        Progress.current(r)
         // 3. Events, against the in-process exporter (callback times known) and then the daemon.
         if options.events > 0, let helper = helper.withLock({ $0 }) {
             let count = options.events
             let timeline = inProcess.timeline
+            let budget = options.eventSeconds
             for (target, port) in [("in-process", inProcessPort), ("daemon", d.port)] {
                 note("\(n) mdevs: \(count) define events, polling \(target) /metrics")
                 let first = nextEvent.add(count, ordering: .relaxed).oldValue
                 r.events.append(try await OffPool.run {
                     try EventLatency.run(count: count, first: first, target: target, port: port, helper: helper,
-                                         fixture: fixture, timeline: timeline)
+                                         fixture: fixture, timeline: timeline, budget: budget)
                 })
+                Progress.current(r)
             }
         }
 
+        Progress.current(r)
         // 4b. Idle CPU, at the largest size only.
         if isLast && !options.skipIdle {
             let seconds = options.idleSeconds

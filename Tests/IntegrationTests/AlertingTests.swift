@@ -588,7 +588,7 @@ enum AlertingNet {
 /// Child processes with their output in a log file, stopped with SIGTERM (then SIGKILL).
 enum AlertingProcess {
     static func spawn(_ tool: String, _ args: [String], log: String) throws -> Process {
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let out = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tool)
