@@ -100,7 +100,7 @@ struct Bench: AsyncParsableCommand {
         guard let made = mkdtemp(&template) else { throw BenchError("mkdtemp failed") }
         let tempDir = String(cString: made)
 
-        Interrupt.install()
+        Interrupt.install(tempDir: tempDir)
         for pid in Daemon.leftovers() {
             note("killing mdevmon \(pid) left by an aborted bench run")
             kill(pid, SIGKILL)
@@ -214,7 +214,7 @@ struct Bench: AsyncParsableCommand {
 enum Interrupt {
     nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
 
-    static func install() {
+    static func install(tempDir: String) {
         for signal in [SIGINT, SIGTERM, SIGHUP] {
             Glibc.signal(signal, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
@@ -223,6 +223,7 @@ enum Interrupt {
                 let removed = Fixture.removeAll()
                 note("interrupted: stopped the daemon, removed \(removed) fixture files (libvirt drops them within seconds)")
                 Progress.flush(reason: "interrupted")
+                try? FileManager.default.removeItem(atPath: tempDir)
                 exit(130)
             }
             source.resume()

@@ -61,6 +61,23 @@ enum RenderOnly {
                 + String(format: "%.1f MiB", Double(indexKiB) / 1024).padding(toLength: 15, withPad: " ", startingAt: 0)
                 + String(format: "%.1f MiB", Double(cacheKiB) / 1024) + "\n"
         } }
+        out += "\nindex update, one upsertDevice (p50 / p99 ms)\n"
+        out += "devices  snapshot shares storage (as DeviceIndex publishes)   state uniquely referenced\n"
+        for n in sizes {
+            let published = snapshot(devices: n, parents: parents)
+            let extra = snapshot(devices: 1, parents: ["0000:ff:00.0"]).state.devices.values.first!
+            var shared: [Double] = [], unique: [Double] = []
+            for _ in 0..<20 {
+                // As DeviceIndex.mutate does while the previous snapshot is still published.
+                var state = published.state
+                shared.append(Mono.time { _ = state.upsertDevice(extra.definition, flags: extra.flags) }.1)
+                unique.append(Mono.time { _ = state.upsertDevice(extra.definition, flags: extra.flags) }.1)
+            }
+            let a = Summary(shared)!, b = Summary(unique)!
+            out += "\(n)".padding(toLength: 9, withPad: " ", startingAt: 0)
+                + "\(Report.format(a.p50)) / \(Report.format(a.p99))".padding(toLength: 55, withPad: " ", startingAt: 0)
+                + "\(Report.format(b.p50)) / \(Report.format(b.p99))\n"
+        }
         return out
     }
 }
