@@ -54,20 +54,8 @@ enum LogLine {
         let needsQuotes =
             value.isEmpty
             || value.unicodeScalars.contains { $0.value <= 0x20 || $0 == "=" || $0 == "\"" || $0.value == 0x7F }
-        guard needsQuotes else { return value }
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F: out += unicodeEscape(scalar)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        // A quoted logfmt value escapes exactly as a JSON string does.
+        return needsQuotes ? jsonString(value) : value
     }
 
     // MARK: JSON
