@@ -90,10 +90,16 @@ let package = Package(
             path: "Benchmarks/mdevmon-bench",
             swiftSettings: strict),
 
+        // Helpers shared by test targets (a real journald, journalctl queries); never shipped.
+        .target(
+            name: "TestSupport",
+            dependencies: ["Monitor", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport", swiftSettings: strict),
+
         .testTarget(
             name: "MonitorTests",
             dependencies: [
-                "Monitor",
+                "Monitor", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -101,7 +107,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "PolicyTests",
-            dependencies: ["Policy", "Monitor", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Policy", "Monitor", "TestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .testTarget(
             name: "ExporterTests",
@@ -110,7 +116,7 @@ let package = Package(
         .testTarget(
             name: "SystemdTests",
             dependencies: [
-                "Systemd",
+                "Systemd", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -118,7 +124,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Monitor", "Policy",
+                "Monitor", "Policy", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

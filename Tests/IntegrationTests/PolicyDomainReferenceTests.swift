@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Monitor
 import Policy
+import TestSupport
 import Testing
 
 /// Domain reference problems from the real libvirtd's domains and node devices.
@@ -19,7 +20,7 @@ struct PolicyDomainReferenceTests {
         defer { stateDir.remove() }
         var config = PolicyConfig()
         config.restore.enabled = false
-        let log = PolicyLogCapture()
+        let log = LogCapture()
 
         // Read-write: libvirt 9.0 refuses virNodeDeviceGetAutostart on a read-only connection, which
         // breaks a read-only Monitor's sync whenever any persistent mdev exists. That is a Monitor issue,
@@ -27,7 +28,7 @@ struct PolicyDomainReferenceTests {
         try await withPolicy(config: config, readOnly: false, stateDir: stateDir.path, log: log) { monitor, policy in
             await monitor.waitForFirstSync()
             func problems() -> [ReferenceProblem] { policy.metrics.snapshot.problems.filter { $0.domain == domain } }
-            func logged(_ event: Monitor.LogEvent) -> [CapturedLog] {
+            func logged(_ event: Monitor.LogEvent) -> [LogRecord] {
                 log.records(event).filter { $0.value(LogKey.domainName) == domain }
             }
 

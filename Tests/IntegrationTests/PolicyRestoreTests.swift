@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Monitor
 import Policy
+import TestSupport
 import Testing
 
 /// The restore policy against the real libvirtd after a simulated reboot: the state file names
@@ -47,7 +48,7 @@ struct PolicyRestoreTests {
         defer { for uuid in owned + [excluded] { LibvirtHost.cleanup(uuid: uuid) } }
         let s = try Self.setUp(owned: owned, excluded: excluded, dryRun: false)
         defer { s.stateDir.remove() }
-        let log = PolicyLogCapture()
+        let log = LogCapture()
 
         try await withPolicy(config: s.config, stateDir: s.stateDir.path, log: log) { monitor, policy in
             #expect(await eventually(timeout: .seconds(30)) { policy.metrics.snapshot.restore("gave_up") == 2 }, "did not give up on both")
@@ -82,7 +83,7 @@ struct PolicyRestoreTests {
         defer { for uuid in owned + [excluded] { LibvirtHost.cleanup(uuid: uuid) } }
         let s = try Self.setUp(owned: owned, excluded: excluded, dryRun: true)
         defer { s.stateDir.remove() }
-        let log = PolicyLogCapture()
+        let log = LogCapture()
 
         try await withPolicy(config: s.config, stateDir: s.stateDir.path, log: log) { _, policy in
             #expect(await eventually(timeout: .seconds(30)) { policy.metrics.snapshot.restore("dry_run") == 2 })

@@ -3,52 +3,7 @@ import Logging
 import Monitor
 import Policy
 import Synchronization
-
-/// One log record captured from the policy service.
-struct CapturedLog: Sendable {
-    var level: Logger.Level
-    var message: String
-    var metadata: Logger.Metadata
-
-    func value(_ key: String) -> String? { metadata[key].map { "\($0)" } }
-    func `is`(_ event: Monitor.LogEvent) -> Bool { value(Monitor.LogEvent.metadataKey) == event.id }
-}
-
-/// Collects what a `Logger` made by `logger` logs, without touching `LoggingSystem`.
-final class PolicyLogCapture: Sendable {
-    private let storage = Mutex<[CapturedLog]>([])
-
-    var records: [CapturedLog] { storage.withLock { $0 } }
-
-    func append(_ record: CapturedLog) { storage.withLock { $0.append(record) } }
-
-    /// Records of `event` concerning the mdev `uuid` (any mdev when nil).
-    func records(_ event: Monitor.LogEvent, uuid: String? = nil) -> [CapturedLog] {
-        records.filter { $0.is(event) && (uuid == nil || $0.value(LogKey.mdevUUID) == uuid) }
-    }
-
-    var logger: Logger {
-        var logger = Logger(label: "test.policy") { _ in PolicyCaptureHandler(capture: self) }
-        logger.logLevel = .debug
-        return logger
-    }
-}
-
-struct PolicyCaptureHandler: LogHandler {
-    let capture: PolicyLogCapture
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .debug
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: Logging.LogEvent) {
-        capture.append(CapturedLog(level: event.level, message: event.message.description,
-                                   metadata: metadata.merging(event.metadata ?? [:]) { $1 }))
-    }
-}
+import TestSupport
 
 /// A fresh directory under the system temp dir, removed by `remove()`.
 struct PolicyTempDir {
@@ -65,7 +20,7 @@ struct PolicyTempDir {
 /// A real MonitorService (read-write when the policy acts, as `mdevmon run` does, unless `readOnly`
 /// says otherwise) and a PolicyService acting through it, both running for the duration of `body`.
 func withPolicy<T: Sendable>(
-    config: PolicyConfig, readOnly: Bool? = nil, stateDir: String, log: PolicyLogCapture,
+    config: PolicyConfig, readOnly: Bool? = nil, stateDir: String, log: LogCapture,
     _ body: (MonitorService, PolicyService) async throws -> T
 ) async throws -> T {
     var quiet = Logger(label: "test.monitor")

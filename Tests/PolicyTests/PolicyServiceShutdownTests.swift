@@ -4,6 +4,7 @@ import Monitor
 import Policy
 import ServiceLifecycle
 import Synchronization
+import TestSupport
 import Testing
 
 /// SIGTERM (a graceful shutdown) must end the service even while restores wait or retry.

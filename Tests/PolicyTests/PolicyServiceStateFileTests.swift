@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Monitor
 @testable import Policy
+import TestSupport
 import Testing
 
 /// The state file follows the active set, coalesced, and survives a corrupt predecessor.

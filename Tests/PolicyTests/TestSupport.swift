@@ -3,52 +3,7 @@ import Logging
 import Monitor
 import Policy
 import Synchronization
-
-/// One captured log record.
-struct LogRecord: Sendable {
-    var level: Logger.Level
-    var message: String
-    var metadata: Logger.Metadata
-
-    var messageID: String? { metadata[Monitor.LogEvent.metadataKey].map { "\($0)" } }
-    var uuid: String? { metadata[LogKey.mdevUUID].map { "\($0)" } }
-    var domain: String? { metadata[LogKey.domainName].map { "\($0)" } }
-
-    func `is`(_ event: Monitor.LogEvent) -> Bool { messageID == event.id }
-}
-
-/// Collects every record logged through `logger`, from any thread. Never touches `LoggingSystem`.
-final class LogCapture: Sendable {
-    private let storage = Mutex<[LogRecord]>([])
-
-    var records: [LogRecord] { storage.withLock { $0 } }
-
-    func append(_ record: LogRecord) { storage.withLock { $0.append(record) } }
-
-    func records(_ event: Monitor.LogEvent) -> [LogRecord] { records.filter { $0.is(event) } }
-
-    var logger: Logger {
-        var logger = Logger(label: "test.policy") { _ in CapturingLogHandler(capture: self) }
-        logger.logLevel = .trace
-        return logger
-    }
-}
-
-struct CapturingLogHandler: LogHandler {
-    let capture: LogCapture
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: Logging.LogEvent) {
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        capture.append(LogRecord(level: event.level, message: event.message.description, metadata: merged))
-    }
-}
+import TestSupport
 
 struct FakeActionError: Error, CustomStringConvertible {
     var description: String { "Unable to start mediated device (fake)" }
