@@ -65,6 +65,7 @@ final class TimestampingConnection: LibvirtConnection, Sendable {
     }
 
     var uri: String { inner.uri }
+    var isAlive: Bool { inner.isAlive }
     func listNodeDevices(_ which: NodeDeviceListing) throws -> [String] { try inner.listNodeDevices(which) }
     /// Also stamps the latest fetch of each device (`fetch:` start, `fetched:` end), so the event
     /// benchmark can tell libvirt's RPC time from mdevmon's own.

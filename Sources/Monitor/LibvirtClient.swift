@@ -118,6 +118,11 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         state.withLock { $0.callbacks.append(id) }
     }
 
+    var isAlive: Bool {
+        // Checked under the lock: `close()` must not free the connection while libvirt reads it.
+        state.withLock { s in !s.closed && virConnectIsAlive(conn) == 1 }
+    }
+
     func close() {
         let taken = state.withLock { s -> (callbacks: [Int32], domainCallbacks: [Int32], closeRegistered: Bool, closed: Bool) in
             let copy = s

@@ -64,6 +64,9 @@ public protocol LibvirtConnection: AnyObject, Sendable {
     /// listing, so nothing between registration and the first sync is missed). Finishes after
     /// `.connectionClosed` or `close()`.
     var events: AsyncStream<LibvirtEvent> { get }
+    /// False once the connection is closed or libvirtd is gone (`virConnectIsAlive`); a failed call on
+    /// a dead connection is the connection's loss, reported by the close event, not an error of its own.
+    var isAlive: Bool { get }
     func listNodeDevices(_ which: NodeDeviceListing) throws -> [String]
     /// nil when the device does not exist (any more).
     func nodeDevice(named name: String) throws -> NodeDeviceRecord?

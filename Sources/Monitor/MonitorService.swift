@@ -53,6 +53,7 @@ public final class MonitorService: Service, Sendable {
     public func run() async throws {
         var backoff = configuration.initialBackoff
         var everConnected = false
+        var outage = OutageLog()
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 let connection = try await Blocking.run { [configuration, connector] in
@@ -60,6 +61,7 @@ public final class MonitorService: Service, Sendable {
                 }
                 if everConnected { await index.recordReconnect() }
                 everConnected = true
+                outage = OutageLog()
                 current.withLock { $0 = connection }
                 defer {
                     current.withLock { $0 = nil }
@@ -77,8 +79,21 @@ public final class MonitorService: Service, Sendable {
             } catch {
                 let message = "\(error)"
                 await index.markDisconnected(reason: message)
-                logger.error("libvirt unavailable, retrying in \(backoff): \(message)",
-                             metadata: LogEvent.libvirtOperationFailed.metadata)
+                // Once per outage (and when the reason changes, or every 10 minutes), not once per retry.
+                // After a loss the connection-lost entry already warned; a start-up failure is an error.
+                switch outage.record(message, now: .now) {
+                case .first, .changed:
+                    logger.log(level: everConnected ? .warning : .error,
+                               "libvirt unavailable, retrying in \(backoff) (then backing off up to \(configuration.maxBackoff)): \(message)",
+                               metadata: LogEvent.libvirtOperationFailed.metadata)
+                case .reminder(let attempts, let since):
+                    logger.log(level: everConnected ? .warning : .error,
+                               "libvirt still unavailable after \(attempts) attempts over \(since.formatted(.units(allowed: [.hours, .minutes, .seconds], width: .narrow))): \(message)",
+                               metadata: LogEvent.libvirtOperationFailed.metadata)
+                case .repeated:
+                    logger.debug("libvirt unavailable, retrying in \(backoff): \(message)",
+                                 metadata: LogEvent.libvirtOperationFailed.metadata)
+                }
             }
             do {
                 // Graceful shutdown must not wait out a long backoff.
@@ -163,6 +178,11 @@ public final class MonitorService: Service, Sendable {
             }
             for change in changes { if let entry = change.logEntry { logger.log(entry) } }
         } catch {
+            // Events queued before a loss fail on the dead connection; the close event reports the loss.
+            guard connection.isAlive else {
+                logger.debug("event for node device \(name) not applied, the connection is gone: \(error)")
+                return
+            }
             logger.error("event for node device \(name) not applied: \(error)",
                          metadata: LogEvent.libvirtOperationFailed.metadata.merging([LogKey.mdevName: .string(name)]) { $1 })
         }
@@ -177,9 +197,46 @@ public final class MonitorService: Service, Sendable {
             }
             for change in changes { if let entry = change.logEntry { logger.log(entry) } }
         } catch {
+            guard connection.isAlive else {
+                logger.debug("event for domain \(name) not applied, the connection is gone: \(error)")
+                return
+            }
             logger.error("event for domain \(name) not applied: \(error)",
                          metadata: LogEvent.libvirtOperationFailed.metadata.merging([LogKey.domainName: .string(name)]) { $1 })
         }
+    }
+}
+
+/// Decides which failed connection attempts of one outage are worth a log line.
+struct OutageLog {
+    enum Verdict: Equatable {
+        case first, changed, repeated
+        case reminder(attempts: Int, since: Duration)
+    }
+
+    static let reminderInterval: Duration = .seconds(600)
+    private var started: ContinuousClock.Instant?
+    private var lastLogged: ContinuousClock.Instant?
+    private var lastMessage: String?
+    private var attempts = 0
+
+    mutating func record(_ message: String, now: ContinuousClock.Instant) -> Verdict {
+        attempts += 1
+        defer { lastMessage = message }
+        guard let started, let lastLogged else {
+            self.started = now
+            self.lastLogged = now
+            return .first
+        }
+        if message != lastMessage {
+            self.lastLogged = now
+            return .changed
+        }
+        if now - lastLogged >= Self.reminderInterval {
+            self.lastLogged = now
+            return .reminder(attempts: attempts, since: now - started)
+        }
+        return .repeated
     }
 }
 

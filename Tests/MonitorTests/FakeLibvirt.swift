@@ -102,6 +102,12 @@ final class FakeLibvirt: LibvirtConnector {
         closeConnection(reason: reason)
     }
 
+    /// libvirtd dies but the client has not noticed yet: calls fail and `isAlive` is false, while the
+    /// connection stays open (events queued before the death still arrive) until `closeConnection`.
+    func dieUnnoticed(reason: String) {
+        state.withLock { $0.down = reason }
+    }
+
     func comeUp() {
         state.withLock { $0.down = nil }
     }
@@ -240,6 +246,8 @@ final class FakeConnection: LibvirtConnection {
         }
         try server.checkUp(operation, object)
     }
+
+    var isAlive: Bool { !closed.withLock { $0 } && (try? server.checkUp("is alive", uri)) != nil }
 
     func listNodeDevices(_ which: NodeDeviceListing) throws -> [String] {
         try checkOpen("list node devices", uri)

@@ -71,11 +71,10 @@ extension MonitorConfiguration {
 /// Runs a `MonitorService` on `fake` for the duration of `body`, then cancels it and waits for it to end.
 func withMonitor(
     _ fake: FakeLibvirt, configuration: MonitorConfiguration = .test,
+    logger: Logger = Logger(label: "mdevmon.test", factory: { _ in SwiftLogNoOpLogHandler() }),
     _ body: (MonitorHarness) async throws -> Void
 ) async throws {
-    let service = MonitorService(
-        configuration: configuration, connector: fake,
-        logger: Logger(label: "mdevmon.test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    let service = MonitorService(configuration: configuration, connector: fake, logger: logger)
     let stream = await service.index.changes()
     let recorder = ChangeRecorder()
     let harness = MonitorHarness(fake: fake, service: service, recorder: recorder)

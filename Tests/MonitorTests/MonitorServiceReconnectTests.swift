@@ -1,3 +1,5 @@
+import Logging
+import TestSupport
 import Testing
 @testable import Monitor
 
@@ -134,5 +136,63 @@ import Testing
             await h.waitForFirstSync()
         }
         #expect(fake.openConnections == 0)
+    }
+}
+
+/// What an outage costs in log lines: one per outage, not one per retry or per queued event.
+@Suite struct OutageLoggingTests {
+    @Test func oneLinePerOutageThenRemindersAndChangedReasons() {
+        var log = OutageLog()
+        let t0 = ContinuousClock.now
+        #expect(log.record("refused", now: t0) == .first)
+        #expect(log.record("refused", now: t0 + .seconds(1)) == .repeated)
+        #expect(log.record("refused", now: t0 + .seconds(599)) == .repeated)
+        #expect(log.record("refused", now: t0 + .seconds(600)) == .reminder(attempts: 4, since: .seconds(600)))
+        #expect(log.record("refused", now: t0 + .seconds(900)) == .repeated)
+        #expect(log.record("permission denied", now: t0 + .seconds(901)) == .changed)
+        #expect(log.record("permission denied", now: t0 + .seconds(902)) == .repeated)
+    }
+
+    @Test func aLibvirtdDeathLogsNoErrorsForQueuedEventsOrRetries() async throws {
+        let fake = try MonitorServiceEventTests.populatedFake()
+        let capture = LogCapture()
+        try await withMonitor(fake, logger: capture.logger) { h in
+            await h.waitForFirstSync()
+            let name = MonitorServiceEventTests.apName
+            let reason = "End of file while reading data: Input/output error"
+            // Events libvirt queued just before it died arrive on a dead connection.
+            fake.dieUnnoticed(reason: reason)
+            for _ in 0..<3 { fake.emit(.nodeDevice(name: name, kind: .updated)) }
+            fake.emit(.domain(name: "vm", kind: .defined))
+            #expect(await eventually { h.snapshot.status.events[EventCounterKey(source: "domain", event: "defined")] == 1 })
+            fake.closeConnection(reason: reason)
+            // Several failed reconnects (10 ms doubling to 80 ms).
+            #expect(await eventually { fake.connectAttempts.count >= 5 })
+            fake.comeUp()
+            #expect(await eventually { h.snapshot.status.synced })
+
+            #expect(capture.records(atLeast: .error).isEmpty, "\(capture.records(atLeast: .error).map(\.message))")
+            #expect(capture.records(.connectionLost).count == 1)
+            #expect(capture.records(.connectionLost).first?.level == .warning)
+            let unavailable = capture.records(.libvirtOperationFailed).filter { $0.level >= .warning }
+            #expect(unavailable.count == 1, "one line for the outage: \(unavailable.map(\.message))")
+            #expect(unavailable.first?.level == .warning)
+            #expect(capture.records(.connectionRestored).count == 1)
+        }
+    }
+
+    @Test func unreachableAtStartupIsOneErrorNotOnePerRetry() async throws {
+        let fake = try MonitorServiceEventTests.populatedFake()
+        fake.goDown(reason: "Failed to connect socket to '/run/libvirt/libvirt-sock': Connection refused")
+        let capture = LogCapture()
+        try await withMonitor(fake, logger: capture.logger) { h in
+            #expect(await eventually { fake.connectAttempts.count >= 5 })
+            fake.comeUp()
+            await h.waitForFirstSync()
+            let loud = capture.records(atLeast: .warning)
+            #expect(loud.count == 1 && loud.first?.level == .error, "\(loud.map(\.message))")
+            #expect(loud.first?.message.contains("Connection refused") == true)
+            #expect(capture.records(.libvirtOperationFailed).count >= 5, "later retries still logged at debug")
+        }
     }
 }
