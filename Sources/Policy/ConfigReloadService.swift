@@ -26,6 +26,7 @@ public struct ConfigReloadService: Service {
                 let new = try PolicyConfig.load(path: path, isDefaultPath: isDefaultPath)
                 let old = policy.currentConfig
                 policy.update(config: new)
+                policy.metrics.recordReload(success: true)
                 if new.needsWriteAccess && !old.needsWriteAccess {
                     logger.warning("reloaded \(path): acting policies now enabled, but the libvirt connection stays read-only until mdevmon restarts")
                 } else {
@@ -33,6 +34,7 @@ public struct ConfigReloadService: Service {
                 }
                 await onReload(new)
             } catch {
+                policy.metrics.recordReload(success: false)
                 logger.error("reload of \(path) failed, keeping the previous configuration: \(error)")
             }
         }

@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 
 /// Counters and gauges the policies publish; read by the exporter at scrape time.
@@ -14,6 +15,10 @@ public final class PolicyMetrics: Sendable {
         public var pending: [String: Int]
         public var problems: [ReferenceProblem]
         public var referencesEnabled: Bool
+        /// Whether the last configuration load (start-up or SIGHUP) succeeded, and when one last did
+        /// (seconds since the epoch), as Prometheus' own `…_config_last_reload_*` gauges.
+        public var reloadSuccessful: Bool
+        public var lastReloadSuccess: Double
     }
 
     /// Every restore series starts at 0, so `increase()` sees the first failure after a restart.
@@ -23,14 +28,29 @@ public final class PolicyMetrics: Sendable {
                 (ActionKey(policy: "restore", action: action, result: $0), 0)
             }
         }),
-        pending: ["restore": 0], problems: [], referencesEnabled: true))
+        pending: ["restore": 0], problems: [], referencesEnabled: true,
+        reloadSuccessful: true, lastReloadSuccess: PolicyMetrics.now()))
 
     public init() {}
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
 
     public var snapshot: Snapshot { state.withLock { $0 } }
 
     func count(policy: String, action: String, result: String) {
         state.withLock { $0.actions[ActionKey(policy: policy, action: action, result: result), default: 0] += 1 }
+    }
+
+    func recordReload(success: Bool) {
+        let at = Self.now()
+        state.withLock {
+            $0.reloadSuccessful = success
+            if success { $0.lastReloadSuccess = at }
+        }
     }
 
     func setPending(_ policy: String, _ n: Int) { state.withLock { $0.pending[policy] = n } }

@@ -18,6 +18,12 @@ struct PolicyExport: MetricsContributor, LandingContributor {
         for (policy, value) in s.pending.sorted(by: { $0.key < $1.key }) {
             writer.sample("mdev_policy_pending", labels: ["policy": policy], value: value)
         }
+        writer.family("mdev_config_last_reload_successful", type: .gauge,
+                      help: "1 when the last load of the configuration file (start-up or SIGHUP) succeeded; 0 while an invalid file is ignored.")
+        writer.sample("mdev_config_last_reload_successful", value: s.reloadSuccessful ? 1 : 0)
+        writer.family("mdev_config_last_reload_success_timestamp_seconds", type: .gauge,
+                      help: "When the configuration was last loaded successfully, in seconds since the epoch.")
+        writer.sample("mdev_config_last_reload_success_timestamp_seconds", value: s.lastReloadSuccess)
         writer.family("mdev_domain_reference_problem", type: .gauge,
                       help: "1 while a defined domain references an mdev that is missing or inactive.")
         for p in s.problems {
