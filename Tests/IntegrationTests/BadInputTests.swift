@@ -42,24 +42,17 @@ struct BadInputTests {
     }
 
     @Test func runDaemonStaysUpAndStopsOnSIGTERM() async throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: mdevmonBinary)
-        p.arguments = ["run", "--connect", "qemu+tcp://127.0.0.1:1/system"] + DaemonArgs.isolated
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        defer { if p.isRunning { p.terminate() } }
+        let daemon = try TestDaemon(uri: "qemu+tcp://127.0.0.1:1/system")
+        defer { daemon.stop() }
         try await Task.sleep(for: .seconds(1.5))
-        #expect(p.isRunning, "mdevmon run exited while libvirt was unreachable")
-        p.terminate()
-        #expect(await eventually(timeout: .seconds(10)) { !p.isRunning })
-        #expect(p.terminationStatus == 0)
+        #expect(daemon.process.isRunning, "mdevmon run exited while libvirt was unreachable: \(daemon.stderrTail)")
+        // Up but not connected: /healthz says why.
+        let health = LibvirtHost.run("/usr/bin/curl", ["-s", "-w", "\n%{http_code}", daemon.base + "/healthz"])
+        #expect(health.out.hasSuffix("\n503"), "healthz: \(health.out)")
+        daemon.signal(SIGTERM)
+        #expect(await eventually(timeout: .seconds(10)) { !daemon.process.isRunning })
+        #expect(daemon.process.terminationReason == .exit && daemon.process.terminationStatus == 0)
     }
-}
-
-/// Flags that keep a test daemon from colliding with others: no fixed port, no shared state.
-enum DaemonArgs {
-    static var isolated: [String] { [] }
 }
 
 @Suite(.enabled(if: LibvirtHost.enabled, "needs a reachable libvirtd (CI=true makes this mandatory)"))

@@ -1,5 +1,6 @@
 import Foundation
 import Monitor
+import TestSupport
 import Testing
 
 /// Kills and restarts the real libvirtd, so it must never overlap tests that need libvirtd up.
@@ -110,5 +111,32 @@ struct LibvirtRestartTests {
             #expect(monitor.index.snapshot.status.events[key] == before + 1)
             #expect(monitor.index.snapshot.status.reconnects >= 10)
         }
+    }
+
+    /// The daemon itself, logging to the real journald: a libvirtd kill is journaled as connection
+    /// lost at warning, the way back as connection restored at notice, each exactly once.
+    @Test(.enabled(if: Journald.shouldRun, "needs journald"))
+    func connectionLossAndRestoreAreJournaled() async throws {
+        try Journald.ensureRunning()
+        defer { if Self.libvirtdPIDs().isEmpty { Self.spawnLibvirtd() } }
+        let daemon = try TestDaemon(extra: ["--log.target", "journal", "--log.level", "info"])
+        defer { daemon.stop() }
+        let synced = try await DaemonJournalTests.entries(.initialSyncCompleted, pid: daemon.pid)
+        try #require(!synced.isEmpty, "no initial-sync entry; stderr:\n\(daemon.stderrTail)")
+
+        try await Self.killLibvirtd()
+        let lost = try await DaemonJournalTests.entries(.connectionLost, pid: daemon.pid, timeout: .seconds(30))
+        let entry = try #require(lost.first, "no connection-lost entry; stderr:\n\(daemon.stderrTail)")
+        #expect(entry["PRIORITY"] as? String == "4", "warning")
+        #expect(entry["LIBVIRT_URI"] as? String == LibvirtHost.uri)
+        #expect(entry["SYSLOG_IDENTIFIER"] as? String == "mdevmon")
+
+        try await Self.startLibvirtd()
+        let restored = try await DaemonJournalTests.entries(.connectionRestored, pid: daemon.pid, timeout: .seconds(30))
+        #expect(restored.first?["PRIORITY"] as? String == "5", "notice")
+        // While libvirtd was down the daemon retried with backoff: one loss, not one per attempt.
+        #expect(try Journald.entries(matching: ["MESSAGE_ID=\(LogEvent.connectionLost.id)", "_PID=\(daemon.pid)"]).count == 1)
+        #expect(try Journald.entries(matching: ["PRIORITY=3", "_PID=\(daemon.pid)"]).isEmpty,
+                "no error-level entries for a libvirtd restart")
     }
 }
