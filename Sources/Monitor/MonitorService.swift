@@ -134,7 +134,7 @@ public final class MonitorService: Service, Sendable {
                 return reason
             case .nodeDevice(let name, let kind):
                 await index.countEvent(source: "nodedev", event: kind.rawValue)
-                await handleNodeDevice(name, connection)
+                await handleNodeDevice(name, kind, connection)
             case .domain(let name, let kind):
                 await index.countEvent(source: "domain", event: kind.rawValue)
                 await handleDomain(name, connection)
@@ -145,17 +145,20 @@ public final class MonitorService: Service, Sendable {
         return "event stream ended"
     }
 
-    private func handleNodeDevice(_ name: String, _ connection: any LibvirtConnection) async {
+    private func handleNodeDevice(_ name: String, _ kind: NodeDeviceEventKind, _ connection: any LibvirtConnection) async {
         do {
+            // Creating or removing an mdev in sysfs moves its parent's available instances; defining or
+            // undefining one only changes libvirt's (mdevctl's) records, so the parent is not re-read.
+            let refreshParent = kind != .defined && kind != .undefined
             // The parent the index knows for this name: a transient mdev that vanished freed an instance there.
-            let knownParent = index.snapshot.state.device(named: name)?.parent
+            let knownParent = refreshParent ? index.snapshot.state.device(named: name)?.parent : nil
             // nil record: the device vanished between the event and the fetch.
             let fetched = try await Blocking.run { () -> (ParsedNodeDevice?, DeviceFlags, ParentDevice?) in
                 let record = try connection.nodeDevice(named: name)
                 let parsed = try record.map { try NodeDeviceXML.parse($0.xml, fallbackName: name) }
                 // An mdev's start or stop moves its parent's available instances: refresh the parent too.
                 var parentName = knownParent
-                if case .mdev(let def)? = parsed { parentName = def.parent }
+                if refreshParent, case .mdev(let def)? = parsed { parentName = def.parent }
                 guard let parentName, let parentRecord = try connection.nodeDevice(named: parentName),
                       case .parent(let parent) = try NodeDeviceXML.parse(parentRecord.xml, fallbackName: parentName)
                 else { return (parsed, record?.flags ?? DeviceFlags(active: false, persistent: false, autostart: false), nil) }
