@@ -4,6 +4,8 @@ public struct IndexState: Hashable, Sendable {
     public private(set) var devices: [MdevKey: MdevDevice] = [:]
     public private(set) var parents: [String: ParentDevice] = [:]
     public private(set) var domains: [String: DomainInfo] = [:]
+    /// How many devices are active, kept up to date by every mutation (a summary must not scan 10,000).
+    public private(set) var activeCount = 0
     /// libvirt node-device name → key, to resolve DELETED/UNDEFINED events that carry only the name.
     private var keysByName: [String: MdevKey] = [:]
     /// mdev UUID → keys, since a UUID may exist under several parents.
@@ -43,6 +45,7 @@ public struct IndexState: Hashable, Sendable {
         let old = devices[key]
         if let old, old.name != definition.name { keysByName[old.name] = nil }
         devices[key] = new
+        activeCount += (new.active ? 1 : 0) - (old?.active == true ? 1 : 0)
         keysByName[definition.name] = key
         keysByUUID[definition.uuid, default: []].insert(key)
         if let old {
@@ -60,6 +63,7 @@ public struct IndexState: Hashable, Sendable {
         }
         keysByUUID[key.uuid]?.remove(key)
         if keysByUUID[key.uuid]?.isEmpty == true { keysByUUID[key.uuid] = nil }
+        if old.active { activeCount -= 1 }
         return [.deviceRemoved(old)]
     }
 

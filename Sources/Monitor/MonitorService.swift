@@ -117,7 +117,7 @@ public final class MonitorService: Service, Sendable {
         if first {
             let s = result.state
             logger.notice(
-                "initial sync: \(s.devices.count) mdevs (\(s.devices.values.filter(\.active).count) active), \(s.parents.count) parents, \(s.domains.count) domains",
+                "initial sync: \(s.devices.count) mdevs (\(s.activeCount) active), \(s.parents.count) parents, \(s.domains.count) domains",
                 metadata: LogEvent.initialSyncCompleted.metadata)
         } else {
             for change in changes { if let entry = change.logEntry { logger.log(entry) } }

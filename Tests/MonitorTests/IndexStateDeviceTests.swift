@@ -12,6 +12,30 @@ import Testing
         #expect(state.upsertDevice(device.definition, flags: device.flags) == [])
     }
 
+    /// `activeCount` is kept incrementally; after any sequence of upserts (flag flips, re-parenting by
+    /// name) and removals it equals a scan.
+    @Test func activeCountFollowsEveryMutation() {
+        var state = IndexState()
+        var rng = SystemRandomNumberGenerator()
+        let uuids = [Sample.uuidA, Sample.uuidB, Sample.uuidC]
+        for _ in 0..<2000 {
+            let uuid = uuids.randomElement(using: &rng)!
+            let parent = Bool.random(using: &rng) ? Sample.gpu0 : Sample.gpu1
+            // Half the time under a fixed name, so the same name moves between parents.
+            let name = Bool.random(using: &rng) ? "fixed-\(uuid)" : Sample.name(uuid, parent)
+            switch Int.random(in: 0..<3, using: &rng) {
+            case 0, 1:
+                _ = state.upsertDevice(Sample.definition(uuid, parent: parent, name: name),
+                                       flags: Sample.flags(active: Bool.random(using: &rng)))
+            default:
+                _ = state.removeDevice(named: name)
+            }
+            #expect(state.activeCount == state.devices.values.filter(\.active).count)
+        }
+        let rebuilt = IndexState(devices: Array(state.devices.values), parents: [], domains: [])
+        #expect(rebuilt.activeCount == state.activeCount)
+    }
+
     @Test func upsertWithNewFlagsReportsAChange() {
         var state = IndexState()
         let old = Sample.device(Sample.uuidA)
