@@ -61,6 +61,18 @@ import Testing
         #expect(error?.description == "config \(path): (file): does not exist")
     }
 
+    @Test func devNullMeansDefaults() throws {
+        #expect(try PolicyConfig.load(path: "/dev/null", isDefaultPath: false) == PolicyConfig())
+    }
+
+    /// The OS's reason is in the error (a directory here; root reads any mode, so not a permission).
+    @Test func unreadablePathNamesTheReason() {
+        let error = #expect(throws: ConfigError.self) {
+            try PolicyConfig.load(path: NSTemporaryDirectory(), isDefaultPath: false)
+        }
+        #expect(error?.description == "config \(NSTemporaryDirectory()): (file): cannot be read: Is a directory")
+    }
+
     @Test func emptyFileMeansDefaults() throws {
         #expect(try parse("") == PolicyConfig())
         #expect(try parse("# only a comment\n") == PolicyConfig())
