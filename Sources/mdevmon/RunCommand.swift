@@ -47,6 +47,9 @@ extension Mdevmon {
         func run() async throws {
             log.bootstrap()
             let logger = Logger(label: "mdevmon")
+            if let raised = ProcessSetup.raiseOpenFilesLimit() {
+                logger.debug("raised the open-files soft limit from \(raised.from) to \(raised.to)")
+            }
             let policyConfig: PolicyConfig
             do {
                 policyConfig = try PolicyConfig.load(path: configFile, isDefaultPath: configFile == PolicyConfig.defaultPath)

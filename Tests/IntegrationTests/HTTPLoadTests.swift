@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+
+/// The real daemon under the limits systemd gives a service (soft open-files limit 1024): a thousand
+/// connections that never send a byte do not keep Prometheus out.
+@Suite(.enabled(if: LibvirtHost.enabled, "needs a reachable libvirtd (CI=true makes this mandatory)"))
+struct HTTPLoadTests {
+    /// Lifts this test process's own soft limit, so it can hold a thousand client sockets.
+    static func raiseOwnLimit() -> UInt {
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        var limit = rlimit()
+        getrlimit(resource, &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(resource, &limit)
+        return UInt(limit.rlim_max)
+    }
+
+    static func idleConnection(port: Int) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var addr = AlertingNet.loopback(port: UInt16(port))
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard ok == 0 else { close(fd); return nil }
+        return fd
+    }
+
+    /// The soft open-files limit of a process, from /proc.
+    static func softLimit(pid: Int32) -> String? {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)) ?? ""
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Max open files") }) else { return nil }
+        return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first.map(String.init)
+    }
+
+    @Test func thousandIdleConnectionsUnderSystemdsSoftLimitDoNotBlockScrapes() async throws {
+        let hard = Self.raiseOwnLimit()
+        try #require(hard >= 4096, "the machine's hard open-files limit (\(hard)) is too low for this test")
+        // As systemd starts a service: soft 1024, hard much higher.
+        let daemon = try TestDaemon(wrapper: ["/usr/bin/prlimit", "--nofile=1024:\(hard)", "--"])
+        defer { daemon.stop() }
+        try #require(await daemon.waitUntilSynced(), "daemon never synced; stderr:\n\(daemon.stderrTail)")
+        #expect(Self.softLimit(pid: daemon.pid) == "\(hard)", "the daemon lifts its soft limit to the hard one")
+
+        var idle: [Int32] = []
+        defer { for fd in idle { close(fd) } }
+        for _ in 0..<1000 {
+            guard let fd = Self.idleConnection(port: daemon.port) else { break }
+            idle.append(fd)
+        }
+        #expect(idle.count == 1000, "only \(idle.count) connections opened")
+        // Give the server time to accept them all (the backlog is smaller than 1000).
+        let accepted = await AlertingNet.poll(timeout: .seconds(10), every: .milliseconds(200)) {
+            (daemon.value("process_open_fds") ?? 0) >= 1000
+        }
+        #expect(accepted, "process_open_fds = \(daemon.value("process_open_fds") ?? -1)")
+
+        // Bogus and truncated requests on top.
+        for request in ["FOO / HTTP/1.1\r\nHost: x\r\n\r\n", "GET /metr", "GET / HTTP/1.1\r\nX-Big: \(String(repeating: "a", count: 100_000))\r\n\r\n"] {
+            guard let fd = Self.idleConnection(port: daemon.port) else { continue }
+            _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            close(fd)
+        }
+
+        for _ in 0..<5 {
+            let started = ContinuousClock.now
+            let scrape = LibvirtHost.run("/usr/bin/curl", ["-sS", "-f", "--max-time", "1", daemon.base + "/metrics"])
+            let elapsed = ContinuousClock.now - started
+            #expect(scrape.status == 0, "scrape failed after \(elapsed): \(scrape.err)")
+            #expect(scrape.out.contains("mdev_libvirt_up 1"))
+        }
+        #expect(daemon.process.isRunning)
+        #expect(!daemon.stderr.contains("Too many open files"), "stderr:\n\(daemon.stderrTail)")
+    }
+}
