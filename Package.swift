@@ -32,6 +32,7 @@ let package = Package(
         .systemLibrary(
             name: "CSystemd", pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CMalloc"),
 
         .target(
             name: "Monitor",
@@ -74,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "mdevmon",
             dependencies: [
-                "Monitor", "Exporter", "Policy", "Systemd",
+                "Monitor", "Exporter", "Policy", "Systemd", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

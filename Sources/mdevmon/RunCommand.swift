@@ -47,6 +47,7 @@ extension Mdevmon {
         func run() async throws {
             log.bootstrap()
             let logger = Logger(label: "mdevmon")
+            ProcessSetup.returnLargeBuffersToTheSystem()
             if let raised = ProcessSetup.raiseOpenFilesLimit() {
                 logger.debug("raised the open-files soft limit from \(raised.from) to \(raised.to)")
             }
