@@ -263,6 +263,29 @@ timed "base image" base_image
 timings[-1]="${timings[-1]/base image/base image ($image_state)}"
 finish_build
 timed "per-run image" eval 'stage_payload && run_image'
+# Every /metrics the guest saved at the end of a boot (real mtty parents, devices, a domain) passes
+# promtool's exposition-format lint.
+check_exposition() {
+  [ $daemon != none ] || { results+=("exposition SKIP mdevmon not installed"); return; }
+  command -v promtool > /dev/null || { results+=("exposition SKIP no promtool on the host (apt-get install prometheus)"); return; }
+  local f bad=() n=0 parents=0 devices=0 domains=0
+  for f in "$logs"/guest-*/mdevmon-e2e/*-metrics.txt; do
+    [ -s "$f" ] || continue
+    n=$((n + 1))
+    promtool check metrics < "$f" > "$f.promtool" 2>&1 || bad+=("${f#"$logs"/}: $(head -c 200 "$f.promtool")")
+    parents=$((parents + $(grep -c '^mdev_parent_type_info{' "$f" || true)))
+    devices=$((devices + $(grep -c '^mdev_device_info{' "$f" || true)))
+    domains=$((domains + $(grep -c '^mdev_domain_device_info{' "$f" || true)))
+  done
+  if ((n == 0)); then results+=("exposition FAIL no saved /metrics from the guest")
+  elif ((${#bad[@]})); then results+=("exposition FAIL promtool check metrics: ${bad[*]}")
+  elif ((parents == 0 || devices == 0 || domains == 0)); then
+    results+=("exposition FAIL the scrapes lack parents ($parents), devices ($devices) or domains ($domains)")
+  else results+=("exposition PASS promtool check metrics on $n scrapes ($parents parent types, $devices devices, $domains domain references in all)")
+  fi
+}
+
 n=0
 for phase in $phases; do boot $((++n)) "$phase"; done
+check_exposition
 summary
