@@ -7,6 +7,10 @@ scenario_systemd() {
   status=$(systemctl show -P StatusText mdevmon.service)
   check "STATUS= set (\"$status\")" bash -c "[[ '$status' =~ mdevs,\ [0-9]+\ active ]]"
   check "systemctl status shows it" bash -c "systemctl status --no-pager mdevmon.service | grep -qF 'Status: \"$status\"'"
+  # Under the unit's syscall filter the daemon lifts systemd's 1024 open-files soft limit to the hard one.
+  local limits
+  limits=$(awk '/^Max open files/ {print $4 "/" $5}' "/proc/$(mdevmon_pid)/limits")
+  check "open-files soft limit lifted to the hard one ($limits)" test "${limits%/*}" = "${limits#*/}"
 
   # A short watchdog for the test; TimeoutAbortSec bounds the SIGABRT (core dump) stage.
   mkdir -p /etc/systemd/system/mdevmon.service.d
