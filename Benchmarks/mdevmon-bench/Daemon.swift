@@ -65,7 +65,20 @@ final class Daemon: @unchecked Sendable {
         throw BenchError("mdevmon not healthy after \(Int(timeout)) s; log: \(logTail())")
     }
 
-    var cpuSeconds: Double { Proc.preciseCPUSeconds(pid: pid) ?? .nan }
+    /// Every thread's last-seen CPU time: a thread that exits (NIO and Dispatch retire idle workers)
+    /// keeps counting, so the total never goes down between two readings.
+    private let threadCPU = Mutex<[String: UInt64]>([:])
+
+    /// CPU seconds of the daemon, monotone (see `threadCPU`); ns resolution from schedstat.
+    var cpuSeconds: Double {
+        let live = Proc.threadCPUNanoseconds(pid: pid)
+        guard !live.isEmpty else { return Proc.cpuSeconds(pid: pid) ?? .nan }
+        let total = threadCPU.withLock { seen in
+            for (tid, ns) in live { seen[tid] = max(seen[tid] ?? 0, ns) }
+            return seen.values.reduce(0, +)
+        }
+        return Double(total) / 1e9
+    }
     var rssMiB: Double { Double(Proc.statusKiB(pid: pid, "VmRSS") ?? 0) / 1024 }
     var peakRSSMiB: Double { Double(Proc.statusKiB(pid: pid, "VmHWM") ?? 0) / 1024 }
 

@@ -78,19 +78,17 @@ enum Proc {
         return (utime + stime) / ticksPerSecond
     }
 
-    /// CPU time of all live threads in seconds, from `/proc/<pid>/task/*/schedstat` (nanosecond
-    /// resolution, unlike the 10 ms ticks of `stat`); falls back to `cpuSeconds`.
-    static func preciseCPUSeconds(pid: Int32) -> Double? {
-        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else {
-            return cpuSeconds(pid: pid)
-        }
-        var total: UInt64 = 0
+    /// CPU nanoseconds of each live thread (`/proc/<pid>/task/<tid>/schedstat`, ns resolution unlike
+    /// the 10 ms ticks of `stat`), by thread id.
+    static func threadCPUNanoseconds(pid: Int32) -> [String: UInt64] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        var out: [String: UInt64] = [:]
         for task in tasks {
             guard let text = read("/proc/\(pid)/task/\(task)/schedstat"),
                   let ns = UInt64(text.split(separator: " ").first ?? "") else { continue }
-            total += ns
+            out[task] = ns
         }
-        return total > 0 ? Double(total) / 1e9 : cpuSeconds(pid: pid)
+        return out
     }
 
     /// A `Vm*:` line of `/proc/<pid>/status` in KiB (VmRSS, VmHWM, …).
