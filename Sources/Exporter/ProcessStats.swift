@@ -1,4 +1,5 @@
 import Glibc
+import Monitor
 
 /// The standard `process_*` facts, read from `/proc/self` the way Prometheus' client_golang does.
 public struct ProcessStats: Hashable, Sendable {
@@ -67,21 +68,10 @@ enum ProcFS {
         return columns.first.flatMap { Int($0) }
     }
 
-    /// Reads a whole procfs file; they report size 0, so this reads until end of file.
+    /// Reads a whole procfs file (they report size 0, which `WholeFile` handles).
     static func read(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count >= 0 else { return nil }
-            if count == 0 { break }
-            result.append(contentsOf: chunk[..<count])
-        }
-        return String(decoding: result, as: UTF8.self)
+        guard case .success(let bytes) = WholeFile.read(path) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Number of entries in a directory, without `.` and `..`.

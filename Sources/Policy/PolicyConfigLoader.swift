@@ -1,5 +1,5 @@
 import Foundation
-import Glibc
+import Monitor
 import Yams
 
 extension PolicyConfig {
@@ -14,34 +14,11 @@ extension PolicyConfig {
             throw ConfigError(file: path, line: nil, field: "(file)", problem: "does not exist")
         }
         let text: String
-        switch readWhole(path) {
+        switch WholeFile.read(path) {
         case .success(let bytes): text = String(decoding: bytes, as: UTF8.self)
         case .failure(let reason): throw ConfigError(file: path, line: nil, field: "(file)", problem: "cannot be read: \(reason)")
         }
         return try parse(text, file: path)
-    }
-
-    /// The file's bytes, read to EOF (so `/dev/null` or a pipe work too), or the OS's reason.
-    private static func readWhole(_ path: String) -> Result<[UInt8], ReadFailure> {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return .failure(ReadFailure(errno: errno)) }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n == 0 { return .success(bytes) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return .failure(ReadFailure(errno: errno))
-            }
-            bytes += chunk[0..<n]
-        }
-    }
-
-    private struct ReadFailure: Error, CustomStringConvertible {
-        var errno: Int32
-        var description: String { String(cString: strerror(errno)) }
     }
 
     /// Parses configuration YAML; `file` only names the source in errors.
