@@ -48,7 +48,7 @@ extension Mdevmon {
             log.bootstrap()
             let logger = Logger(label: "mdevmon")
             ProcessSetup.returnLargeBuffersToTheSystem()
-            if let raised = ProcessSetup.raiseOpenFilesLimit() {
+            if let raised = OpenFilesLimit.raiseToHard() {
                 logger.debug("raised the open-files soft limit from \(raised.from) to \(raised.to)")
             }
             let policyConfig: PolicyConfig

@@ -1,20 +1,11 @@
 import Foundation
+import Systemd
 import Testing
 
 /// The real daemon under the limits systemd gives a service (soft open-files limit 1024): a thousand
 /// connections that never send a byte do not keep Prometheus out.
 @Suite(.enabled(if: LibvirtHost.enabled, "needs a reachable libvirtd (CI=true makes this mandatory)"))
 struct HTTPLoadTests {
-    /// Lifts this test process's own soft limit, so it can hold a thousand client sockets.
-    static func raiseOwnLimit() -> UInt {
-        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
-        var limit = rlimit()
-        getrlimit(resource, &limit)
-        limit.rlim_cur = limit.rlim_max
-        setrlimit(resource, &limit)
-        return UInt(limit.rlim_max)
-    }
-
     static func idleConnection(port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
@@ -34,7 +25,9 @@ struct HTTPLoadTests {
     }
 
     @Test func thousandIdleConnectionsUnderSystemdsSoftLimitDoNotBlockScrapes() async throws {
-        let hard = Self.raiseOwnLimit()
+        // This test process holds a thousand client sockets too.
+        OpenFilesLimit.raiseToHard()
+        let hard = OpenFilesLimit.current.hard
         // The 1,000; fewer only where the hard limit cannot hold both ends in this test.
         let connections = min(1000, Int(min(hard, 1 << 20)) / 2 - 64)
         try #require(connections >= 200, "the machine's hard open-files limit (\(hard)) is too low for this test")
