@@ -1,4 +1,4 @@
-import Glibc
+import Foundation
 import Synchronization
 
 /// Counters and gauges the policies publish; read by the exporter at scrape time.
@@ -33,11 +33,7 @@ public final class PolicyMetrics: Sendable {
 
     public init() {}
 
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
+    static func now() -> Double { Date().timeIntervalSince1970 }
 
     public var snapshot: Snapshot { state.withLock { $0 } }
 
