@@ -230,8 +230,7 @@ struct AlertingStackTests {
         mark("daemon scraped")
 
         // Defined after the daemon started, so libvirt events are counted (mdev_events_total).
-        let defined = LibvirtHost.virsh("define", xml: LibvirtHost.domainXML(name: domain, mdevUUIDs: [device, missing]))
-        try #require(defined.status == 0, "virsh define: \(defined.err)")
+        try LibvirtHost.defineDomain(name: domain, mdevUUIDs: [device, missing])
         mark("domain defined")
 
         let scrape = AlertingNet.get("http://\(real)/metrics").body

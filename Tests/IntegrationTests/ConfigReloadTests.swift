@@ -22,8 +22,7 @@ struct ConfigReloadTests {
         let daemon = try TestDaemon(config: Self.config(references: false))
         defer { daemon.stop() }
         try #require(await daemon.waitUntilSynced(), "daemon never synced; stderr:\n\(daemon.stderrTail)")
-        let defined = LibvirtHost.virsh("define", xml: LibvirtHost.domainXML(name: domain, mdevUUIDs: [device, missing]))
-        try #require(defined.status == 0, "virsh define: \(defined.err)")
+        try LibvirtHost.defineDomain(name: domain, mdevUUIDs: [device, missing])
 
         let inactive = "mdev_domain_reference_problem{domain=\"\(domain)\",uuid=\"\(device)\",reason=\"inactive\"}"
         let absent = "mdev_domain_reference_problem{domain=\"\(domain)\",uuid=\"\(missing)\",reason=\"missing\"}"

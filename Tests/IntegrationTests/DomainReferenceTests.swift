@@ -17,8 +17,7 @@ struct DomainReferenceTests {
             _ = try LibvirtHost.define(uuid: uuid)
             #expect(await eventually { monitor.device(uuid: uuid) != nil })
 
-            let r = LibvirtHost.virsh("define", xml: LibvirtHost.domainXML(name: domain, mdevUUIDs: [uuid, missing]))
-            try #require(r.status == 0, "virsh define failed: \(r.err)")
+            try LibvirtHost.defineDomain(name: domain, mdevUUIDs: [uuid, missing])
             #expect(await eventually { monitor.device(uuid: uuid)?.domains == [domain] }, "reference not applied")
             let info = try #require(monitor.index.snapshot.state.domains[domain])
             #expect(info.mdevUUIDs == [uuid, missing])

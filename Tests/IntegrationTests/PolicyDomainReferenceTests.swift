@@ -33,8 +33,7 @@ struct PolicyDomainReferenceTests {
             }
 
             // Both referenced mdevs are missing at first.
-            let r = LibvirtHost.virsh("define", xml: LibvirtHost.domainXML(name: domain, mdevUUIDs: [uuid, missing]))
-            try #require(r.status == 0, "virsh define failed: \(r.err)")
+            try LibvirtHost.defineDomain(name: domain, mdevUUIDs: [uuid, missing])
             let bothMissing = [uuid, missing].sorted().map {
                 ReferenceProblem(domain: domain, uuid: $0, reason: .missing, domainAutostart: false)
             }

@@ -31,27 +31,11 @@ struct StateFileCrashTests {
         }
     }
 
-    static func launch(stateDir: String, config: String, stderr: String) throws -> Process {
-        _ = FileManager.default.createFile(atPath: stderr, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: mdevmonBinary)
-        p.arguments = [
-            "run", "--connect", LibvirtHost.uri, "--state.dir", stateDir, "--config.file", config,
-            "--web.listen-address", "127.0.0.1:0", "--log.target", "stderr",
-        ]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderr))
-        try p.run()
-        return p
-    }
-
     @Test func stateFileSurvivesSIGKILLDuringABurst() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: mdevmonBinary), "build mdevmon first: \(mdevmonBinary)")
         let dir = try PolicyTempDir()
         defer { dir.remove() }
         let stateDir = dir.path + "/state"
-        let config = dir.path + "/mdevmon.yaml"
-        try Data("dry_run: true\n".utf8).write(to: URL(fileURLWithPath: config))
         try FileManager.default.createDirectory(atPath: Self.mdevctlDir, withIntermediateDirectories: true)
         let written = Written()
         defer { written.removeAll() }
@@ -61,15 +45,14 @@ struct StateFileCrashTests {
         let killAfter: [Duration] = [.milliseconds(40), .milliseconds(150), .milliseconds(300), .milliseconds(600), .milliseconds(1200)]
         var loaded = 0
         for (round, delay) in killAfter.enumerated() {
-            let stderr = dir.path + "/stderr-\(round).log"
-            let daemon = try Self.launch(stateDir: stateDir, config: config, stderr: stderr)
-            defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL); daemon.waitUntilExit() } }
+            let daemon = try TestDaemon(stateDir: stateDir)
+            defer { daemon.stop() }
             let burst = Task { await Self.burst(40, into: written) }
             try await Task.sleep(for: delay)
-            #expect(daemon.isRunning, "round \(round): the daemon exited early: \((try? String(contentsOfFile: stderr, encoding: .utf8)) ?? "")")
-            kill(daemon.processIdentifier, SIGKILL)
-            daemon.waitUntilExit()
-            #expect(daemon.terminationReason == .uncaughtSignal && daemon.terminationStatus == SIGKILL)
+            #expect(daemon.process.isRunning, "round \(round): the daemon exited early: \(daemon.stderr)")
+            daemon.signal(SIGKILL)
+            daemon.process.waitUntilExit()
+            #expect(daemon.process.terminationReason == .uncaughtSignal && daemon.process.terminationStatus == SIGKILL)
             await burst.value
 
             switch store.load() {
@@ -86,11 +69,11 @@ struct StateFileCrashTests {
 
         // The last daemon must have got far enough to write at least once; if none did, the test proved nothing.
         if loaded == 0 {
-            let daemon = try Self.launch(stateDir: stateDir, config: config, stderr: dir.path + "/stderr-final.log")
-            defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL); daemon.waitUntilExit() } }
+            let daemon = try TestDaemon(stateDir: stateDir)
+            defer { daemon.stop() }
             #expect(await eventually(timeout: .seconds(30)) { FileManager.default.fileExists(atPath: store.path) }, "the daemon never wrote its state file")
-            kill(daemon.processIdentifier, SIGKILL)
-            daemon.waitUntilExit()
+            daemon.signal(SIGKILL)
+            daemon.process.waitUntilExit()
             if case .loaded = store.load() {} else { Issue.record("state file unreadable after the final kill") }
         }
         let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: stateDir)) ?? []

@@ -13,10 +13,11 @@ final class TestDaemon: @unchecked Sendable {
     /// - Parameters:
     ///   - config: the YAML written to the config file (policies acting in dry-run by default, so a
     ///     test daemon never starts or creates devices it did not ask for).
+    ///   - stateDir: a state directory that outlives this daemon (default: one inside its own folder).
     ///   - extra: more `run` flags (`--log.target` defaults to stderr unless given here).
     ///   - wrapper: a command line that execs the daemon as its last arguments (e.g. `unshare`).
-    init(uri: String = LibvirtHost.uri, config: String = "dry_run: true\n", extra: [String] = [],
-         wrapper: [String] = []) throws {
+    init(uri: String = LibvirtHost.uri, config: String = "dry_run: true\n", stateDir: String? = nil,
+         extra: [String] = [], wrapper: [String] = []) throws {
         dir = try PolicyTempDir()
         port = try AlertingNet.freePort()
         stderrPath = dir.path + "/stderr.log"
@@ -24,7 +25,7 @@ final class TestDaemon: @unchecked Sendable {
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         var args = [
-            "run", "--connect", uri, "--state.dir", dir.path + "/state", "--config.file", configPath,
+            "run", "--connect", uri, "--state.dir", stateDir ?? dir.path + "/state", "--config.file", configPath,
             "--web.listen-address", "127.0.0.1:\(port)",
         ]
         if !extra.contains(where: { $0.hasPrefix("--log.target") }) { args += ["--log.target", "stderr"] }
