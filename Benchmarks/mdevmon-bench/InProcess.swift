@@ -48,16 +48,18 @@ final class InProcess: Sendable {
     /// `run()` to `waitForFirstSync()` returning.
     func startMonitor() async -> Double {
         let index = DeviceIndex(uri: uri)
-        let changes = await index.changes()
+        let changes = await index.subscribe()
         let timeline = timeline
         let subscriber = Task {
-            for await change in changes {
+            for await update in changes {
+                for change in update.changes {
                 switch change {
                 case .deviceAdded(let d) where Fixture.isEventDevice(uuid: d.uuid):
                     timeline.mark("added:\(d.name)")
                 case .deviceRemoved(let d) where Fixture.isEventDevice(uuid: d.uuid):
                     timeline.mark("removed:\(d.name)")
                 default: break
+                }
                 }
             }
         }

@@ -39,30 +39,26 @@ struct TimestampingConnector: LibvirtConnector {
     let timeline: Timeline
 
     func connect(uri: String, readOnly: Bool) throws -> any LibvirtConnection {
-        TimestampingConnection(try LibvirtConnectorImpl().connect(uri: uri, readOnly: readOnly), timeline: timeline)
+        // The queue's observer stamps each event in libvirt's callback, before any coalescing.
+        let timeline = timeline
+        let connector = LibvirtConnectorImpl(observe: { event in
+            if case .nodeDevice(let name, let kind) = event { timeline.mark("\(kind.rawValue):\(name)") }
+        })
+        return TimestampingConnection(try connector.connect(uri: uri, readOnly: readOnly), timeline: timeline)
     }
 }
 
 final class TimestampingConnection: LibvirtConnection, Sendable {
     private let inner: any LibvirtConnection
     private let timeline: Timeline
-    let events: AsyncStream<LibvirtEvent>
+    var events: EventQueue { inner.events }
 
     init(_ inner: any LibvirtConnection, timeline: Timeline) {
         self.inner = inner
         self.timeline = timeline
-        let (stream, continuation) = AsyncStream.makeStream(of: LibvirtEvent.self)
-        events = stream
-        let source = inner.events
-        // Ends with the inner stream (libvirt closed, or close()).
-        Task.detached(priority: .high) {
-            for await event in source {
-                if case .nodeDevice(let name, let kind) = event { timeline.mark("\(kind.rawValue):\(name)") }
-                continuation.yield(event)
-            }
-            continuation.finish()
-        }
     }
+
+    func withLease<T>(_ body: () throws -> T) throws -> T { try inner.withLease(body) }
 
     var uri: String { inner.uri }
     var isAlive: Bool { inner.isAlive }

@@ -1,12 +1,12 @@
 public import Foundation
 import Synchronization
 
-/// The single owner of index state. Every mutation publishes a new snapshot and broadcasts the
-/// `IndexChange`s it caused to every subscriber, in order.
+/// The single owner of index state. Every mutation publishes a new snapshot and hands the
+/// `IndexChange`s it caused to every subscriber, in order, through each one's bounded queue.
 public actor DeviceIndex {
     private var state = IndexState()
     private var status: MonitorStatus
-    private var subscribers: [UUID: AsyncStream<IndexChange>.Continuation] = [:]
+    private var subscribers: [ObjectIdentifier: WeakSubscription] = [:]
     private let published: SnapshotBox
 
     public init(uri: String) {
@@ -18,24 +18,22 @@ public actor DeviceIndex {
     /// queues behind event handling.
     public nonisolated var snapshot: IndexSnapshot { published.value }
 
-    /// A stream of every change from now on. Unbounded, so a slow consumer loses nothing.
-    public func changes() -> AsyncStream<IndexChange> {
-        let (stream, continuation) = AsyncStream.makeStream(of: IndexChange.self)
-        let id = UUID()
-        subscribers[id] = continuation
-        continuation.onTermination = { [weak self] _ in
-            Task { await self?.unsubscribe(id) }
-        }
-        return stream
+    /// Every change from now on, through a queue of at most `capacity` changes (then one resync).
+    /// Dropping the subscription unsubscribes.
+    public func subscribe(capacity: Int = 4096) -> IndexSubscription {
+        let subscription = IndexSubscription(capacity: capacity, startedSynced: status.synced)
+        subscribers[ObjectIdentifier(subscription)] = WeakSubscription(subscription)
+        return subscription
     }
 
-    private func unsubscribe(_ id: UUID) { subscribers[id] = nil }
-
     /// Applies `body` to the state, publishes, and broadcasts the changes it returned.
+    /// - Parameter events: libvirt events counted since the last mutation (`mdev_events_total`).
     @discardableResult
-    public func mutate(_ body: (inout IndexState) -> [IndexChange]) -> [IndexChange] {
+    public func mutate(events: [EventCounterKey: Int] = [:], _ body: (inout IndexState) -> [IndexChange]) -> [IndexChange] {
+        let before = state
         let changes = body(&state)
-        publish(changes)
+        count(events)
+        publish(changes, before: before)
         return changes
     }
 
@@ -43,13 +41,14 @@ public actor DeviceIndex {
     @discardableResult
     public func replace(with new: IndexState, at time: Date = Date()) -> [IndexChange] {
         let changes = IndexState.diff(from: state, to: new)
+        let before = state
         state = new
         let wasSynced = status.synced
         status.synced = true
         status.connected = true
         status.lastSyncTime = time
         status.lastError = nil
-        publish(changes + (wasSynced ? [] : [.connection(.synced)]))
+        publish(changes + (wasSynced ? [] : [.connection(.synced)]), before: before)
         return changes
     }
 
@@ -59,31 +58,40 @@ public actor DeviceIndex {
         status.connected = false
         status.synced = false
         status.lastError = reason
-        publish(was ? [.connection(.disconnected(reason: reason))] : [])
+        publish(was ? [.connection(.disconnected(reason: reason))] : [], before: state)
     }
 
     public func recordReconnect() {
         status.reconnects += 1
-        publish([])
+        publish([], before: state)
     }
 
-    public func countEvent(source: String, event: String) {
-        status.events[EventCounterKey(source: source, event: event), default: 0] += 1
-        publish([])
+    private func count(_ events: [EventCounterKey: Int]) {
+        for (key, n) in events { status.events[key, default: 0] += n }
     }
 
-    private func publish(_ changes: [IndexChange]) {
+    private func publish(_ changes: [IndexChange], before: IndexState) {
         published.value = IndexSnapshot(state: state, status: status)
-        for change in changes {
-            for continuation in subscribers.values { continuation.yield(change) }
+        guard !changes.isEmpty else { return }
+        for (id, weak) in subscribers {
+            guard let subscription = weak.subscription else {
+                subscribers[id] = nil
+                continue
+            }
+            subscription.publish(changes, before: before, after: state)
         }
     }
 
-    /// Ends every subscriber's stream (at shutdown).
+    /// Ends every subscription (at shutdown).
     public func finish() {
-        for continuation in subscribers.values { continuation.finish() }
+        for weak in subscribers.values { weak.subscription?.finish() }
         subscribers = [:]
     }
+}
+
+private struct WeakSubscription {
+    weak var subscription: IndexSubscription?
+    init(_ subscription: IndexSubscription) { self.subscription = subscription }
 }
 
 /// A lock-protected holder for the latest snapshot.

@@ -39,6 +39,11 @@ public struct IndexSnapshot: Sendable {
         self.status = status
     }
 
+    /// One line for systemd's STATUS=: counts and the connection, O(1).
+    public var statusLine: String {
+        "\(state.devices.count) mdevs, \(state.activeCount) active; libvirt \(status.synced ? "connected" : "disconnected")"
+    }
+
     /// Devices sorted by (uuid, parent), the order every listing uses.
     public var sortedDevices: [MdevDevice] { state.devices.values.sorted { $0.key < $1.key } }
     public var sortedParents: [ParentDevice] { state.parents.values.sorted { $0.name < $1.name } }

@@ -26,6 +26,19 @@ public struct IndexState: Hashable, Sendable {
         keysByName[name].flatMap { devices[$0] }
     }
 
+    /// libvirt lists a defined mdev under its root device `computer` while the real parent is absent
+    /// (e.g. its driver is not loaded yet); the device moves to the real parent when that appears.
+    public static let placeholderParent = "computer"
+
+    /// The device `key` refers to now: by uuid and parent, or under libvirt's placeholder parent while
+    /// the real one is missing.
+    public func current(_ key: MdevKey) -> MdevDevice? {
+        devices[key] ?? devices(uuid: key.uuid).first { $0.parent == Self.placeholderParent }
+    }
+
+    /// Names of the domains whose configuration references this mdev UUID.
+    public func domainsReferencing(_ uuid: String) -> Set<String> { referencesByUUID[uuid] ?? [] }
+
     /// Every device with this UUID, whatever its parent.
     public func devices(uuid: String) -> [MdevDevice] {
         (keysByUUID[uuid] ?? []).compactMap { devices[$0] }.sorted { $0.key < $1.key }

@@ -4,37 +4,76 @@ import Synchronization
 
 /// Opens real libvirt connections.
 public struct LibvirtConnectorImpl: LibvirtConnector {
-    public init() {}
+    private let observe: (@Sendable (LibvirtEvent) -> Void)?
+
+    /// - Parameter observe: sees every event in libvirt's callback, before coalescing (benchmarks).
+    public init(observe: (@Sendable (LibvirtEvent) -> Void)? = nil) { self.observe = observe }
 
     public func connect(uri: String, readOnly: Bool) throws -> any LibvirtConnection {
-        try LibvirtClient(uri: uri, readOnly: readOnly)
+        try LibvirtClient(uri: uri, readOnly: readOnly, events: EventQueue(observe: observe))
     }
 }
 
-/// Where a callback delivers its copied values. Retained by libvirt through `opaque` until the free callback.
-private final class EventSink: Sendable {
-    let continuation: AsyncStream<LibvirtEvent>.Continuation
-    init(_ continuation: AsyncStream<LibvirtEvent>.Continuation) { self.continuation = continuation }
+/// Where a callback delivers its copied values. Retained by libvirt through `opaque` until the free
+/// callback; `live` counts instances so tests can prove a closed connection left none behind.
+final class EventSink: Sendable {
+    static let live = Atomic<Int>(0)
+    let queue: EventQueue
+    init(_ queue: EventQueue) {
+        self.queue = queue
+        Self.live.add(1, ordering: .relaxed)
+    }
+    deinit { Self.live.subtract(1, ordering: .relaxed) }
+
+    static func retained(_ queue: EventQueue) -> UnsafeMutableRawPointer {
+        Unmanaged.passRetained(EventSink(queue)).toOpaque()
+    }
+
+    static func from(_ opaque: UnsafeMutableRawPointer?) -> EventSink? {
+        opaque.map { Unmanaged<EventSink>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    /// libvirt's free callback for every registration.
+    static let release: virFreeCallback = { opaque in
+        if let opaque { Unmanaged<EventSink>.fromOpaque(opaque).release() }
+    }
+}
+
+/// The close callback. One function for registering and unregistering: libvirt compares the pointer and
+/// refuses to unregister a different one, which would leak the connection (the registration holds a
+/// reference on it), its libvirtd client and this sink.
+private let closeCallback: virConnectCloseFunc = { _, reason, opaque in
+    EventSink.from(opaque)?.queue.push(.connectionClosed(reason: LibvirtClient.closeReason(reason)))
 }
 
 /// A libvirt connection with node-device and domain callbacks registered. The only type that calls
 /// libvirt's connection APIs.
+///
+/// Ownership: the Monitor owns the connection and calls `close()`; a borrower on another thread (a policy
+/// action) holds a counted lease (`virConnectRef`) for the duration of its call, so the owner's close
+/// cannot free the connection under it. libvirt disposes of the connection when the last one lets go.
 final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
     // @unchecked: `conn` is immutable after init and libvirt's connection API is thread-safe;
     // the mutable callback ids are guarded by `state`.
     let uri: String
-    let events: AsyncStream<LibvirtEvent>
-    private let continuation: AsyncStream<LibvirtEvent>.Continuation
+    let events: EventQueue
     private let conn: virConnectPtr
-    private let state = Mutex<(callbacks: [Int32], domainCallbacks: [Int32], closeRegistered: Bool, closed: Bool)>(([], [], false, false))
+    private struct State {
+        var nodeDeviceCallbacks: [Int32] = []
+        var domainCallbacks: [Int32] = []
+        var closeRegistered = false
+        var closed = false
+        var leases = 0
+    }
+    private let state = Mutex(State())
 
-    init(uri: String, readOnly: Bool) throws {
+    init(uri: String, readOnly: Bool, events: EventQueue = EventQueue()) throws {
         LibvirtEventLoop.ensureRunning()
         self.uri = uri
+        self.events = events
         let opened = uri.withCString { readOnly ? virConnectOpenReadOnly($0) : virConnectOpen($0) }
         guard let opened else { throw Self.lastError(operation: "connect to", object: uri) }
         conn = opened
-        (events, continuation) = AsyncStream.makeStream(of: LibvirtEvent.self)
         do {
             try register()
         } catch {
@@ -52,20 +91,17 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         if virConnectSetKeepAlive(conn, 5, 3) < 0 {
             throw Self.lastError(operation: "enable keepalive on", object: uri)
         }
-        let closeSink = Unmanaged.passRetained(EventSink(continuation)).toOpaque()
-        if virConnectRegisterCloseCallback(conn, { _, reason, opaque in
-            let sink = Unmanaged<EventSink>.fromOpaque(opaque!).takeUnretainedValue()
-            sink.continuation.yield(.connectionClosed(reason: LibvirtClient.closeReason(reason)))
-            sink.continuation.finish()
-        }, closeSink, { Unmanaged<EventSink>.fromOpaque($0!).release() }) < 0 {
-            Unmanaged<EventSink>.fromOpaque(closeSink).release()
-            throw Self.lastError(operation: "register close callback on", object: uri)
+        let closeSink = EventSink.retained(events)
+        if virConnectRegisterCloseCallback(conn, closeCallback, closeSink, EventSink.release) < 0 {
+            let error = Self.lastError(operation: "register close callback on", object: uri)
+            EventSink.release(closeSink)
+            throw error
         }
         state.withLock { $0.closeRegistered = true }
 
         typealias Lifecycle = @convention(c) (virConnectPtr?, virNodeDevicePtr?, Int32, Int32, UnsafeMutableRawPointer?) -> Void
         let lifecycle: Lifecycle = { _, dev, event, _, opaque in
-            guard let dev, let opaque, let name = virNodeDeviceGetName(dev) else { return }
+            guard let dev, let sink = EventSink.from(opaque), let name = virNodeDeviceGetName(dev) else { return }
             let kind: NodeDeviceEventKind
             switch UInt32(event) {
             case VIR_NODE_DEVICE_EVENT_CREATED.rawValue: kind = .created
@@ -74,48 +110,44 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
             case VIR_NODE_DEVICE_EVENT_UNDEFINED.rawValue: kind = .undefined
             default: kind = .updated
             }
-            Unmanaged<EventSink>.fromOpaque(opaque).takeUnretainedValue()
-                .continuation.yield(.nodeDevice(name: String(cString: name), kind: kind))
+            sink.queue.push(.nodeDevice(name: String(cString: name), kind: kind))
         }
         typealias Generic = @convention(c) (virConnectPtr?, virNodeDevicePtr?, UnsafeMutableRawPointer?) -> Void
         let update: Generic = { _, dev, opaque in
-            guard let dev, let opaque, let name = virNodeDeviceGetName(dev) else { return }
-            Unmanaged<EventSink>.fromOpaque(opaque).takeUnretainedValue()
-                .continuation.yield(.nodeDevice(name: String(cString: name), kind: .updated))
+            guard let dev, let sink = EventSink.from(opaque), let name = virNodeDeviceGetName(dev) else { return }
+            sink.queue.push(.nodeDevice(name: String(cString: name), kind: .updated))
         }
         try registerNodeDevice(Int32(VIR_NODE_DEVICE_EVENT_ID_LIFECYCLE.rawValue), unsafeBitCast(lifecycle, to: Generic.self))
         try registerNodeDevice(Int32(VIR_NODE_DEVICE_EVENT_ID_UPDATE.rawValue), update)
 
         typealias DomainLifecycle = @convention(c) (virConnectPtr?, virDomainPtr?, Int32, Int32, UnsafeMutableRawPointer?) -> Int32
         let domainLifecycle: DomainLifecycle = { _, dom, event, _, opaque in
-            guard let dom, let opaque, let name = virDomainGetName(dom) else { return 0 }
-            Unmanaged<EventSink>.fromOpaque(opaque).takeUnretainedValue()
-                .continuation.yield(.domain(name: String(cString: name), kind: LibvirtClient.domainEventKind(event)))
+            guard let dom, let sink = EventSink.from(opaque), let name = virDomainGetName(dom) else { return 0 }
+            sink.queue.push(.domain(name: String(cString: name), kind: LibvirtClient.domainEventKind(event)))
             return 0
         }
         typealias DomainGeneric = @convention(c) (virConnectPtr?, virDomainPtr?, UnsafeMutableRawPointer?) -> Void
-        let sink = Unmanaged.passRetained(EventSink(continuation)).toOpaque()
+        let sink = EventSink.retained(events)
         let id = virConnectDomainEventRegisterAny(
             conn, nil, Int32(VIR_DOMAIN_EVENT_ID_LIFECYCLE.rawValue),
-            unsafeBitCast(domainLifecycle, to: DomainGeneric.self), sink,
-            { Unmanaged<EventSink>.fromOpaque($0!).release() })
+            unsafeBitCast(domainLifecycle, to: DomainGeneric.self), sink, EventSink.release)
         guard id >= 0 else {
-            Unmanaged<EventSink>.fromOpaque(sink).release()
-            throw Self.lastError(operation: "register domain lifecycle events on", object: uri)
+            let error = Self.lastError(operation: "register domain lifecycle events on", object: uri)
+            EventSink.release(sink)
+            throw error
         }
         state.withLock { $0.domainCallbacks.append(id) }
     }
 
     private func registerNodeDevice(_ eventID: Int32, _ callback: virConnectNodeDeviceEventGenericCallback) throws {
-        let sink = Unmanaged.passRetained(EventSink(continuation)).toOpaque()
-        let id = virConnectNodeDeviceEventRegisterAny(conn, nil, eventID, callback, sink) {
-            Unmanaged<EventSink>.fromOpaque($0!).release()
-        }
+        let sink = EventSink.retained(events)
+        let id = virConnectNodeDeviceEventRegisterAny(conn, nil, eventID, callback, sink, EventSink.release)
         guard id >= 0 else {
-            Unmanaged<EventSink>.fromOpaque(sink).release()
-            throw Self.lastError(operation: "register node-device events on", object: uri)
+            let error = Self.lastError(operation: "register node-device events on", object: uri)
+            EventSink.release(sink)
+            throw error
         }
-        state.withLock { $0.callbacks.append(id) }
+        state.withLock { $0.nodeDeviceCallbacks.append(id) }
     }
 
     var isAlive: Bool {
@@ -123,21 +155,38 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         state.withLock { s in !s.closed && virConnectIsAlive(conn) == 1 }
     }
 
+    func withLease<T>(_ body: () throws -> T) throws -> T {
+        try state.withLock { s in
+            guard !s.closed else { throw MonitorError.notConnected(uri) }
+            // Taken under the lock, so it cannot interleave with the owner's final close.
+            virConnectRef(conn)
+            s.leases += 1
+        }
+        defer {
+            state.withLock { $0.leases -= 1 }
+            virConnectClose(conn)
+        }
+        return try body()
+    }
+
+    /// Leases still held (tests).
+    var leasesHeld: Int { state.withLock { $0.leases } }
+
     func close() {
-        let taken = state.withLock { s -> (callbacks: [Int32], domainCallbacks: [Int32], closeRegistered: Bool, closed: Bool) in
+        let taken = state.withLock { s -> State in
             let copy = s
-            s = ([], [], false, true)
+            // Leases in flight stay counted: each returns its own reference when it ends.
+            s = State(closed: true, leases: s.leases)
             return copy
         }
         guard !taken.closed else { return }
-        // Deregistering on a dead connection fails harmlessly; libvirt still frees the callbacks on close.
-        for id in taken.callbacks { _ = virConnectNodeDeviceEventDeregisterAny(conn, id) }
+        // On a dead connection deregistering fails; libvirt then frees the callbacks when it disposes of
+        // the connection. The free callbacks release the sinks either way.
+        for id in taken.nodeDeviceCallbacks { _ = virConnectNodeDeviceEventDeregisterAny(conn, id) }
         for id in taken.domainCallbacks { _ = virConnectDomainEventDeregisterAny(conn, id) }
-        if taken.closeRegistered {
-            _ = virConnectUnregisterCloseCallback(conn, { _, _, _ in })
-        }
+        if taken.closeRegistered { _ = virConnectUnregisterCloseCallback(conn, closeCallback) }
         virConnectClose(conn)
-        continuation.finish()
+        events.finish()
     }
 
     // MARK: queries
@@ -176,10 +225,16 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         }
         let xml = String(cString: raw)
         free(raw)
+        // Each error is read right after its call: the next libvirt call would reset it.
         let active = virNodeDeviceIsActive(dev)
+        if active < 0 {
+            let error = Self.lastError(operation: "get active state of node device", object: name)
+            if error.isNoSuchObject { return nil }
+            throw error
+        }
         let persistent = virNodeDeviceIsPersistent(dev)
-        if active < 0 || persistent < 0 {
-            let error = Self.lastError(operation: "get state of node device", object: name)
+        if persistent < 0 {
+            let error = Self.lastError(operation: "get persistence of node device", object: name)
             if error.isNoSuchObject { return nil }
             throw error
         }
@@ -223,12 +278,22 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         }
         let xml = String(cString: raw)
         free(raw)
+        // Each error is read right after its call: the next libvirt call would reset it.
         let active = virDomainIsActive(dom)
+        if active < 0 {
+            let error = Self.lastError(operation: "get active state of domain", object: name)
+            if error.isNoSuchObject { return nil }
+            throw error
+        }
         let persistent = virDomainIsPersistent(dom)
+        if persistent < 0 {
+            let error = Self.lastError(operation: "get persistence of domain", object: name)
+            if error.isNoSuchObject { return nil }
+            throw error
+        }
         var autostart: Int32 = 0
-        let autostartResult = virDomainGetAutostart(dom, &autostart)
-        if active < 0 || persistent < 0 || autostartResult < 0 {
-            let error = Self.lastError(operation: "get state of domain", object: name)
+        if virDomainGetAutostart(dom, &autostart) < 0 {
+            let error = Self.lastError(operation: "get autostart of domain", object: name)
             if error.isNoSuchObject { return nil }
             throw error
         }
@@ -259,10 +324,13 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
 
     // MARK: errors
 
-    /// Reads libvirt's thread-local last error; must run right after the failing call on the same thread.
+    /// Reads libvirt's thread-local last error; must run right after the failing call on the same thread
+    /// (every libvirt API call resets it on entry).
     static func lastError(operation: String, object: String) -> LibvirtError {
         guard let err = virGetLastError() else {
-            return LibvirtError(code: 0, domain: 0, message: "unknown libvirt error", operation: operation, object: object)
+            // libvirt failed without setting an error: say so rather than invent one.
+            return LibvirtError(code: 0, domain: 0, message: "libvirt reported failure but set no error",
+                                operation: operation, object: object)
         }
         let message = err.pointee.message.map { String(cString: $0) } ?? "no message"
         let result = LibvirtError(

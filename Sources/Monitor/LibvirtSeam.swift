@@ -61,9 +61,9 @@ public enum NodeDeviceListing: Sendable {
 public protocol LibvirtConnection: AnyObject, Sendable {
     var uri: String { get }
     /// Events since the connection was opened (callbacks are registered by `connect`, before any
-    /// listing, so nothing between registration and the first sync is missed). Finishes after
-    /// `.connectionClosed` or `close()`.
-    var events: AsyncStream<LibvirtEvent> { get }
+    /// listing, so nothing between registration and the first sync is missed), coalesced per object.
+    /// Hands out `.closed` once the connection is lost; finishes after `close()`.
+    var events: EventQueue { get }
     /// False once the connection is closed or libvirtd is gone (`virConnectIsAlive`); a failed call on
     /// a dead connection is the connection's loss, reported by the close event, not an error of its own.
     var isAlive: Bool { get }
@@ -77,7 +77,12 @@ public protocol LibvirtConnection: AnyObject, Sendable {
     func startNodeDevice(named name: String) throws
     /// `virNodeDeviceCreateXML`: creates a transient device; returns its name.
     func createNodeDevice(xml: String) throws -> String
-    /// Deregisters callbacks and closes; idempotent.
+    /// Runs `body` (calls on this connection, from a thread other than the owner's) while holding a
+    /// counted reference, so the owner's `close()` cannot free the connection under it.
+    /// - Throws: `MonitorError.notConnected` once the owner has closed it, or what `body` throws.
+    func withLease<T>(_ body: () throws -> T) throws -> T
+    /// Deregisters callbacks and releases the owner's reference; idempotent. The connection is gone
+    /// once the last lease ends.
     func close()
 }
 

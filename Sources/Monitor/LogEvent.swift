@@ -41,4 +41,18 @@ public enum LogKey {
     public static let domainName = "domain.name"
     public static let libvirtURI = "libvirt.uri"
     public static let error = "error"
+    public static let libvirtErrorCode = "libvirt.error.code"
+    public static let libvirtErrorDomain = "libvirt.error.domain"
+
+    /// Journal fields for a failure: the error's text, and libvirt's own code and domain when libvirt
+    /// raised it (`LIBVIRT_ERROR_CODE=55`), so an alert can match on what libvirt said.
+    public static func fields(of error: any Error) -> Logger.Metadata {
+        var fields: Logger.Metadata = [Self.error: .string("\(error)")]
+        if let e = error as? LibvirtError {
+            fields[Self.error] = .string(e.message)
+            fields[Self.libvirtErrorCode] = .string(String(e.code))
+            fields[Self.libvirtErrorDomain] = .string(String(e.domain))
+        }
+        return fields
+    }
 }

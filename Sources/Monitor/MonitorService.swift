@@ -22,6 +22,9 @@ public struct MonitorConfiguration: Sendable {
 /// Keeps the `DeviceIndex` in step with libvirt: connect, register callbacks, full sync, then apply
 /// each event by fetching only what it concerns. On connection loss it marks the index stale,
 /// reconnects with capped exponential backoff and resyncs, reporting the difference as ordinary changes.
+///
+/// It owns the libvirt connection (others borrow it through `withConnection`, under a lease) and
+/// applies changes to the index; it does not narrate them (`ChangeJournal` does, as a subscriber).
 public final class MonitorService: Service, Sendable {
     public let index: DeviceIndex
     private let configuration: MonitorConfiguration
@@ -30,8 +33,14 @@ public final class MonitorService: Service, Sendable {
     private let current = Mutex<(any LibvirtConnection)?>(nil)
     private let firstSync = FirstSyncSignal()
 
-    public init(configuration: MonitorConfiguration, connector: any LibvirtConnector = LibvirtConnectorImpl(),
+    public convenience init(configuration: MonitorConfiguration, connector: any LibvirtConnector = LibvirtConnectorImpl(),
                 index: DeviceIndex? = nil, logger: Logger) {
+        self.init(configuration: configuration, connector: connector, index: index, logger: logger, afterConnect: { _ in })
+    }
+
+    init(configuration: MonitorConfiguration, connector: any LibvirtConnector, index: DeviceIndex?, logger: Logger,
+         afterConnect: @escaping @Sendable (any LibvirtConnection) throws -> Void) {
+        self.afterConnect = afterConnect
         self.configuration = configuration
         self.connector = connector
         self.index = index ?? DeviceIndex(uri: configuration.uri)
@@ -43,12 +52,19 @@ public final class MonitorService: Service, Sendable {
     /// Returns once the first full sync has completed (or the task is cancelled).
     public func waitForFirstSync() async { await firstSync.wait() }
 
-    /// Runs `body` with the live connection, off the cooperative pool.
+    /// Runs `body` with the live connection, off the cooperative pool, under a lease: the Monitor may
+    /// close the connection meanwhile (it was lost), but cannot free it under `body`.
     /// - Throws: `MonitorError.notConnected` while disconnected, or what `body` throws.
     public func withConnection<T: Sendable>(_ body: @escaping @Sendable (any LibvirtConnection) throws -> T) async throws -> T {
         guard let connection = current.withLock({ $0 }) else { throw MonitorError.notConnected(configuration.uri) }
-        return try await Blocking.run { try body(connection) }
+        return try await Blocking.run { try connection.withLease { try body(connection) } }
     }
+
+    /// How much the current connection's event queue coalesced (nil while disconnected).
+    public var eventQueueStats: EventQueueStats? { current.withLock { $0?.events.stats } }
+
+    /// Test seam: runs after each connect, before the full sync; throwing takes the failed-sync path.
+    let afterConnect: @Sendable (any LibvirtConnection) throws -> Void
 
     public func run() async throws {
         var backoff = configuration.initialBackoff
@@ -67,11 +83,11 @@ public final class MonitorService: Service, Sendable {
                     current.withLock { $0 = nil }
                     connection.close()
                 }
+                try afterConnect(connection)
                 try await sync(connection)
                 backoff = configuration.initialBackoff
-                let reason = try await consume(connection)
+                let reason = try await cancelWhenGracefulShutdown { try await self.consume(connection) }
                 await index.markDisconnected(reason: reason)
-                if let entry = IndexChange.connection(.disconnected(reason: reason)).logEntry { logger.log(entry) }
                 // Reconnect at once after a clean loss; backoff applies to failed attempts.
                 continue
             } catch is CancellationError {
@@ -113,58 +129,60 @@ public final class MonitorService: Service, Sendable {
             logger.error("skipping device: \(problem)", metadata: LogEvent.libvirtOperationFailed.metadata)
         }
         let first = !firstSync.isDone
-        let changes = await index.replace(with: result.state)
+        await index.replace(with: result.state)
         if first {
             let s = result.state
             logger.notice(
                 "initial sync: \(s.devices.count) mdevs (\(s.activeCount) active), \(s.parents.count) parents, \(s.domains.count) domains",
                 metadata: LogEvent.initialSyncCompleted.metadata)
-        } else {
-            for change in changes { if let entry = change.logEntry { logger.log(entry) } }
-            if let entry = IndexChange.connection(.synced).logEntry { logger.log(entry) }
         }
         firstSync.signal()
     }
 
     /// Applies events until the connection closes; returns why it closed.
     private func consume(_ connection: any LibvirtConnection) async throws -> String {
-        for await event in connection.events.cancelOnGracefulShutdown() {
-            switch event {
-            case .connectionClosed(let reason):
+        while let (work, counts) = await connection.events.next() {
+            switch work {
+            case .closed(let reason):
+                await index.mutate(events: counts) { _ in [] }
                 return reason
-            case .nodeDevice(let name, let kind):
-                await index.countEvent(source: "nodedev", event: kind.rawValue)
-                await handleNodeDevice(name, kind, connection)
-            case .domain(let name, let kind):
-                await index.countEvent(source: "domain", event: kind.rawValue)
-                await handleDomain(name, connection)
+            case .resync:
+                // More objects changed at once than the queue holds: read libvirt's truth instead.
+                logger.notice("event queue overflowed (more than \(connection.events.capacity) objects changed at once); resyncing")
+                await index.mutate(events: counts) { _ in [] }
+                try await sync(connection)
+            case .nodeDevice(let name, let kinds):
+                await handleNodeDevice(name, kinds, counts, connection)
+            case .domain(let name, _):
+                await handleDomain(name, counts, connection)
             }
         }
         try Task.checkCancellation()
-        if Task.isShuttingDownGracefully { throw CancellationError() }
         return "event stream ended"
     }
 
-    private func handleNodeDevice(_ name: String, _ kind: NodeDeviceEventKind, _ connection: any LibvirtConnection) async {
+    private func handleNodeDevice(_ name: String, _ kinds: Set<NodeDeviceEventKind>, _ counts: [EventCounterKey: Int],
+                                  _ connection: any LibvirtConnection) async {
         do {
             // Creating or removing an mdev in sysfs moves its parent's available instances; defining or
             // undefining one only changes libvirt's (mdevctl's) records, so the parent is not re-read.
-            let refreshParent = kind != .defined && kind != .undefined
+            let refreshParent = !kinds.isSubset(of: [.defined, .undefined])
             // The parent the index knows for this name: a transient mdev that vanished freed an instance there.
             let knownParent = refreshParent ? index.snapshot.state.device(named: name)?.parent : nil
             // nil record: the device vanished between the event and the fetch.
             let fetched = try await Blocking.run { () -> (ParsedNodeDevice?, DeviceFlags, ParentDevice?) in
                 let record = try connection.nodeDevice(named: name)
                 let parsed = try record.map { try NodeDeviceXML.parse($0.xml, fallbackName: name) }
+                let flags = record?.flags ?? DeviceFlags(active: false, persistent: false, autostart: false)
                 // An mdev's start or stop moves its parent's available instances: refresh the parent too.
                 var parentName = knownParent
                 if refreshParent, case .mdev(let def)? = parsed { parentName = def.parent }
                 guard let parentName, let parentRecord = try connection.nodeDevice(named: parentName),
                       case .parent(let parent) = try NodeDeviceXML.parse(parentRecord.xml, fallbackName: parentName)
-                else { return (parsed, record?.flags ?? DeviceFlags(active: false, persistent: false, autostart: false), nil) }
-                return (parsed, record?.flags ?? DeviceFlags(active: false, persistent: false, autostart: false), parent)
+                else { return (parsed, flags, nil) }
+                return (parsed, flags, parent)
             }
-            let changes = await index.mutate { state in
+            await index.mutate(events: counts) { state in
                 let (parsed, flags, parent) = fetched
                 guard let parsed else {
                     return state.removeDevice(named: name) + state.removeParent(named: name)
@@ -179,34 +197,42 @@ public final class MonitorService: Service, Sendable {
                 if let parent { changes += state.upsertParent(parent) }
                 return changes
             }
-            for change in changes { if let entry = change.logEntry { logger.log(entry) } }
         } catch {
+            await index.mutate(events: counts) { _ in [] }
             // Events queued before a loss fail on the dead connection; the close event reports the loss.
             guard connection.isAlive else {
                 logger.debug("event for node device \(name) not applied, the connection is gone: \(error)")
                 return
             }
             logger.error("event for node device \(name) not applied: \(error)",
-                         metadata: LogEvent.libvirtOperationFailed.metadata.merging([LogKey.mdevName: .string(name)]) { $1 })
+                         metadata: Self.errorFields(error, LogKey.mdevName, name))
         }
     }
 
-    private func handleDomain(_ name: String, _ connection: any LibvirtConnection) async {
+    private func handleDomain(_ name: String, _ counts: [EventCounterKey: Int], _ connection: any LibvirtConnection) async {
         do {
             let record = try await Blocking.run { try connection.domain(named: name) }
             let domain = try record.map { record throws(XMLParseError) in try DomainInfo(record) }
-            let changes = await index.mutate { state in
+            await index.mutate(events: counts) { state in
                 if let domain { state.upsertDomain(domain) } else { state.removeDomain(named: name) }
             }
-            for change in changes { if let entry = change.logEntry { logger.log(entry) } }
         } catch {
+            await index.mutate(events: counts) { _ in [] }
             guard connection.isAlive else {
                 logger.debug("event for domain \(name) not applied, the connection is gone: \(error)")
                 return
             }
             logger.error("event for domain \(name) not applied: \(error)",
-                         metadata: LogEvent.libvirtOperationFailed.metadata.merging([LogKey.domainName: .string(name)]) { $1 })
+                         metadata: Self.errorFields(error, LogKey.domainName, name))
         }
+    }
+
+    /// The journal fields of a failed libvirt operation: libvirt's own code and message, and the object.
+    static func errorFields(_ error: any Error, _ key: String, _ value: String) -> Logger.Metadata {
+        var fields = LogEvent.libvirtOperationFailed.metadata
+        fields[key] = .string(value)
+        fields.merge(LogKey.fields(of: error)) { $1 }
+        return fields
     }
 }
 

@@ -87,11 +87,14 @@ extension Mdevmon {
             }
             let reload = ConfigReloadService(
                 path: configFile, isDefaultPath: configFile == PolicyConfig.defaultPath, policy: policy, logger: logger)
-            let status = StatusReporter(monitor: monitor, notify: notify)
+            let status = StatusReporter(
+                notify: notify, ticks: await monitor.index.subscribe(),
+                ready: { await monitor.waitForFirstSync() }, summary: { monitor.index.snapshot.statusLine })
 
             let group = ServiceGroup(configuration: .init(
                 services: [
-                    .init(service: monitor), .init(service: policy), .init(service: exporter),
+                    .init(service: monitor), .init(service: ChangeJournal(index: monitor.index, logger: logger)),
+                    .init(service: policy), .init(service: exporter),
                     .init(service: reload), .init(service: status), .init(service: notify),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
@@ -99,48 +102,4 @@ extension Mdevmon {
             try await group.run()
         }
     }
-}
-
-/// Feeds systemd: READY=1 after the first sync, then STATUS= on every index change.
-struct StatusReporter: Service {
-    let monitor: MonitorService
-    let notify: NotifyService
-
-    func run() async throws {
-        let changes = await monitor.index.changes()
-        await cancelWhenGracefulShutdown { await monitor.waitForFirstSync() }
-        if Task.isCancelled || Task.isShuttingDownGracefully { return }
-        var last = Self.summary(monitor.index.snapshot)
-        await notify.ready(status: last)
-        // O(1) per change, and systemd hears only when the line changes (a 10,000-device resync queues
-        // 10,000 changes that mostly leave it as it is).
-        for await _ in changes.cancelOnGracefulShutdown() {
-            let summary = Self.summary(monitor.index.snapshot)
-            guard summary != last else { continue }
-            last = summary
-            await notify.updateStatus(summary)
-        }
-    }
-
-    static func summary(_ s: IndexSnapshot) -> String {
-        let link = s.status.synced ? "connected" : "disconnected"
-        return "\(s.state.devices.count) mdevs, \(s.state.activeCount) active; libvirt \(link)"
-    }
-}
-
-/// The systemd watchdog, if one is configured: the event-loop heartbeat must beat faster than it.
-struct WatchdogSettings {
-    var usec: UInt64
-
-    static func fromEnvironment() -> WatchdogSettings? {
-        guard let text = ProcessInfo.processInfo.environment["WATCHDOG_USEC"], let usec = UInt64(text), usec > 0 else {
-            return nil
-        }
-        return WatchdogSettings(usec: usec)
-    }
-
-    /// A beat every quarter of the watchdog period (at least 1 s).
-    var heartbeatInterval: Int { max(1, Int(usec / 4_000_000)) }
-    /// Stale after two missed beats plus a second of slack.
-    var maxHeartbeatAge: Int64 { Int64(heartbeatInterval * 2 + 1) }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 @testable import Monitor
 
@@ -30,6 +31,10 @@ final class FakeLibvirt: LibvirtConnector {
 
     let uri = "test:///fake"
     private let state = Mutex(State())
+    /// Capacity of each new connection's event queue (small to test the overflow resync).
+    let eventQueueCapacity: Int
+
+    init(eventQueueCapacity: Int = 65_536) { self.eventQueueCapacity = eventQueueCapacity }
 
     // MARK: arranging libvirtd's objects
 
@@ -122,6 +127,8 @@ final class FakeLibvirt: LibvirtConnector {
     var connectAttempts: [ContinuousClock.Instant] { state.withLock { $0.connectAttempts } }
     var connectsSucceeded: Int { state.withLock { $0.connectsSucceeded } }
     var openConnections: Int { state.withLock { $0.open.count } }
+    /// The newest open connection's event queue (to watch its bound).
+    var newestEventQueue: EventQueue? { state.withLock { $0.open.last?.events } }
     /// Names passed to `nodeDevice(named:)`, in call order, since the last `resetFetchLog()`.
     var nodeDeviceFetches: [String] { state.withLock { $0.nodeDeviceFetches } }
     var domainFetches: [String] { state.withLock { $0.domainFetches } }
@@ -176,8 +183,20 @@ final class FakeLibvirt: LibvirtConnector {
         state.withLock { s in s.devices.filter { $0.value.listing == which }.keys.sorted() }
     }
 
+    /// While paused, counted device fetches block (on the Monitor's blocking thread), as a slow libvirtd would.
+    private let paused = Atomic(false)
+    func pauseFetches() { paused.store(true, ordering: .sequentiallyConsistent) }
+    func resumeFetches() { paused.store(false, ordering: .sequentiallyConsistent) }
+    /// Fetches blocked by `pauseFetches` right now.
+    let blockedFetches = Atomic(0)
+
     fileprivate func fetchDevice(_ name: String, counted: Bool) -> NodeDeviceRecord? {
-        state.withLock { s in
+        if counted && paused.load(ordering: .sequentiallyConsistent) {
+            blockedFetches.add(1, ordering: .sequentiallyConsistent)
+            while paused.load(ordering: .sequentiallyConsistent) { usleep(1000) }
+            blockedFetches.subtract(1, ordering: .sequentiallyConsistent)
+        }
+        return state.withLock { s in
             if counted { s.nodeDeviceFetches.append(name) }
             if s.vanishOnFetch.remove(name) != nil { s.devices[name] = nil }
             return s.devices[name].map { NodeDeviceRecord(name: name, xml: $0.xml, flags: $0.flags) }
@@ -214,8 +233,7 @@ final class FakeLibvirt: LibvirtConnector {
 /// One connection to the fake: its own event stream, closed by the client or by "libvirtd".
 final class FakeConnection: LibvirtConnection {
     let uri: String
-    let events: AsyncStream<LibvirtEvent>
-    private let continuation: AsyncStream<LibvirtEvent>.Continuation
+    let events: EventQueue
     private let server: FakeLibvirt
     /// Whether fetches count in the server's fetch log (false for `freshSync`).
     private let counted: Bool
@@ -225,18 +243,32 @@ final class FakeConnection: LibvirtConnection {
         uri = server.uri
         self.server = server
         self.counted = counted
-        (events, continuation) = AsyncStream.makeStream(of: LibvirtEvent.self)
+        events = EventQueue(capacity: server.eventQueueCapacity)
     }
 
     fileprivate func deliver(_ event: LibvirtEvent) -> Bool {
-        if case .enqueued = continuation.yield(event) { return true }
-        return false
+        guard !closed.withLock({ $0 }) else { return false }
+        events.push(event)
+        return true
     }
 
-    /// The server side hangs up: like libvirt's close callback, one `.connectionClosed`, then the end.
+    /// The server side hangs up, like libvirt's close callback.
     fileprivate func remoteClose(reason: String) {
-        continuation.yield(.connectionClosed(reason: reason))
-        continuation.finish()
+        events.push(.connectionClosed(reason: reason))
+    }
+
+    /// Leases taken and not yet returned.
+    let leases = Mutex(0)
+
+    func withLease<T>(_ body: () throws -> T) throws -> T {
+        try closed.withLock { closed in
+            if closed {
+                throw MonitorError.notConnected(uri)
+            }
+        }
+        leases.withLock { $0 += 1 }
+        defer { leases.withLock { $0 -= 1 } }
+        return try body()
     }
 
     private func checkOpen(_ operation: String, _ object: String) throws {
@@ -291,7 +323,7 @@ final class FakeConnection: LibvirtConnection {
             return c
         }
         guard !wasClosed else { return }
-        continuation.finish()
+        events.finish()
         server.forget(self)
     }
 }

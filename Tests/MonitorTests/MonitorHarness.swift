@@ -9,8 +9,11 @@ final class ChangeRecorder: Sendable {
     var all: [IndexChange] { recorded.withLock { $0 } }
     var count: Int { recorded.withLock { $0.count } }
 
-    func drain(_ stream: AsyncStream<IndexChange>) async {
-        for await change in stream { recorded.withLock { $0.append(change) } }
+    func drain(_ subscription: IndexSubscription) async {
+        for await update in subscription {
+            let changes = update.changes
+            recorded.withLock { $0 += changes }
+        }
     }
 
     /// The changes after the first `mark`, once `predicate` holds for one of them (bounded wait).
@@ -75,12 +78,14 @@ func withMonitor(
     _ body: (MonitorHarness) async throws -> Void
 ) async throws {
     let service = MonitorService(configuration: configuration, connector: fake, logger: logger)
-    let stream = await service.index.changes()
+    let stream = await service.index.subscribe(capacity: 1_000_000)
     let recorder = ChangeRecorder()
     let harness = MonitorHarness(fake: fake, service: service, recorder: recorder)
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { await recorder.drain(stream) }
         group.addTask { try await service.run() }
+        // The journal of changes is a subscriber of its own, as in the daemon.
+        group.addTask { try await ChangeJournal(index: service.index, logger: logger).run() }
         do {
             try await body(harness)
         } catch {

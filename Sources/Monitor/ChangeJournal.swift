@@ -1,0 +1,33 @@
+public import Logging
+public import ServiceLifecycle
+
+/// Tells the journal about every index change, as a subscriber like Policy and the systemd status.
+///
+/// The first full sync is not narrated device by device (the Monitor logs one summary line for it);
+/// every later change, including a resync's difference after a reconnect, gets its own entry.
+public struct ChangeJournal: Service {
+    private let index: DeviceIndex
+    private let logger: Logger
+
+    public init(index: DeviceIndex, logger: Logger) {
+        self.index = index
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let subscription = await index.subscribe()
+        var initialSyncSeen = subscription.startedSynced
+        for await update in subscription.cancelOnGracefulShutdown() {
+            if case .resync = update {
+                logger.notice("the journal fell behind the index by more than \(subscription.capacity) changes; logging the difference instead")
+            }
+            for change in update.changes {
+                if !initialSyncSeen {
+                    if case .connection(.synced) = change { initialSyncSeen = true }
+                    if case .connection(.disconnected) = change {} else { continue }
+                }
+                if let entry = change.logEntry { logger.log(entry) }
+            }
+        }
+    }
+}

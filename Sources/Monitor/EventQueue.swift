@@ -1,0 +1,139 @@
+/// What the Monitor does next, as the event queue hands it out.
+public enum LibvirtWork: Hashable, Sendable {
+    /// Fetch this node device's current state; `kinds` are the events that arrived for it since it was
+    /// last handed out (a burst of N events for one device is one fetch).
+    case nodeDevice(name: String, kinds: Set<NodeDeviceEventKind>)
+    /// Fetch this domain's current state.
+    case domain(name: String, kinds: Set<DomainEventKind>)
+    /// More objects changed at once than the queue holds: re-read everything (a full sync).
+    case resync
+    /// The connection closed; nothing queued before it is worth fetching on a dead connection.
+    case closed(reason: String)
+}
+
+/// The mailbox between libvirt's callbacks and the Monitor: bounded and coalesced per object.
+///
+/// Overflow policy: at most `capacity` distinct objects wait; one more turns the whole queue into a
+/// single `.resync`, so memory stays bounded and nothing is lost (the resync reads libvirt's truth).
+/// Every event is still counted (`mdev_events_total`), coalesced or not.
+public final class EventQueue: Sendable {
+    private enum Key: Hashable, Sendable {
+        case nodeDevice(String)
+        case domain(String)
+    }
+
+    private struct Contents: Sendable {
+        var order: [Key] = []
+        var head = 0
+        var nodeDeviceKinds: [String: Set<NodeDeviceEventKind>] = [:]
+        var domainKinds: [String: Set<DomainEventKind>] = [:]
+        var counts: [EventCounterKey: Int] = [:]
+        var resync = false
+        var closed: String?
+        var stats = EventQueueStats()
+
+        var waiting: Int { order.count - head }
+    }
+
+    public let capacity: Int
+    private let mailbox = Mailbox(Contents())
+    private let observe: (@Sendable (LibvirtEvent) -> Void)?
+
+    /// - Parameters:
+    ///   - capacity: how many distinct objects may wait before the queue falls back to a resync.
+    ///   - observe: sees every event as it is pushed (benchmarks stamp callback times with it).
+    public init(capacity: Int = 65_536, observe: (@Sendable (LibvirtEvent) -> Void)? = nil) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+        self.observe = observe
+    }
+
+    /// Adds one event (from a libvirt callback: cheap, never blocks on the consumer).
+    public func push(_ event: LibvirtEvent) {
+        observe?(event)
+        let capacity = capacity
+        mailbox.post { c in
+            switch event {
+            case .connectionClosed(let reason):
+                if c.closed == nil { c.closed = reason }
+            case .nodeDevice(let name, let kind):
+                c.counts[EventCounterKey(source: "nodedev", event: kind.rawValue), default: 0] += 1
+                c.stats.received += 1
+                if c.nodeDeviceKinds[name] != nil {
+                    c.nodeDeviceKinds[name]!.insert(kind)
+                } else if Self.admit(.nodeDevice(name), into: &c, capacity: capacity) {
+                    c.nodeDeviceKinds[name] = [kind]
+                }
+            case .domain(let name, let kind):
+                c.counts[EventCounterKey(source: "domain", event: kind.rawValue), default: 0] += 1
+                c.stats.received += 1
+                if c.domainKinds[name] != nil {
+                    c.domainKinds[name]!.insert(kind)
+                } else if Self.admit(.domain(name), into: &c, capacity: capacity) {
+                    c.domainKinds[name] = [kind]
+                }
+            }
+        }
+    }
+
+    /// Queues a new object, or, at capacity, drops every queued object for one resync.
+    private static func admit(_ key: Key, into c: inout Contents, capacity: Int) -> Bool {
+        if c.resync || c.closed != nil { return false }
+        guard c.waiting < capacity else {
+            c.order = []
+            c.head = 0
+            c.nodeDeviceKinds = [:]
+            c.domainKinds = [:]
+            c.resync = true
+            c.stats.overflows += 1
+            return false
+        }
+        c.order.append(key)
+        return true
+    }
+
+    /// Ends the queue (the connection was closed by its owner); the consumer then gets nil.
+    public func finish() { mailbox.finish() }
+
+    /// The next piece of work and the events counted since the previous call; nil once finished or
+    /// when the task is cancelled.
+    public func next() async -> (work: LibvirtWork, counts: [EventCounterKey: Int])? {
+        await mailbox.take { c -> (LibvirtWork, [EventCounterKey: Int])? in
+            let work: LibvirtWork
+            if let reason = c.closed {
+                work = .closed(reason: reason)
+            } else if c.resync {
+                c.resync = false
+                work = .resync
+            } else if c.head < c.order.count {
+                let key = c.order[c.head]
+                c.head += 1
+                if c.head * 2 > c.order.count { c.order.removeFirst(c.head); c.head = 0 }
+                switch key {
+                case .nodeDevice(let name): work = .nodeDevice(name: name, kinds: c.nodeDeviceKinds.removeValue(forKey: name) ?? [])
+                case .domain(let name): work = .domain(name: name, kinds: c.domainKinds.removeValue(forKey: name) ?? [])
+                }
+            } else {
+                return nil
+            }
+            c.stats.handedOut += 1
+            defer { c.counts = [:] }
+            return (work, c.counts)
+        }
+    }
+
+    /// Counters for tests and benchmarks: events in, work out, overflows.
+    public var stats: EventQueueStats { mailbox.peek { $0.stats } }
+    /// Objects waiting now.
+    public var waiting: Int { mailbox.peek { $0.waiting } }
+}
+
+/// How much the event queue coalesced.
+public struct EventQueueStats: Hashable, Sendable {
+    /// Device and domain events pushed.
+    public var received = 0
+    /// Pieces of work handed to the consumer (fetches, resyncs, the close).
+    public var handedOut = 0
+    /// Times the queue hit its capacity and fell back to a resync.
+    public var overflows = 0
+}

@@ -1,0 +1,41 @@
+import Foundation
+
+/// What a process holds, read from outside: libvirtd's client list, open fds, resident memory.
+enum ProcessResources {
+    /// libvirtd clients whose peer is process `pid` (`virt-admin srv-clients-list` + `client-info`).
+    static func libvirtdClients(of pid: Int32) -> Int? {
+        let list = LibvirtHost.run("/usr/bin/virt-admin", ["srv-clients-list", "libvirtd"])
+        guard list.status == 0 else { return nil }
+        var count = 0
+        for line in list.out.split(separator: "\n") {
+            guard let id = line.split(separator: " ", omittingEmptySubsequences: true).first.flatMap({ Int($0) }) else { continue }
+            let info = LibvirtHost.run("/usr/bin/virt-admin", ["client-info", "libvirtd", String(id)])
+            // A client that disconnected between the list and the query is not ours any more.
+            guard info.status == 0 else { continue }
+            let owner = info.out.split(separator: "\n").first { $0.hasPrefix("unix_process_id") }?
+                .split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) }
+            if owner == String(pid) { count += 1 }
+        }
+        return count
+    }
+
+    /// Open file descriptors of `pid`.
+    static func openFDs(of pid: Int32 = getpid()) -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).count
+    }
+
+    /// What each open fd of `pid` points at (`socket:[…]`, `pipe:[…]`, a path), for failure messages.
+    static func fdTargets(of pid: Int32 = getpid()) -> [String] {
+        let dir = "/proc/\(pid)/fd"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).compactMap {
+            try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/" + $0)
+        }.sorted()
+    }
+
+    /// Resident set size of `pid` in KiB (`VmRSS`).
+    static func rssKiB(of pid: Int32 = getpid()) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+        return line.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true)[1]) } ?? 0
+    }
+}

@@ -1,0 +1,103 @@
+import Testing
+@testable import Monitor
+
+/// The bounded, coalescing queue between libvirt's callbacks and the Monitor.
+@Suite struct EventQueueTests {
+    @Test func aBurstForOneDeviceIsOneFetchWithEveryKind() async throws {
+        let queue = EventQueue()
+        for _ in 0..<1000 { queue.push(.nodeDevice(name: "mdev_a", kind: .updated)) }
+        queue.push(.nodeDevice(name: "mdev_a", kind: .created))
+        queue.push(.domain(name: "vm1", kind: .defined))
+        queue.push(.nodeDevice(name: "mdev_a", kind: .deleted))
+
+        let first = try #require(await queue.next())
+        #expect(first.work == .nodeDevice(name: "mdev_a", kinds: [.updated, .created, .deleted]))
+        // Every event is counted, coalesced or not.
+        #expect(first.counts == [
+            EventCounterKey(source: "nodedev", event: "updated"): 1000,
+            EventCounterKey(source: "nodedev", event: "created"): 1,
+            EventCounterKey(source: "nodedev", event: "deleted"): 1,
+            EventCounterKey(source: "domain", event: "defined"): 1,
+        ])
+        let second = try #require(await queue.next())
+        #expect(second.work == .domain(name: "vm1", kinds: [.defined]))
+        #expect(second.counts.isEmpty)
+        #expect(queue.waiting == 0)
+        #expect(queue.stats == EventQueueStats(received: 1003, handedOut: 2, overflows: 0))
+    }
+
+    @Test func objectsComeOutInTheOrderTheyFirstArrived() async throws {
+        let queue = EventQueue()
+        for name in ["c", "a", "b", "a", "c"] { queue.push(.nodeDevice(name: name, kind: .updated)) }
+        var names: [String] = []
+        for _ in 0..<3 {
+            if case .nodeDevice(let name, _)? = await queue.next()?.work { names.append(name) }
+        }
+        #expect(names == ["c", "a", "b"])
+    }
+
+    @Test func overflowBecomesOneResyncAndTheQueueEmpties() async throws {
+        let queue = EventQueue(capacity: 10)
+        for i in 0..<10 { queue.push(.nodeDevice(name: "d\(i)", kind: .updated)) }
+        #expect(queue.waiting == 10)
+        queue.push(.nodeDevice(name: "d10", kind: .updated))
+        #expect(queue.waiting == 0)
+        // Later events are covered by the pending resync.
+        queue.push(.nodeDevice(name: "d11", kind: .updated))
+        let next = try #require(await queue.next())
+        #expect(next.work == .resync)
+        #expect(next.counts[EventCounterKey(source: "nodedev", event: "updated")] == 12)
+        #expect(queue.stats.overflows == 1)
+        // After the resync is handed out, the queue admits objects again.
+        queue.push(.nodeDevice(name: "d12", kind: .created))
+        #expect(await queue.next()?.work == .nodeDevice(name: "d12", kinds: [.created]))
+    }
+
+    @Test func aClosedConnectionSkipsWhatIsQueued() async throws {
+        let queue = EventQueue()
+        queue.push(.nodeDevice(name: "a", kind: .updated))
+        queue.push(.connectionClosed(reason: "EOF"))
+        queue.push(.connectionClosed(reason: "later"))
+        #expect(await queue.next()?.work == .closed(reason: "EOF"))
+    }
+
+    @Test func finishEndsTheConsumerAndAWaitingConsumerWakesOnPush() async throws {
+        let queue = EventQueue()
+        async let got = queue.next()
+        queue.push(.domain(name: "vm", kind: .started))
+        #expect(await got?.work == .domain(name: "vm", kinds: [.started]))
+        queue.finish()
+        #expect(await queue.next() == nil)
+    }
+
+    @Test func aCancelledConsumerReturnsNil() async throws {
+        let queue = EventQueue()
+        let task = Task { await queue.next() }
+        task.cancel()
+        #expect(await task.value == nil)
+    }
+
+    /// 100,000 UPDATE events for 1,000 devices, pushed from another thread while the consumer takes:
+    /// never more than 1,000 objects wait, and each device's events end in at least one fetch.
+    @Test func aStormStaysBoundedByTheNumberOfObjects() async throws {
+        let queue = EventQueue()
+        let producer = Task.detached {
+            for i in 0..<100_000 { queue.push(.nodeDevice(name: "mdev_\(i % 1000)", kind: .updated)) }
+            queue.push(.domain(name: "end", kind: .defined))
+        }
+        var fetched: [String: Int] = [:], maxWaiting = 0, counted = 0
+        while let (work, counts) = await queue.next() {
+            maxWaiting = max(maxWaiting, queue.waiting)
+            counted += counts.values.reduce(0, +)
+            if case .nodeDevice(let name, _) = work { fetched[name, default: 0] += 1 }
+            if case .domain(let name, _) = work, name == "end" { break }
+        }
+        await producer.value
+        #expect(fetched.count == 1000)
+        #expect(maxWaiting <= 1001)
+        #expect(counted == 100_001)
+        let fetches = fetched.values.reduce(0, +)
+        #expect(fetches < 100_000)
+        print("EventQueue storm: 100000 events → \(fetches) fetches, at most \(maxWaiting) objects waiting")
+    }
+}
