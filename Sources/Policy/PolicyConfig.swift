@@ -23,6 +23,9 @@ public struct PolicyConfig: Hashable, Sendable {
         public var retryMax: Duration = .seconds(60)
         /// Give up on a device this long after its first attempt.
         public var deadline: Duration = .seconds(600)
+        /// Restores that talk to libvirt at once; the rest wait their turn (after a reboot with hundreds
+        /// of mdevs, hundreds of parallel RPCs would only queue in libvirtd).
+        public var maxConcurrent = 4
         public init() {}
     }
 

@@ -52,6 +52,7 @@ extension PolicyConfig {
                     if k == "restore" {
                         try r.mapping(v, at: "policies.restore", keys: [
                             "enabled", "recreate_transient", "autostart_grace_period", "retry_initial", "retry_max", "deadline",
+                            "max_concurrent",
                         ]) { f, x throws(ConfigError) in
                             let path = "policies.restore.\(f)"
                             switch f {
@@ -60,6 +61,7 @@ extension PolicyConfig {
                             case "autostart_grace_period": config.restore.autostartGracePeriod = try r.duration(x, at: path)
                             case "retry_initial": config.restore.retryInitial = try r.duration(x, at: path)
                             case "retry_max": config.restore.retryMax = try r.duration(x, at: path)
+                            case "max_concurrent": config.restore.maxConcurrent = try r.positiveInt(x, at: path)
                             default: config.restore.deadline = try r.duration(x, at: path)
                             }
                         }
@@ -123,6 +125,13 @@ private struct Reader {
             out.append(s.string)
         }
         return out
+    }
+
+    func positiveInt(_ node: Node, at field: String) throws(ConfigError) -> Int {
+        guard case .scalar(let s) = node, let n = Int(s.string), n > 0 else {
+            throw fail(node, field, "must be a whole number of at least 1")
+        }
+        return n
     }
 
     /// Accepts `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds.

@@ -35,7 +35,15 @@ public final class PolicyMetrics: Sendable {
 
     static func now() -> Double { Date().timeIntervalSince1970 }
 
-    public var snapshot: Snapshot { state.withLock { $0 } }
+    public var snapshot: Snapshot {
+        var out = state.withLock { $0 }
+        // Sorted at read time (a scrape), so a change costs only its own domain's problems.
+        out.problems = problemsByDomain.withLock { $0.values.flatMap { $0 } }.sorted()
+        return out
+    }
+
+    /// Problems by domain; `Snapshot.problems` is their sorted union.
+    private let problemsByDomain = Mutex<[String: [ReferenceProblem]]>([:])
 
     func count(policy: String, action: String, result: String) {
         state.withLock { $0.actions[ActionKey(policy: policy, action: action, result: result), default: 0] += 1 }
@@ -51,10 +59,11 @@ public final class PolicyMetrics: Sendable {
 
     func setPending(_ policy: String, _ n: Int) { state.withLock { $0.pending[policy] = n } }
 
-    func setProblems(_ problems: [ReferenceProblem], enabled: Bool) {
-        state.withLock {
-            $0.problems = problems
-            $0.referencesEnabled = enabled
-        }
+    func setProblems(domain: String, _ problems: [ReferenceProblem]) {
+        problemsByDomain.withLock { $0[domain] = problems.isEmpty ? nil : problems }
+    }
+
+    func setReferencesEnabled(_ enabled: Bool) {
+        state.withLock { $0.referencesEnabled = enabled }
     }
 }

@@ -91,13 +91,6 @@ public enum RestorePlanner {
 }
 
 extension IndexState {
-    /// libvirt lists a defined mdev under its root device `computer` while the real parent is absent
-    /// (e.g. its driver is not loaded yet); the device moves to the real parent when that appears.
-    public static let placeholderParent = "computer"
-
-    /// The device a saved entry refers to now: by uuid and parent, or under libvirt's placeholder
-    /// parent while the real one is missing.
-    public func current(_ saved: PersistedState.Device) -> MdevDevice? {
-        devices[saved.key] ?? devices(uuid: saved.uuid).first { $0.parent == Self.placeholderParent }
-    }
+    /// The device a saved entry refers to now (see `current(_: MdevKey)`).
+    public func current(_ saved: PersistedState.Device) -> MdevDevice? { current(saved.key) }
 }

@@ -91,30 +91,53 @@ public struct StateStore: Sendable {
         }
     }
 
+    /// Writes atomically: a temp file of its own (`mkstemp`, so two writers could never share one even
+    /// by mistake), fsync, rename over the old file, fsync the directory. mdevmon calls this from one
+    /// writer only (`StateWriter`); the unique temp name is the second line of defence.
     public func save(_ state: PersistedState) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try encoder.encode(state)
-        let temp = path + ".tmp"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StateStoreError("cannot create \(temp): \(String(cString: strerror(errno)))") }
-        var ok = data.withUnsafeBytes { buf -> Bool in
+        var template = Array((path + ".tmp-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        let temp = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        guard fd >= 0 else { throw StateStoreError("cannot create \(temp): \(Self.errnoText())") }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        var failure: String?
+        data.withUnsafeBytes { buf in
             var offset = 0
             while offset < buf.count {
                 let n = write(fd, buf.baseAddress! + offset, buf.count - offset)
-                if n < 0 { if errno == EINTR { continue }; return false }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = "cannot write \(temp): \(Self.errnoText())"
+                    return
+                }
                 offset += n
             }
-            return true
         }
-        ok = ok && fsync(fd) == 0
-        close(fd)
-        guard ok else { throw StateStoreError("cannot write \(temp): \(String(cString: strerror(errno)))") }
-        guard rename(temp, path) == 0 else { throw StateStoreError("cannot rename \(temp): \(String(cString: strerror(errno)))") }
+        // errno is read right after the failing call, before close() can change it.
+        if failure == nil, fsync(fd) != 0 { failure = "cannot sync \(temp): \(Self.errnoText())" }
+        if close(fd) != 0, failure == nil { failure = "cannot close \(temp): \(Self.errnoText())" }
+        if failure == nil, rename(temp, path) != 0 { failure = "cannot rename \(temp) to \(path): \(Self.errnoText())" }
+        if let failure {
+            unlink(temp)
+            throw StateStoreError(failure)
+        }
         let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 { fsync(dfd); close(dfd) }
     }
+
+    /// Temp files a killed writer left behind (`state.json.tmp-*`); removed at start-up.
+    public func removeLeftoverTempFiles() {
+        let prefix = "state.json.tmp"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix(prefix) {
+            unlink(directory + "/" + name)
+        }
+    }
+
+    private static func errnoText() -> String { String(cString: strerror(errno)) }
 
     private static func describe(_ error: any Error) -> String {
         if let e = error as? StateStoreError { return e.description }

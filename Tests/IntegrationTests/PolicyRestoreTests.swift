@@ -67,6 +67,10 @@ struct PolicyRestoreTests {
                 let last = try #require(gaveUp.first)
                 #expect(last.level == .error)
                 #expect(last.message.contains("Unable to") && last.message.contains("mediated device"), "\(last.message)")
+                // libvirt's own error, read right after the failing call: its message and a real code.
+                #expect(last.value(LogKey.error)?.contains("Unable to") == true, "\(last.metadata)")
+                let code = try #require(last.value(LogKey.libvirtErrorCode).flatMap { Int($0) }, "no libvirt error code: \(last.metadata)")
+                #expect(code != 0, "libvirt error code 0 (the error was read too late)")
                 #expect(last.value(LogKey.mdevParent) == LibvirtHost.pciParent.name)
                 #expect(retried.allSatisfy { $0.level == .warning && $0.message.contains("Unable to") })
                 // libvirt refused: the device is still defined and inactive.

@@ -125,7 +125,7 @@ import Testing
                 retry_maxx: 10s
             """
         #expect(error(yaml)?.description ==
-            "config x.yaml:4: policies.restore.retry_maxx: unknown key (allowed: enabled, recreate_transient, autostart_grace_period, retry_initial, retry_max, deadline)")
+            "config x.yaml:4: policies.restore.retry_maxx: unknown key (allowed: enabled, recreate_transient, autostart_grace_period, retry_initial, retry_max, deadline, max_concurrent)")
     }
 
     @Test func unknownTopLevelAndNestedKeys() {

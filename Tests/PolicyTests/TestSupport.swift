@@ -20,7 +20,7 @@ final class FakeDeviceActions: DeviceActions {
 
     struct Hooks: Sendable {
         /// Runs before every `nodeDeviceExists`; its result is the answer (default: the parent is indexed).
-        var exists: (@Sendable (String) async -> Bool)?
+        var exists: (@Sendable (String) async throws -> Bool)?
         /// Runs before every `start`/`create` decides whether to fail.
         var beforeAction: (@Sendable (String) async -> Void)?
     }
@@ -44,7 +44,7 @@ final class FakeDeviceActions: DeviceActions {
 
     func nodeDeviceExists(_ name: String) async throws -> Bool {
         existsChecks.withLock { $0.append(name) }
-        if let exists = hooks.exists { return await exists(name) }
+        if let exists = hooks.exists { return try await exists(name) }
         return index.snapshot.state.parents[name] != nil
     }
 
