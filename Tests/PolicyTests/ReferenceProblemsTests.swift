@@ -86,3 +86,20 @@ import Testing
         #expect(r2.cleared.isEmpty)
     }
 }
+
+/// Reference evaluation is incremental: a change names only the domains it can affect.
+@Suite struct DomainsAffectedTests {
+    @Test func aDeviceChangeAffectsOnlyTheDomainsReferencingItsUUID() {
+        let a = Sample.uuid(), b = Sample.uuid()
+        let state = IndexState.with([Sample.device(a), Sample.device(b)], domains: [
+            Sample.domain("vm-a", uuids: [a]), Sample.domain("vm-ab", uuids: [a, b]), Sample.domain("vm-none", uuids: []),
+        ])
+        #expect(state.domainsAffected(by: [.deviceAdded(Sample.device(b))]) == ["vm-ab"])
+        #expect(state.domainsAffected(by: [.deviceRemoved(Sample.device(a))]) == ["vm-a", "vm-ab"])
+        #expect(state.domainsAffected(by: [.domainAdded(Sample.domain("vm-x", uuids: [a]))]) == ["vm-x"])
+        #expect(state.domainsAffected(by: [.parentAdded(Sample.parentDevice()), .connection(.synced)]).isEmpty)
+        // Ten thousand other devices change nothing for these domains.
+        let others = (0..<10_000).map { IndexChange.deviceAdded(Sample.device(String(format: "00000000-0000-4000-8000-%012d", $0))) }
+        #expect(state.domainsAffected(by: others).isEmpty)
+    }
+}
