@@ -73,6 +73,10 @@ final class TimestampingConnection: LibvirtConnection, Sendable {
         return try inner.nodeDevice(named: name)
     }
     func listDomains() throws -> [String] { try inner.listDomains() }
+    var isLocal: Bool { inner.isLocal }
+    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?) throws -> [(name: String, xml: String)] {
+        try inner.listNodeDeviceXMLs(which, active: active)
+    }
     func domain(named name: String) throws -> DomainRecord? { try inner.domain(named: name) }
     func startNodeDevice(named name: String) throws { try inner.startNodeDevice(named: name) }
     func createNodeDevice(xml: String) throws -> String { try inner.createNodeDevice(xml: xml) }

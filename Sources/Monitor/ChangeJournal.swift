@@ -11,6 +11,8 @@ public struct ChangeJournal: Service {
 
     public init(index: DeviceIndex, logger: Logger) {
         self.index = index
+        var logger = logger
+        logger[metadataKey: LogKey.libvirtURI] = .string(index.snapshot.status.uri)
         self.logger = logger
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Reads everything the index holds from one connection: every mdev (active and inactive), every
 /// parent offering mdev types, every domain with its referenced mdev UUIDs.
 public enum FullSync {
@@ -7,22 +9,44 @@ public enum FullSync {
         public var problems: [XMLParseError]
     }
 
+    /// Reads at libvirt's own pace: one listing per device state and one XML RPC per device. The listing
+    /// says active or inactive; an inactive mdev is persistent by definition; persistence and autostart
+    /// otherwise come from mdevctl's definitions (where libvirt itself reads them) on a local connection,
+    /// and only where those cannot answer (a remote libvirtd, no parent address) from per-device RPCs.
+    /// - Parameter mdevctlRoot: mdevctl's configuration directory (tests point it elsewhere).
     public static func read(from connection: any LibvirtConnection) throws -> Result {
+        try read(from: connection, mdevctlRoot: MdevctlAutostart.configRoot)
+    }
+
+    static func read(from connection: any LibvirtConnection, mdevctlRoot: String) throws -> Result {
         var problems: [XMLParseError] = []
         var devices: [MdevDevice] = []
-        for name in try connection.listNodeDevices(.mdevs) {
-            guard let record = try connection.nodeDevice(named: name) else { continue }
-            do {
-                if case .mdev(let definition) = try NodeDeviceXML.parse(record.xml, fallbackName: name) {
-                    devices.append(MdevDevice(definition: definition, flags: record.flags))
-                }
-            } catch { problems.append(error) }
+        // No configuration directory at all: the files cannot answer for any device.
+        let local = connection.isLocal && FileManager.default.fileExists(atPath: mdevctlRoot)
+        for active in [true, false] {
+            for (name, xml) in try connection.listNodeDeviceXMLs(.mdevs, active: active) {
+                do {
+                    guard case .mdev(let definition) = try NodeDeviceXML.parse(xml, fallbackName: name) else { continue }
+                    let mdevctl = local ? MdevctlAutostart.definition(of: definition, root: mdevctlRoot) : nil
+                    let flags: DeviceFlags
+                    switch (active, mdevctl) {
+                    case (_, .defined(let autostart)?):
+                        flags = DeviceFlags(active: active, persistent: true, autostart: autostart)
+                    case (true, MdevctlAutostart.Definition.none?):
+                        flags = DeviceFlags(active: true, persistent: false, autostart: false)
+                    default:
+                        // The files cannot answer (or an inactive device has no file yet): ask libvirt.
+                        guard let record = try connection.nodeDevice(named: name) else { continue }
+                        flags = record.flags
+                    }
+                    devices.append(MdevDevice(definition: definition, flags: flags))
+                } catch let error as XMLParseError { problems.append(error) }
+            }
         }
         var parents: [ParentDevice] = []
-        for name in try connection.listNodeDevices(.mdevParents) {
-            guard let record = try connection.nodeDevice(named: name) else { continue }
+        for (name, xml) in try connection.listNodeDeviceXMLs(.mdevParents, active: nil) {
             do {
-                if case .parent(let parent) = try NodeDeviceXML.parse(record.xml, fallbackName: name) {
+                if case .parent(let parent) = try NodeDeviceXML.parse(xml, fallbackName: name) {
                     parents.append(parent)
                 }
             } catch { problems.append(error) }

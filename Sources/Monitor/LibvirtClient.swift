@@ -211,6 +211,52 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         return names
     }
 
+    var isLocal: Bool { Self.isLocal(uri: uri) }
+
+    /// `qemu:///system` is local; `qemu+ssh://host/system` or `qemu://host/system` is not.
+    static func isLocal(uri: String) -> Bool {
+        guard let scheme = uri.range(of: "://") else { return true }
+        let driver = uri[..<scheme.lowerBound]
+        let rest = uri[scheme.upperBound...]
+        return !driver.contains("+") && (rest.isEmpty || rest.hasPrefix("/"))
+    }
+
+    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?) throws -> [(name: String, xml: String)] {
+        let cap = switch which {
+        case .mdevs: VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV.rawValue
+        case .mdevParents: VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES.rawValue
+        }
+        let state = switch active {
+        case true?: VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE.rawValue
+        case false?: VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE.rawValue
+        case nil: VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE.rawValue | VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE.rawValue
+        }
+        var list: UnsafeMutablePointer<virNodeDevicePtr?>?
+        let count = virConnectListAllNodeDevices(conn, &list, UInt32(cap | state))
+        guard count >= 0, let list else { throw Self.lastError(operation: "list node devices on", object: uri) }
+        defer { free(list) }
+        var out: [(name: String, xml: String)] = []
+        out.reserveCapacity(Int(count))
+        var failure: LibvirtError?
+        for i in 0..<Int(count) {
+            guard let dev = list[i] else { continue }
+            defer { virNodeDeviceFree(dev) }
+            guard failure == nil, let rawName = virNodeDeviceGetName(dev) else { continue }
+            let name = String(cString: rawName)
+            guard let raw = virNodeDeviceGetXMLDesc(dev, 0) else {
+                let error = Self.lastError(operation: "get XML of node device", object: name)
+                // Vanished since the listing: not an error of the sync. Anything else fails it (after
+                // the remaining objects are freed).
+                if !error.isNoSuchObject { failure = error }
+                continue
+            }
+            out.append((name, String(cString: raw)))
+            free(raw)
+        }
+        if let failure { throw failure }
+        return out
+    }
+
     func nodeDevice(named name: String) throws -> NodeDeviceRecord? {
         guard let dev = virNodeDeviceLookupByName(conn, name) else {
             let error = Self.lastError(operation: "look up node device", object: name)

@@ -68,6 +68,13 @@ public protocol LibvirtConnection: AnyObject, Sendable {
     /// a dead connection is the connection's loss, reported by the close event, not an error of its own.
     var isAlive: Bool { get }
     func listNodeDevices(_ which: NodeDeviceListing) throws -> [String]
+    /// One listing RPC, then one XML RPC per listed device (no lookups, no flag calls): the full sync's
+    /// cost floor. `active` filters mdevs by state (nil: both); the names come with their XML.
+    /// A device that vanishes between the listing and its XML is left out.
+    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?) throws -> [(name: String, xml: String)]
+    /// Whether this connection's libvirtd runs on this host, so mdevctl's definitions in
+    /// `/etc/mdevctl.d` are the ones it reads (a remote URI names a host or a transport).
+    var isLocal: Bool { get }
     /// nil when the device does not exist (any more).
     func nodeDevice(named name: String) throws -> NodeDeviceRecord?
     func listDomains() throws -> [String]

@@ -25,6 +25,7 @@ final class FakeLibvirt: LibvirtConnector {
         var nodeDeviceFetches: [String] = []
         var domainFetches: [String] = []
         var vanishOnFetch: Set<String> = []
+        var listedWithXML: [String] = []
     }
 
     static let inactivePersistent = DeviceFlags(active: false, persistent: true, autostart: false)
@@ -132,6 +133,8 @@ final class FakeLibvirt: LibvirtConnector {
     /// Names passed to `nodeDevice(named:)`, in call order, since the last `resetFetchLog()`.
     var nodeDeviceFetches: [String] { state.withLock { $0.nodeDeviceFetches } }
     var domainFetches: [String] { state.withLock { $0.domainFetches } }
+    /// Names whose XML came with a listing (the full sync's one RPC per device).
+    var listedWithXML: [String] { state.withLock { $0.listedWithXML } }
 
     func resetFetchLog() {
         state.withLock { s in
@@ -144,6 +147,11 @@ final class FakeLibvirt: LibvirtConnector {
     /// counts fetches nor receives events.
     func freshSync() throws -> FullSync.Result {
         try FullSync.read(from: FakeConnection(server: self, counted: false))
+    }
+
+    /// A full sync through a counted connection, reading mdevctl's files from `mdevctlRoot`.
+    func countedSync(mdevctlRoot: String) throws -> FullSync.Result {
+        try FullSync.read(from: FakeConnection(server: self, counted: true), mdevctlRoot: mdevctlRoot)
     }
 
     // MARK: LibvirtConnector
@@ -183,6 +191,19 @@ final class FakeLibvirt: LibvirtConnector {
         state.withLock { s in s.devices.filter { $0.value.listing == which }.keys.sorted() }
     }
 
+    fileprivate func listWithXML(_ which: NodeDeviceListing, active: Bool?, counted: Bool) -> [(name: String, xml: String)] {
+        state.withLock { s in
+            let names = s.devices.filter { $0.value.listing == which && (active == nil || $0.value.flags.active == active) }.keys.sorted()
+            return names.compactMap { name in
+                if counted { s.listedWithXML.append(name) }
+                if s.vanishOnFetch.remove(name) != nil { s.devices[name] = nil }
+                return s.devices[name].map { (name, $0.xml) }
+            }
+        }
+    }
+
+    /// Whether connections report libvirtd as local (then the full sync reads `mdevctlRoot`).
+    let local = Atomic(false)
     /// While paused, counted device fetches block (on the Monitor's blocking thread), as a slow libvirtd would.
     private let paused = Atomic(false)
     func pauseFetches() { paused.store(true, ordering: .sequentiallyConsistent) }
@@ -284,6 +305,13 @@ final class FakeConnection: LibvirtConnection {
     func listNodeDevices(_ which: NodeDeviceListing) throws -> [String] {
         try checkOpen("list node devices", uri)
         return server.list(which)
+    }
+
+    var isLocal: Bool { server.local.load(ordering: .relaxed) }
+
+    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?) throws -> [(name: String, xml: String)] {
+        try checkOpen("list node devices", uri)
+        return server.listWithXML(which, active: active, counted: counted)
     }
 
     func nodeDevice(named name: String) throws -> NodeDeviceRecord? {

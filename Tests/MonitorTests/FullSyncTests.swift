@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Monitor
 
@@ -53,5 +54,74 @@ import Testing
         let fake = FakeLibvirt()
         try fake.putDevice(xml: "<device><name>computer</name><capability type='system'/></device>")
         #expect(try fake.freshSync().state == IndexState())
+    }
+}
+
+/// The full sync at one RPC per device: state from the listing, persistence and autostart from
+/// mdevctl's definitions on a local connection, per-device RPCs only where the files cannot answer.
+@Suite struct FullSyncOneRPCPerDeviceTests {
+    static func mdev(_ uuid: String, parentAddr: String? = "0000:00:02.0") -> String {
+        let name = "mdev_\(uuid.replacing("-", with: "_"))_0000_00_02_0"
+        return "<device><name>\(name)</name><parent>pci_0000_00_02_0</parent><capability type='mdev'><type id='nvidia-63'/>"
+            + "<uuid>\(uuid)</uuid>\(parentAddr.map { "<parent_addr>\($0)</parent_addr>" } ?? "")</capability></device>"
+    }
+
+    @Test func localFlagsComeFromMdevctlAndTheListingWithoutFlagRPCs() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("mdevctl-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/0000:00:02.0", withIntermediateDirectories: true)
+        let activeAuto = "aaaaaaaa-0000-4000-8000-000000000001", activeTransient = "aaaaaaaa-0000-4000-8000-000000000002"
+        let inactiveManual = "aaaaaaaa-0000-4000-8000-000000000003", inactiveAuto = "aaaaaaaa-0000-4000-8000-000000000004"
+        for (uuid, start) in [(activeAuto, "auto"), (inactiveManual, "manual"), (inactiveAuto, "auto")] {
+            let json = #"{"mdev_type": "nvidia-63", "start": "\#(start)", "attrs": []}"#
+            #expect(FileManager.default.createFile(atPath: "\(root)/0000:00:02.0/\(uuid)", contents: Data(json.utf8)))
+        }
+        let fake = FakeLibvirt()
+        fake.local.store(true, ordering: .relaxed)
+        // The fake's own flags are what libvirt would answer; the sync must reach the same without asking.
+        let truth: [String: DeviceFlags] = [
+            activeAuto: DeviceFlags(active: true, persistent: true, autostart: true),
+            activeTransient: DeviceFlags(active: true, persistent: false, autostart: false),
+            inactiveManual: DeviceFlags(active: false, persistent: true, autostart: false),
+            inactiveAuto: DeviceFlags(active: false, persistent: true, autostart: true),
+        ]
+        for (uuid, flags) in truth { try fake.putDevice(xml: Self.mdev(uuid), flags: flags) }
+
+        let result = try fake.countedSync(mdevctlRoot: root)
+        for (uuid, flags) in truth {
+            #expect(result.state.devices(uuid: uuid).first?.flags == flags, "\(uuid)")
+        }
+        #expect(fake.nodeDeviceFetches.isEmpty, "per-device RPCs: \(fake.nodeDeviceFetches)")
+        #expect(fake.listedWithXML.count == 4)
+    }
+
+    @Test func whereTheFilesCannotAnswerLibvirtIsAsked() throws {
+        let fake = FakeLibvirt()
+        let remote = "bbbbbbbb-0000-4000-8000-000000000001", noAddress = "bbbbbbbb-0000-4000-8000-000000000002"
+        try fake.putDevice(xml: Self.mdev(remote), flags: DeviceFlags(active: true, persistent: true, autostart: true))
+        // Remote: mdevctl's files here say nothing about that host.
+        var result = try fake.countedSync(mdevctlRoot: "/nonexistent")
+        #expect(result.state.devices(uuid: remote).first?.flags == DeviceFlags(active: true, persistent: true, autostart: true))
+        #expect(fake.nodeDeviceFetches.count == 1)
+
+        // Local, but the XML has no parent address to find the definition by.
+        fake.local.store(true, ordering: .relaxed)
+        fake.resetFetchLog()
+        try fake.putDevice(xml: Self.mdev(noAddress, parentAddr: nil), flags: DeviceFlags(active: true, persistent: true, autostart: false))
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("mdevctl-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        result = try fake.countedSync(mdevctlRoot: root)
+        #expect(result.state.devices(uuid: noAddress).first?.flags == DeviceFlags(active: true, persistent: true, autostart: false))
+        #expect(fake.nodeDeviceFetches.contains { $0.contains("bbbbbbbb_0000_4000_8000_000000000002") })
+    }
+
+    @Test func localURIs() {
+        #expect(LibvirtClient.isLocal(uri: "qemu:///system"))
+        #expect(LibvirtClient.isLocal(uri: "qemu:///session"))
+        #expect(LibvirtClient.isLocal(uri: "test:///default"))
+        #expect(!LibvirtClient.isLocal(uri: "qemu+ssh://host/system"))
+        #expect(!LibvirtClient.isLocal(uri: "qemu://host/system"))
+        #expect(!LibvirtClient.isLocal(uri: "qemu+tcp:///system"))
     }
 }
