@@ -1,3 +1,4 @@
+import HashTreeCollections
 import Monitor
 import Synchronization
 
@@ -8,13 +9,13 @@ import Synchronization
 /// Rendering with or without a cache produces identical text; the cache only saves work.
 public final class MetricsCache: Sendable {
     private struct DeviceEntry: Sendable {
-        var devices: [MdevKey: MdevDevice]
-        var parents: [String: ParentDevice]
+        var devices: TreeDictionary<MdevKey, MdevDevice>
+        var parents: TreeDictionary<String, ParentDevice>
         var families: [RenderedFamily]
     }
 
     private struct DomainEntry: Sendable {
-        var domains: [String: DomainInfo]
+        var domains: TreeDictionary<String, DomainInfo>
         var families: [RenderedFamily]
     }
 

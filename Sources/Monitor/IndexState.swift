@@ -1,17 +1,22 @@
+public import HashTreeCollections
+
 /// The whole index as a value: devices, parents and domains, with each device's referencing domains
 /// derived from the domains. All mutations return the `IndexChange`s they caused.
+///
+/// Stored in persistent hash maps (`TreeDictionary`): the published snapshot and the next state share
+/// every unchanged part, so a mutation costs O(log n), not a copy of the whole index.
 public struct IndexState: Hashable, Sendable {
-    public private(set) var devices: [MdevKey: MdevDevice] = [:]
-    public private(set) var parents: [String: ParentDevice] = [:]
-    public private(set) var domains: [String: DomainInfo] = [:]
+    public private(set) var devices: TreeDictionary<MdevKey, MdevDevice> = [:]
+    public private(set) var parents: TreeDictionary<String, ParentDevice> = [:]
+    public private(set) var domains: TreeDictionary<String, DomainInfo> = [:]
     /// How many devices are active, kept up to date by every mutation (a summary must not scan 10,000).
     public private(set) var activeCount = 0
     /// libvirt node-device name → key, to resolve DELETED/UNDEFINED events that carry only the name.
-    private var keysByName: [String: MdevKey] = [:]
+    private var keysByName: TreeDictionary<String, MdevKey> = [:]
     /// mdev UUID → keys, since a UUID may exist under several parents.
-    private var keysByUUID: [String: Set<MdevKey>] = [:]
+    private var keysByUUID: TreeDictionary<String, Set<MdevKey>> = [:]
     /// mdev UUID → names of domains referencing it.
-    private var referencesByUUID: [String: Set<String>] = [:]
+    private var referencesByUUID: TreeDictionary<String, Set<String>> = [:]
 
     public init() {}
 
@@ -161,8 +166,8 @@ public struct IndexState: Hashable, Sendable {
         return changes
     }
 
-    private static func diffMaps<K: Comparable, V: Equatable>(
-        _ old: [K: V], _ new: [K: V], removed: (V) -> IndexChange, added: (V) -> IndexChange,
+    private static func diffMaps<K: Comparable & Hashable, V: Equatable>(
+        _ old: TreeDictionary<K, V>, _ new: TreeDictionary<K, V>, removed: (V) -> IndexChange, added: (V) -> IndexChange,
         changed: (V, V) -> IndexChange
     ) -> [IndexChange] {
         var out: [IndexChange] = []

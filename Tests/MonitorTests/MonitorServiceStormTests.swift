@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import Testing
 @testable import Monitor
@@ -23,12 +24,18 @@ import Testing
             await h.waitForFirstSync()
             fake.resetFetchLog()
             let queue = try #require(fake.newestEventQueue)
-            var maxWaiting = 0
-            for i in 0..<100_000 {
-                let d = devices[i % 1000]
-                if i % 7 == 0 { fake.updateFlags(of: d.name) { $0.active.toggle() } }
-                fake.emit(.nodeDevice(name: d.name, kind: .updated))
-                if i % 1000 == 0 { maxWaiting = max(maxWaiting, queue.waiting) }
+            // libvirt's side runs on a thread of its own, not on the pool the Monitor needs.
+            let maxWaiting = await withCheckedContinuation { (done: CheckedContinuation<Int, Never>) in
+                Thread {
+                    var maxWaiting = 0
+                    for i in 0..<100_000 {
+                        let d = devices[i % 1000]
+                        if i % 7 == 0 { fake.updateFlags(of: d.name) { $0.active.toggle() } }
+                        fake.emit(.nodeDevice(name: d.name, kind: .updated))
+                        if i % 1000 == 0 { maxWaiting = max(maxWaiting, queue.waiting) }
+                    }
+                    done.resume(returning: maxWaiting)
+                }.start()
             }
             // The marker is handled after everything queued before it (first-arrival order).
             let mark = h.recorder.count
