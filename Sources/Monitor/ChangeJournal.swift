@@ -19,8 +19,10 @@ public struct ChangeJournal: Service {
     public func run() async throws {
         let subscription = await index.subscribe()
         var initialSyncSeen = subscription.startedSynced
+        var overflows = 0
         for await update in subscription.cancelOnGracefulShutdown() {
-            if case .resync = update {
+            if subscription.overflows > overflows {
+                overflows = subscription.overflows
                 logger.notice("the journal fell behind the index by more than \(subscription.capacity) changes; logging the difference instead")
             }
             for change in update.changes {

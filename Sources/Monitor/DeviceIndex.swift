@@ -21,7 +21,7 @@ public actor DeviceIndex {
     /// Every change from now on, through a queue of at most `capacity` changes (then one resync).
     /// Dropping the subscription unsubscribes.
     public func subscribe(capacity: Int = 4096) -> IndexSubscription {
-        let subscription = IndexSubscription(capacity: capacity, startedSynced: status.synced)
+        let subscription = IndexSubscription(capacity: capacity, startedSynced: status.lastSyncTime != nil)
         subscribers[ObjectIdentifier(subscription)] = WeakSubscription(subscription)
         return subscription
     }

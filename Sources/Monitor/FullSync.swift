@@ -23,6 +23,8 @@ public enum FullSync {
         var devices: [MdevDevice] = []
         // No configuration directory at all: the files cannot answer for any device.
         let local = connection.isLocal && FileManager.default.fileExists(atPath: mdevctlRoot)
+        // Two listings: a device that starts or stops between them may be in neither. Its lifecycle event
+        // is queued since registration (before this sync), so the next fetch puts it back.
         for active in [true, false] {
             for (name, xml) in try connection.listNodeDeviceXMLs(.mdevs, active: active) {
                 do {

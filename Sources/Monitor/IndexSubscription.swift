@@ -32,7 +32,7 @@ public final class IndexSubscription: AsyncSequence, Sendable {
     }
 
     public let capacity: Int
-    /// Whether the index had finished a full sync when this subscription began (so the first sync's
+    /// Whether the index had ever finished a full sync when this subscription began (so the first sync's
     /// changes are not among what it receives).
     public let startedSynced: Bool
     private let mailbox = Mailbox(Contents())
@@ -57,10 +57,12 @@ public final class IndexSubscription: AsyncSequence, Sendable {
             if c.buffer.isEmpty { c.baseline = before }
             if c.buffer.count + changes.count > capacity {
                 let connection = (c.buffer + changes).filter { if case .connection = $0 { true } else { false } }
+                // Behind only if changes were already waiting; one batch larger than the queue (a full
+                // sync of a big host) is delivered the same way but is not the subscriber's fault.
+                if !c.buffer.isEmpty { c.overflows += 1 }
                 c.overflow = (c.baseline ?? before, after, Array(connection.suffix(8)))
                 c.buffer = []
                 c.baseline = nil
-                c.overflows += 1
             } else {
                 c.buffer += changes
             }
@@ -85,7 +87,7 @@ public final class IndexSubscription: AsyncSequence, Sendable {
         }
     }
 
-    /// How often this subscriber fell behind (tests, metrics).
+    /// How often this subscriber fell behind with changes waiting (tests, metrics).
     public var overflows: Int { mailbox.peek { $0.overflows } }
 
     public struct AsyncIterator: AsyncIteratorProtocol {

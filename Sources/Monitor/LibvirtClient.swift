@@ -213,12 +213,13 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
 
     var isLocal: Bool { Self.isLocal(uri: uri) }
 
-    /// `qemu:///system` is local; `qemu+ssh://host/system` or `qemu://host/system` is not.
+    /// `qemu:///system` is local; `qemu+ssh://host/system` or `qemu://host/system` is not, and neither is
+    /// libvirt's `test` driver, whose devices are not mdevctl's.
     static func isLocal(uri: String) -> Bool {
-        guard let scheme = uri.range(of: "://") else { return true }
+        guard let scheme = uri.range(of: "://") else { return false }
         let driver = uri[..<scheme.lowerBound]
         let rest = uri[scheme.upperBound...]
-        return !driver.contains("+") && (rest.isEmpty || rest.hasPrefix("/"))
+        return driver != "test" && !driver.contains("+") && (rest.isEmpty || rest.hasPrefix("/"))
     }
 
     func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?) throws -> [(name: String, xml: String)] {

@@ -43,15 +43,17 @@ public final class Mailbox<Contents: Sendable>: Sendable {
     /// Reads without removing (tests and metrics).
     public func peek<T>(_ read: (Contents) -> T) -> T { state.withLock { read($0.contents) } }
 
-    /// Waits until `extract` yields an item; nil once finished and drained, or when the task is cancelled.
+    /// Waits until `extract` yields an item; nil once finished and drained, or as soon as the task is
+    /// cancelled (a cancelled consumer stops taking even while items wait).
     public func take<Item>(_ extract: (inout Contents) -> Item?) async -> Item? {
         while true {
+            if Task.isCancelled { return nil }
             let (item, done, seen) = state.withLock { s -> (Item?, Bool, UInt64) in
                 if let item = extract(&s.contents) { return (item, false, s.posts) }
                 return (nil, s.finished, s.posts)
             }
             if let item { return item }
-            if done || Task.isCancelled { return nil }
+            if done { return nil }
             await withTaskCancellationHandler {
                 await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                     let resumeNow = state.withLock { s -> Bool in

@@ -79,14 +79,19 @@ public final class MonitorService: Service, Sendable {
                 everConnected = true
                 outage = OutageLog()
                 current.withLock { $0 = connection }
-                defer {
-                    current.withLock { $0 = nil }
-                    connection.close()
+                let outcome: Result<String, any Error>
+                do {
+                    try afterConnect(connection)
+                    try await sync(connection)
+                    backoff = configuration.initialBackoff
+                    outcome = .success(try await cancelWhenGracefulShutdown { try await self.consume(connection) })
+                } catch {
+                    outcome = .failure(error)
                 }
-                try afterConnect(connection)
-                try await sync(connection)
-                backoff = configuration.initialBackoff
-                let reason = try await cancelWhenGracefulShutdown { try await self.consume(connection) }
+                current.withLock { $0 = nil }
+                // Deregistering talks to libvirtd: off the cooperative pool, like every other call.
+                _ = try? await Blocking.run { connection.close() }
+                let reason = try outcome.get()
                 await index.markDisconnected(reason: reason)
                 // Reconnect at once after a clean loss; backoff applies to failed attempts.
                 continue

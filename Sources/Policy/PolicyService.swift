@@ -70,22 +70,27 @@ public final class PolicyService: Service, Sendable {
         let runner = RestoreRunner(index: index, actions: actions, config: { [self] in self.currentConfig },
                                    metrics: metrics, logger: logger)
 
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await writer.run() }
-            group.addTask { [metrics] in
-                await runner.run(tasks) { task in
-                    pending.remove(task.device.key)
-                    metrics.setPending("restore", pending.count)
-                    writer.markDirty()
+        await withTaskGroup(of: Void.self) { outer in
+            outer.addTask { await writer.run() }
+            await withTaskGroup(of: Void.self) { inner in
+                inner.addTask { [metrics] in
+                    await runner.run(tasks) { task in
+                        pending.remove(task.device.key)
+                        metrics.setPending("restore", pending.count)
+                        writer.markDirty()
+                    }
                 }
+                for await update in subscription.cancelOnGracefulShutdown() {
+                    await consume(update.changes, runner: runner, writer: writer)
+                }
+                // Cancel before waking: a restore between its cancellation check and its wait then sees the
+                // cancellation in `wait` instead of waiting forever for a parent after the last signal.
+                inner.cancelAll()
+                await runner.parents.signalAll()
             }
-            for await update in subscription.cancelOnGracefulShutdown() {
-                await consume(update.changes, runner: runner, writer: writer)
-            }
-            // Cancel before waking: a restore between its cancellation check and its wait then sees the
-            // cancellation in `wait` instead of waiting forever for a parent after the last signal.
-            group.cancelAll()
-            await runner.parents.signalAll()
+            // The restores have ended (cut-short ones stay pending): the writer, cancelled, writes the final
+            // state once more, whatever it had or had not been told, and ends.
+            outer.cancelAll()
         }
     }
 

@@ -23,28 +23,31 @@ final class RestoreRunner: Sendable {
         self.config = config
         self.metrics = metrics
         self.logger = logger
+        // Read once: a reload changes ownership and dry_run for running restores, not the slot count.
         slots = AsyncSemaphore(config().restore.maxConcurrent)
     }
 
-    /// Runs every task to its end (success, skip, give-up, or cancellation), calling `finished` for each.
+    /// Runs every task to its end (success, skip, give-up, or cancellation), calling `finished` for each
+    /// that reached an outcome; a restore cut short by shutdown stays pending, so the next run resumes it.
     func run(_ tasks: [RestoreTask], finished: @escaping @Sendable (RestoreTask) -> Void) async {
         await withTaskGroup(of: Void.self) { group in
             for task in tasks {
                 group.addTask {
-                    await self.restore(task)
-                    finished(task)
+                    if await self.restore(task) { finished(task) }
                 }
             }
         }
     }
 
-    func restore(_ task: RestoreTask) async {
+    /// - Returns: true when the restore reached an outcome, false when it was cancelled first.
+    func restore(_ task: RestoreTask) async -> Bool {
         let device = task.device
         let fields = Self.fields(device)
         // Wait for the parent: a CREATED event wakes us, never a poll. While libvirt still files the
         // device under its placeholder parent, the real parent is not there yet either.
         var announced = false
         var lastCheckError: String?
+        var checkDelay = config().restore.retryInitial
         while !Task.isCancelled {
             let now = index.snapshot.state.current(device)
             let parent = device.parent == IndexState.placeholderParent ? (now?.parent ?? device.parent) : device.parent
@@ -55,13 +58,18 @@ final class RestoreRunner: Sendable {
                     let exists = try await slots.holding { try await self.actions.nodeDeviceExists(parent) }
                     if exists { await parents.cancel(waiter); break }
                 } catch {
-                    // A libvirt error is that error, not "the parent is missing": say so, once per kind.
+                    // A libvirt error is that error, not "the parent is missing": say so, once per kind,
+                    // and check again after a backoff (no change may ever come to wake this restore).
                     let text = "\(error)"
                     if text != lastCheckError {
                         lastCheckError = text
-                        logger.warning("mdev \(device.uuid): cannot check whether parent \(parent) exists (waiting for the next change): \(error)",
+                        logger.warning("mdev \(device.uuid): cannot check whether parent \(parent) exists, checking again in \(checkDelay): \(error)",
                                        metadata: fields.merging(LogKey.fields(of: error)) { $1 })
                     }
+                    await parents.cancel(waiter)
+                    try? await Task.sleep(for: checkDelay)
+                    checkDelay = min(checkDelay * 2, config().restore.retryMax)
+                    continue
                 }
             }
             if !announced {
@@ -80,19 +88,19 @@ final class RestoreRunner: Sendable {
             let cfg = config()
             if !cfg.owns(uuid: device.uuid, parent: device.parent, mdevType: device.mdevType) {
                 logger.notice("mdev \(device.uuid) is no longer owned (config reloaded); not restoring", metadata: fields)
-                return
+                return true
             }
             if index.snapshot.state.current(device)?.active == true {
                 // Someone else (mdevctl's udev rule, an operator) brought it up: nothing to do, nothing failed.
                 logger.info("mdev \(device.uuid) is already active; nothing to do", metadata: fields)
                 metrics.count(policy: "restore", action: task.action, result: "skipped")
-                return
+                return true
             }
             if cfg.dryRun {
                 logger.notice("dry run: would \(task.action) mdev \(device.uuid) on \(device.parent) (\(task.reason.rawValue))",
                               metadata: LogEvent.restoreAttempted.metadata.merging(fields) { $1 })
                 metrics.count(policy: "restore", action: task.action, result: "dry_run")
-                return
+                return true
             }
             attempt += 1
             logger.notice("restoring mdev \(device.uuid) on \(device.parent): \(task.action), attempt \(attempt) (\(task.reason.rawValue))",
@@ -110,7 +118,7 @@ final class RestoreRunner: Sendable {
                 logger.notice("restored mdev \(device.uuid) on \(device.parent)\(extra)",
                               metadata: LogEvent.restoreSucceeded.metadata.merging(fields) { $1 })
                 metrics.count(policy: "restore", action: task.action, result: "success")
-                return
+                return true
             } catch {
                 // Someone else (mdevctl's udev rule) may have won the race: that is not a failure.
                 if index.snapshot.state.current(device)?.active == true { continue }
@@ -120,7 +128,7 @@ final class RestoreRunner: Sendable {
                     logger.error("giving up on mdev \(device.uuid) on \(device.parent) after \(attempt) attempts: \(error)",
                                  metadata: LogEvent.restoreGaveUp.metadata.merging(fields) { $1 }.merging(LogKey.fields(of: error)) { $1 })
                     metrics.count(policy: "restore", action: task.action, result: "gave_up")
-                    return
+                    return true
                 }
                 logger.warning("could not \(task.action) mdev \(device.uuid) on \(device.parent) (attempt \(attempt)), retrying in \(delay): \(error)",
                                metadata: LogEvent.restoreFailed.metadata.merging(fields) { $1 }.merging(LogKey.fields(of: error)) { $1 })
@@ -128,6 +136,7 @@ final class RestoreRunner: Sendable {
                 delay = min(delay * 2, cfg.restore.retryMax)
             }
         }
+        return false
     }
 
     static func fields(_ d: PersistedState.Device) -> Logger.Metadata {

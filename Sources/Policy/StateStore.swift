@@ -103,6 +103,8 @@ public struct StateStore: Sendable {
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         let temp = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         guard fd >= 0 else { throw StateStoreError("cannot create \(temp): \(Self.errnoText())") }
+        // mkostemp(O_CLOEXEC) is not visible without _GNU_SOURCE; the daemon forks no children, so the
+        // moment between these two calls cannot leak the fd.
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         var failure: String?
         data.withUnsafeBytes { buf in
@@ -131,7 +133,7 @@ public struct StateStore: Sendable {
 
     /// Temp files a killed writer left behind (`state.json.tmp-*`); removed at start-up.
     public func removeLeftoverTempFiles() {
-        let prefix = "state.json.tmp"
+        let prefix = URL(fileURLWithPath: path).lastPathComponent + ".tmp"
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix(prefix) {
             unlink(directory + "/" + name)
         }

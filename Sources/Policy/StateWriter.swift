@@ -2,8 +2,8 @@ public import Logging
 import Monitor
 
 /// The one writer of the state file. Everyone else (the change consumer, finishing restores) only
-/// marks it dirty; the writer coalesces bursts and writes at most once per `delay`, and once more at
-/// shutdown if something is still unwritten.
+/// marks it dirty; the writer coalesces bursts and writes at most once per `delay`, and once more when
+/// it is cancelled, from the index as it is then.
 public final class StateWriter: Sendable {
     private let store: StateStore
     private let delay: Duration
@@ -24,7 +24,7 @@ public final class StateWriter: Sendable {
 
     public func markDirty() { dirty.post { $0 = true } }
 
-    /// Writes until cancelled, then flushes what is still dirty.
+    /// Writes until cancelled, then once more.
     public func run() async {
         while await dirty.take({ d -> Bool? in
             guard d else { return nil }
@@ -35,7 +35,8 @@ public final class StateWriter: Sendable {
             try? await Task.sleep(for: delay)
             write()
         }
-        if dirty.peek({ $0 }) { write() }
+        // Changes that never reached the writer (still queued at shutdown) are in the index: write it.
+        write()
     }
 
     private func write() {

@@ -119,7 +119,7 @@ import Testing
     @Test func localURIs() {
         #expect(LibvirtClient.isLocal(uri: "qemu:///system"))
         #expect(LibvirtClient.isLocal(uri: "qemu:///session"))
-        #expect(LibvirtClient.isLocal(uri: "test:///default"))
+        #expect(!LibvirtClient.isLocal(uri: "test:///default"))
         #expect(!LibvirtClient.isLocal(uri: "qemu+ssh://host/system"))
         #expect(!LibvirtClient.isLocal(uri: "qemu://host/system"))
         #expect(!LibvirtClient.isLocal(uri: "qemu+tcp:///system"))

@@ -170,6 +170,8 @@ import Testing
             #expect(await eventually { fake.connectAttempts.count >= 5 })
             fake.comeUp()
             #expect(await eventually { h.snapshot.status.synced })
+            // The journal is a subscriber of its own: once it told the restore, it has told the loss too.
+            #expect(await eventually { capture.records(.connectionRestored).count == 1 })
 
             #expect(capture.records(atLeast: .error).isEmpty, "\(capture.records(atLeast: .error).map(\.message))")
             #expect(capture.records(.connectionLost).count == 1)

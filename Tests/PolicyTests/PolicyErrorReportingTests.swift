@@ -42,11 +42,20 @@ import Testing
         let uuid = Sample.uuid()
         let initial = IndexState.with([Sample.device(uuid)])
         let previous = PersistedState(bootID: "previous-boot", active: [Sample.saved(uuid)])
-        try await PolicyHarness.run(initial: initial, previous: previous, failTimes: .max) { h in
+        let refusal: @Sendable () -> any Error = {
+            LibvirtError(code: 1, domain: 50, message: "internal error: Unable to start mediated device 'mdev_x'",
+                         operation: "start node device", object: "mdev_x")
+        }
+        try await PolicyHarness.run(initial: initial, previous: previous, failTimes: .max,
+                                    hooks: { _ in FakeDeviceActions.Hooks(failure: refusal) }) { h in
             #expect(await eventually { h.count("gave_up") == 1 })
             let gaveUp = try #require(h.log.records(.restoreGaveUp, uuid: uuid).first)
-            #expect(gaveUp.message.contains("Unable to start mediated device (fake)"))
-            #expect(gaveUp.value(LogKey.error) == "Unable to start mediated device (fake)")
+            #expect(gaveUp.message.contains("Unable to start mediated device 'mdev_x'"))
+            #expect(gaveUp.value(LogKey.error) == "internal error: Unable to start mediated device 'mdev_x'")
+            #expect(gaveUp.value(LogKey.libvirtErrorCode) == "1")
+            #expect(gaveUp.value(LogKey.libvirtErrorDomain) == "50")
+            let retried = try #require(h.log.records(.restoreFailed, uuid: uuid).first)
+            #expect(retried.value(LogKey.libvirtErrorCode) == "1")
         }
     }
 }

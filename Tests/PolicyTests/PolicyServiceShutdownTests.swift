@@ -65,4 +65,34 @@ import Testing
             ready: { _, actions in !actions.checkedParents.isEmpty })
         #expect(done, "run() did not return after a graceful shutdown")
     }
+
+    /// A restore cut short by SIGTERM stays pending in the state file (the next run resumes it), and the
+    /// final write carries the active set as the index has it, changes not yet consumed included.
+    @Test func aRestoreCutShortStaysPendingAndTheFinalWriteIsCurrent() async throws {
+        let restoring = Sample.uuid(), cameUp = Sample.uuid()
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = StateStore(directory: dir.path)
+        try store.save(PersistedState(bootID: "previous-boot", active: [Sample.saved(restoring)]))
+        let index = DeviceIndex(uri: "test:///policy")
+        await index.replace(with: .with([Sample.device(restoring)]))
+        let log = LogCapture()
+        let actions = FakeDeviceActions(index: index, failTimes: .max)
+        let config = fastConfig { $0.restore.deadline = .seconds(600); $0.restore.retryInitial = .seconds(30); $0.restore.retryMax = .seconds(60) }
+        // A long coalescing delay: only the final write can carry what happens just before shutdown.
+        let service = PolicyService(index: index, waitForFirstSync: {}, actions: actions, config: config, store: store,
+                                    bootID: PolicyHarness.bootID, saveDelay: .seconds(30), logger: log.logger)
+        let group = ServiceGroup(configuration: .init(services: [service], logger: Logger(label: "test.group") { _ in SwiftLogNoOpLogHandler() }))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            #expect(await eventually { !actions.calls.isEmpty }, "the restore never got going")
+            await index.mutate { $0.upsertDevice(Sample.definition(cameUp), flags: DeviceFlags(active: true, persistent: false, autostart: false)) }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        guard case .loaded(let saved) = store.load() else { Issue.record("no state file after shutdown"); return }
+        #expect(saved.bootID == PolicyHarness.bootID)
+        #expect(saved.pending.map(\.uuid) == [restoring], "the unfinished restore must stay pending")
+        #expect(saved.active.map(\.uuid) == [cameUp], "the final write reflects the index at shutdown")
+    }
 }

@@ -23,6 +23,8 @@ final class FakeDeviceActions: DeviceActions {
         var exists: (@Sendable (String) async throws -> Bool)?
         /// Runs before every `start`/`create` decides whether to fail.
         var beforeAction: (@Sendable (String) async -> Void)?
+        /// What a failing `start`/`create` throws (default: `FakeActionError`).
+        var failure: (@Sendable () -> any Error)?
     }
 
     private let index: DeviceIndex
@@ -65,7 +67,7 @@ final class FakeDeviceActions: DeviceActions {
             if n != .max { n -= 1 }
             return true
         }
-        if fail { throw FakeActionError() }
+        if fail { throw hooks.failure?() ?? FakeActionError() }
     }
 }
 
