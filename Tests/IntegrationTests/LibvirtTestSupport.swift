@@ -128,18 +128,6 @@ func withMonitor<T: Sendable>(
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes; returns whether it held. The default is
-/// generous because CI machines are loaded; latency targets are measured by the benchmark instead.
-func eventually(timeout: Duration = .seconds(30), _ condition: () -> Bool) async -> Bool {
-    let clock = ContinuousClock()
-    let deadline = clock.now + timeout
-    while clock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return condition()
-}
-
 extension MonitorService {
     func device(uuid: String) -> MdevDevice? {
         index.snapshot.state.devices.values.first { $0.uuid == uuid }

@@ -1,5 +1,6 @@
 import Foundation
 import Monitor
+import TestSupport
 import Testing
 
 /// The Monitor against the machine's real libvirtd: every lifecycle step shows up in the index.

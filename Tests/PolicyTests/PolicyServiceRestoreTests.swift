@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Monitor
 import Policy
+import TestSupport
 import Testing
 
 /// The restore policy end to end: a real `DeviceIndex`, a temp state file, fake actions.

@@ -1,5 +1,6 @@
 import Monitor
 @testable import Policy
+import TestSupport
 import Testing
 
 @Suite struct RestorePlannerTests {

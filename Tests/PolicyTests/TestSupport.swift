@@ -134,17 +134,6 @@ func fastConfig(_ edit: (inout PolicyConfig) -> Void = { _ in }) -> PolicyConfig
     return config
 }
 
-/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-func eventually(timeout: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
-    let clock = ContinuousClock()
-    let deadline = clock.now + timeout
-    while clock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(5))
-    }
-    return await condition()
-}
-
 /// A `PolicyService` over a real `DeviceIndex`, a temp state directory and fake actions, run for the
 /// duration of `body`.
 struct PolicyHarness {

@@ -1,6 +1,7 @@
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Systemd
@@ -116,9 +117,9 @@ import Testing
             try await Task.sleep(for: .milliseconds(300))
             healthy.store(true, ordering: .relaxed)
             #expect(await eventually { manager.watchdogPings > 0 })
-            #expect(await eventually(within: .seconds(20)) { lines.all.contains { $0.contains("passes again") } })
+            #expect(await eventually(timeout: .seconds(20)) { lines.all.contains { $0.contains("passes again") } })
             healthy.store(false, ordering: .relaxed)
-            #expect(await eventually(within: .seconds(20)) {
+            #expect(await eventually(timeout: .seconds(20)) {
                 lines.all.filter { $0.contains("level=warning") && $0.contains("health check failed") }.count >= 2
             })
             try await Task.sleep(for: .milliseconds(200))

@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Systemd
@@ -39,7 +40,7 @@ import Testing
 
         // Drain while the child runs: a full datagram queue would block its sd_notify.
         var messages: [String] = []
-        let finished = await eventually(within: .seconds(60)) {
+        let finished = await eventually(timeout: .seconds(60)) {
             messages += listener.drain()
             return !child.isRunning
         }
