@@ -112,12 +112,16 @@ enum LibvirtHost {
 }
 
 /// Runs a real MonitorService for the duration of `body`.
+/// - Parameter logger: where the service logs (default: warnings and worse, to the process's log handler).
 func withMonitor<T: Sendable>(
-    uri: String = LibvirtHost.uri, backoff: Duration = .milliseconds(200),
+    uri: String = LibvirtHost.uri, backoff: Duration = .milliseconds(200), logger: Logger? = nil,
     _ body: (MonitorService) async throws -> T
 ) async throws -> T {
-    var logger = Logger(label: "test.monitor")
-    logger.logLevel = .warning
+    let logger = logger ?? {
+        var logger = Logger(label: "test.monitor")
+        logger.logLevel = .warning
+        return logger
+    }()
     let service = MonitorService(
         configuration: MonitorConfiguration(uri: uri, readOnly: true, initialBackoff: backoff, maxBackoff: .seconds(1)),
         logger: logger)
