@@ -72,10 +72,15 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
+        // Policy's metrics and landing-page sections, rendered by the Exporter (neither depends on the other).
+        .target(
+            name: "PolicyExporter",
+            dependencies: ["Exporter", "Monitor", "Policy"],
+            swiftSettings: strict),
         .executableTarget(
             name: "mdevmon",
             dependencies: [
-                "Monitor", "Exporter", "Policy", "Systemd", "CMalloc",
+                "Monitor", "Exporter", "Policy", "PolicyExporter", "Systemd", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -112,7 +117,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "ExporterTests",
-            dependencies: ["Exporter", "Monitor", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Exporter", "Monitor", "Policy", "PolicyExporter",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "SystemdTests",

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Monitor
 import Policy
+import PolicyExporter
 import ServiceLifecycle
 import Systemd
 
