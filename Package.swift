@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(
             name: "ExporterTests",
             dependencies: [
-                "Exporter", "Monitor", "Policy", "PolicyExporter",
+                "Exporter", "Monitor", "Policy", "PolicyExporter", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

@@ -1,5 +1,6 @@
 @testable import Exporter
 import Synchronization
+import TestSupport
 import Testing
 
 @Suite struct ConnectionTrackerTests {
@@ -49,5 +50,20 @@ import Testing
             tracker.closed()
         }
         #expect(bursts.all == [])
+    }
+
+    /// The tracker in a real server: connections that never send a byte count, and closing them ends the burst.
+    @Test func serverReportsABurstOfIdleConnections() async throws {
+        let bursts = Bursts()
+        try await withServer(afterConnectionBurst: { bursts.record(Burst(peak: $0, opened: $1)) }) { port in
+            var idle: [RawConnection] = []
+            for _ in 0..<40 { idle.append(try await RawConnection.open(port: port)) }
+            let scrape = try await curl(["http://127.0.0.1:\(port)/healthz"])
+            #expect(scrape.status == 200)
+            #expect(bursts.all.isEmpty, "reported while the connections were open")
+            idle.removeAll()
+            #expect(await eventually { bursts.all.count == 1 })
+            #expect(bursts.all.first.map { $0.peak >= 40 && $0.opened >= 40 } == true, "\(bursts.all)")
+        }
     }
 }
