@@ -49,9 +49,13 @@ struct BadInputTests {
     }
 
     @Test func runDaemonStaysUpAndStopsOnSIGTERM() async throws {
-        let daemon = try TestDaemon(uri: "qemu+tcp://127.0.0.1:1/system")
+        // At debug level every failed attempt is logged: three of them (0.5 s and 1 s of backoff apart)
+        // show the daemon kept retrying instead of exiting.
+        let daemon = try TestDaemon(uri: "qemu+tcp://127.0.0.1:1/system", extra: ["--log.level", "debug"])
         defer { daemon.stop() }
-        try await Task.sleep(for: .seconds(1.5))
+        #expect(await eventually(every: .milliseconds(100)) {
+            daemon.stderr.components(separatedBy: "libvirt unavailable, retrying in").count - 1 >= 3
+        }, "fewer than three attempts: \(daemon.stderrTail)")
         #expect(daemon.process.isRunning, "mdevmon run exited while libvirt was unreachable: \(daemon.stderrTail)")
         // Up but not connected: /healthz says why.
         let health = LibvirtHost.run("/usr/bin/curl", ["-s", "-w", "\n%{http_code}", daemon.base + "/healthz"])
