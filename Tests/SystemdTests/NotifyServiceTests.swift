@@ -197,9 +197,10 @@ import Testing
 
     @Test func shutdownBeforeReadinessOnlySaysStopping() async throws {
         let manager = FakeServiceManager()
-        let service = NotifyService(notifier: manager.notifier(watchdog: .milliseconds(200)), logger: Self.silent)
+        let service = NotifyService(notifier: manager.notifier(watchdog: .milliseconds(200)), logger: manager.logger())
         try await running(service) { shutdown in
-            try await Task.sleep(for: .milliseconds(100))
+            // Shut down while the service waits for readiness.
+            #expect(await eventually { manager.logLines.contains { $0.contains("waiting for readiness") } })
             await shutdown()
         }
         #expect(manager.messages == ["STOPPING=1"])
