@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.20.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.0.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.0"),
         // Already in the graph through SwiftNIO; its persistent hash map lets the index and its published
@@ -72,15 +73,21 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
+        // Policy's metrics and landing-page sections, rendered by the Exporter (neither depends on the other).
+        .target(
+            name: "PolicyExporter",
+            dependencies: ["Exporter", "Monitor", "Policy"],
+            swiftSettings: strict),
         .executableTarget(
             name: "mdevmon",
             dependencies: [
-                "Monitor", "Exporter", "Policy", "Systemd", "CMalloc",
+                "Monitor", "Exporter", "Policy", "PolicyExporter", "Systemd", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -117,7 +124,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "ExporterTests",
-            dependencies: ["Exporter", "Monitor", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Exporter", "Monitor", "Policy", "PolicyExporter", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "SystemdTests",

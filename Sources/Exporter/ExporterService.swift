@@ -14,6 +14,7 @@ public struct ExporterService: Service, CustomStringConvertible {
     private let tls: TLSChannelConfiguration?
     private let logger: Logger
     private let onListening: (@Sendable (ListenAddress, Int) async -> Void)?
+    private let connections: ConnectionTracker?
 
     /// Validates the configuration and reads the web config (certificates included), so a bad
     /// setting fails here, before anything listens.
@@ -23,12 +24,16 @@ public struct ExporterService: Service, CustomStringConvertible {
     ///   - logger: Used for the servers' own logs.
     ///   - onListening: Called once per address when its server accepts connections, with the bound
     ///     port (useful with port 0).
+    ///   - afterConnectionBurst: Called when a burst of connections (32 or more open at once, or 1,000
+    ///     opened) is over, with the most that were open at once and how many were opened; the daemon
+    ///     returns the memory they held to the system. Runs on an event loop: keep it short.
     /// - Throws: `ExporterConfigurationError` or `WebConfigError`.
     public init(
         configuration: ExporterConfiguration,
         snapshot: @escaping @Sendable () -> IndexSnapshot,
         logger: Logger,
-        onListening: (@Sendable (_ address: ListenAddress, _ port: Int) async -> Void)? = nil
+        onListening: (@Sendable (_ address: ListenAddress, _ port: Int) async -> Void)? = nil,
+        afterConnectionBurst: (@Sendable (_ peakConnections: Int, _ connections: Int) -> Void)? = nil
     ) throws {
         try configuration.validate()
         var auth: BasicAuth?
@@ -44,6 +49,9 @@ public struct ExporterService: Service, CustomStringConvertible {
         self.tls = tls
         self.logger = logger
         self.onListening = onListening
+        self.connections = afterConnectionBurst.map { report in
+            ConnectionTracker { report($0.peak, $0.opened) }
+        }
     }
 
     /// Serves snapshots published by `index`.
@@ -59,6 +67,7 @@ public struct ExporterService: Service, CustomStringConvertible {
         let onListening = onListening
         let scheme = tls == nil ? "http" : "https"
         let authKind = auth == nil ? "none" : "basic"
+        let connections = connections
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             for address in configuration.listenAddresses {
@@ -73,16 +82,22 @@ public struct ExporterService: Service, CustomStringConvertible {
                     ])
                     await onListening?(address, port)
                 }
-                // Idle connections, including ones that never send a request, are closed after 30 s.
+                // Idle connections, including ones that never finish a request head however slowly they
+                // trickle it (Hummingbird counts idle time from the last complete request part), are closed
+                // after 30 s. The handlers are made anew for each connection (an autoclosure).
                 let app = if let tls {
                     Application(
                         responder: responder,
-                        server: try .tls(.http1(configuration: .init(idleTimeout: .seconds(30))), configuration: tls),
+                        server: try .tls(.http1(configuration: .init(
+                            additionalChannelHandlers: connections.map { [$0.handler()] } ?? [], idleTimeout: .seconds(30))),
+                                          configuration: tls),
                         configuration: appConfiguration,
                         onServerRunning: { await announce($0.localAddress?.port) }, logger: logger)
                 } else {
                     Application(
-                        responder: responder, server: .http1(configuration: .init(idleTimeout: .seconds(30))),
+                        responder: responder,
+                        server: .http1(configuration: .init(
+                            additionalChannelHandlers: connections.map { [$0.handler()] } ?? [], idleTimeout: .seconds(30))),
                         configuration: appConfiguration,
                         onServerRunning: { await announce($0.localAddress?.port) }, logger: logger)
                 }

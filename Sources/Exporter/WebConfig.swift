@@ -62,7 +62,7 @@ public struct WebConfig: Hashable, Sendable {
             root = try Yams.compose(yaml: yaml)
         } catch {
             let first = String(describing: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-            throw WebConfigError(path: path, message: "invalid YAML: \(first)")
+            throw WebConfigError(path: path, line: Self.line(of: error), message: "invalid YAML: \(first)")
         }
         let parser = Parser(path: path)
         return try parser.config(root)
@@ -77,6 +77,14 @@ public struct WebConfig: Hashable, Sendable {
         BasicAuth.hash(password, cost: cost)
     }
 
+    /// Where Yams stopped reading, when it says.
+    private static func line(of error: any Error) -> Int? {
+        switch error as? YamlError {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): mark.line
+        default: nil
+        }
+    }
+
     /// "No such file or directory" rather than Foundation's wrapping of it.
     static func describe(_ error: any Error) -> String {
         if let error = error as? CocoaError, let posix = error.underlying as? POSIXError {
@@ -86,21 +94,26 @@ public struct WebConfig: Hashable, Sendable {
     }
 }
 
-/// A web config that cannot be used, naming the file and the field.
+/// A web config that cannot be used, naming the file, the line and the field (like the policy
+/// configuration's `ConfigError`).
 public struct WebConfigError: Error, Hashable, CustomStringConvertible {
     public var path: String
+    /// The 1-based line in the file, when the problem has one.
+    public var line: Int?
     /// Dotted field path such as `tls_server_config.key_file`; `nil` for the file as a whole.
     public var field: String?
     public var message: String
 
-    public init(path: String, field: String? = nil, message: String) {
+    public init(path: String, line: Int? = nil, field: String? = nil, message: String) {
         self.path = path
+        self.line = line
         self.field = field
         self.message = message
     }
 
     public var description: String {
-        if let field { "web config \(path): \(field): \(message)" } else { "web config \(path): \(message)" }
+        let at = line.map { ":\($0)" } ?? ""
+        return if let field { "web config \(path)\(at): \(field): \(message)" } else { "web config \(path)\(at): \(message)" }
     }
 }
 
@@ -108,21 +121,22 @@ public struct WebConfigError: Error, Hashable, CustomStringConvertible {
 private struct Parser {
     let path: String
 
-    private func fail(_ field: String?, _ message: String) -> WebConfigError {
-        WebConfigError(path: path, field: field, message: message)
+    /// An error at `node`'s line.
+    private func fail(_ node: Node, _ field: String?, _ message: String) -> WebConfigError {
+        WebConfigError(path: path, line: node.mark?.line, field: field, message: message)
     }
 
     func config(_ root: Node?) throws(WebConfigError) -> WebConfig {
         var config = WebConfig(tls: nil, basicAuthUsers: [:])
         guard let root, !isNull(root) else { return config }  // an empty file is a valid, empty config
-        for (key, value) in try mapping(root, field: nil) {
+        for (keyNode, key, value) in try mapping(root, field: nil) {
             switch key {
             case "tls_server_config": config.tls = try tlsServerConfig(value)
             case "basic_auth_users": config.basicAuthUsers = try basicAuthUsers(value)
             case "http_server_config":
-                throw fail(key, "not supported by mdevmon (it serves HTTP/1.1 without extra headers)")
+                throw fail(keyNode, key, "not supported by mdevmon (it serves HTTP/1.1 without extra headers)")
             default:
-                throw fail(key, "unknown key (expected tls_server_config or basic_auth_users)")
+                throw fail(keyNode, key, "unknown key (expected tls_server_config or basic_auth_users)")
             }
         }
         return config
@@ -133,7 +147,7 @@ private struct Parser {
         if isNull(node) { return nil }
         var certFile: String?, keyFile: String?, clientCAFile: String?
         var clientAuth: WebConfig.ClientAuth?, minVersion: WebConfig.TLSVersion?, maxVersion: WebConfig.TLSVersion?
-        for (key, value) in try mapping(node, field: prefix) {
+        for (keyNode, key, value) in try mapping(node, field: prefix) {
             let field = "\(prefix).\(key)"
             switch key {
             case "cert_file": certFile = try filePath(value, field: field)
@@ -144,7 +158,7 @@ private struct Parser {
                 // exporter-toolkit still accepts the old spelling.
                 let name = text == "RequireClientCert" ? "RequireAnyClientCert" : text
                 guard let auth = WebConfig.ClientAuth(rawValue: name) else {
-                    throw fail(field, "unknown client auth type \"\(text)\" (expected one of "
+                    throw fail(value, field, "unknown client auth type \"\(text)\" (expected one of "
                                + WebConfig.ClientAuth.allCases.map(\.rawValue).joined(separator: ", ") + ")")
                 }
                 clientAuth = auth
@@ -152,32 +166,32 @@ private struct Parser {
             case "max_version": maxVersion = try tlsVersion(value, field: field)
             case "cert", "key", "client_ca", "cipher_suites", "curve_preferences", "prefer_server_cipher_suites",
                  "client_allowed_sans":
-                throw fail(field, "not supported by mdevmon")
+                throw fail(keyNode, field, "not supported by mdevmon")
             default:
-                throw fail(field, "unknown key")
+                throw fail(keyNode, field, "unknown key")
             }
         }
         switch (certFile, keyFile) {
         case (nil, nil):
             // Like exporter-toolkit: no certificate means plain HTTP, but client settings then make no sense.
             if clientCAFile != nil || clientAuth != nil {
-                throw fail("\(prefix).cert_file", "required when client certificates are configured")
+                throw fail(node, "\(prefix).cert_file", "required when client certificates are configured")
             }
             return nil
-        case (_?, nil): throw fail("\(prefix).key_file", "required when cert_file is set")
-        case (nil, _?): throw fail("\(prefix).cert_file", "required when key_file is set")
+        case (_?, nil): throw fail(node, "\(prefix).key_file", "required when cert_file is set")
+        case (nil, _?): throw fail(node, "\(prefix).cert_file", "required when key_file is set")
         case let (cert?, key?):
             let auth = clientAuth ?? .noClientCert
             if auth.verifies, clientCAFile == nil {
-                throw fail("\(prefix).client_ca_file", "required when client_auth_type is \(auth.rawValue)")
+                throw fail(node, "\(prefix).client_ca_file", "required when client_auth_type is \(auth.rawValue)")
             }
             if clientCAFile != nil, auth == .noClientCert {
-                throw fail("\(prefix).client_auth_type",
+                throw fail(node, "\(prefix).client_auth_type",
                            "client_ca_file is set but client_auth_type is NoClientCert (set a client auth policy)")
             }
             let min = minVersion ?? .tls12, max = maxVersion ?? .tls13
             if min > max {
-                throw fail("\(prefix).min_version", "\(min.rawValue) is above max_version \(max.rawValue)")
+                throw fail(node, "\(prefix).min_version", "\(min.rawValue) is above max_version \(max.rawValue)")
             }
             return .init(certFile: cert, keyFile: key, clientCAFile: clientCAFile, clientAuth: auth,
                          minVersion: min, maxVersion: max)
@@ -187,11 +201,11 @@ private struct Parser {
     private func basicAuthUsers(_ node: Node) throws(WebConfigError) -> [String: String] {
         if isNull(node) { return [:] }
         var users: [String: String] = [:]
-        for (user, value) in try mapping(node, field: "basic_auth_users") {
+        for (userNode, user, value) in try mapping(node, field: "basic_auth_users") {
             let field = "basic_auth_users.\(user)"
-            guard let hash = try string(value, field: field) else { throw fail(field, "missing bcrypt hash") }
+            guard let hash = try string(value, field: field) else { throw fail(userNode, field, "missing bcrypt hash") }
             guard BasicAuth.isBcryptHash(hash) else {
-                throw fail(field, "not a bcrypt hash (expected $2a$, $2b$ or $2y$, cost 04 to 31, 60 characters)")
+                throw fail(value, field, "not a bcrypt hash (expected $2a$, $2b$ or $2y$, cost 04 to 31, 60 characters)")
             }
             users[user] = hash
         }
@@ -201,7 +215,7 @@ private struct Parser {
     private func tlsVersion(_ node: Node, field: String) throws(WebConfigError) -> WebConfig.TLSVersion? {
         guard let text = try string(node, field: field) else { return nil }
         guard let version = WebConfig.TLSVersion(rawValue: text) else {
-            throw fail(field, "unknown TLS version \"\(text)\" (expected TLS10, TLS11, TLS12 or TLS13)")
+            throw fail(node, field, "unknown TLS version \"\(text)\" (expected TLS10, TLS11, TLS12 or TLS13)")
         }
         return version
     }
@@ -214,27 +228,31 @@ private struct Parser {
         return directory.isEmpty ? text : (directory as NSString).appendingPathComponent(text)
     }
 
-    /// A mapping's entries with string keys, rejecting duplicates (which YAML parsers tend to merge).
-    private func mapping(_ node: Node, field: String?) throws(WebConfigError) -> [(String, Node)] {
+    /// A mapping's entries (key node, key, value) with string keys, rejecting duplicates (which YAML
+    /// parsers tend to merge, silently keeping one of the two values).
+    private func mapping(_ node: Node, field: String?) throws(WebConfigError) -> [(Node, String, Node)] {
         guard case .mapping(let mapping) = node else {
-            throw fail(field, "expected a mapping, found \(kind(node))")
+            throw fail(node, field, "expected a mapping, found \(kind(node))")
         }
-        var seen: Set<String> = []
-        var entries: [(String, Node)] = []
+        var seen: [String: Int?] = [:]
+        var entries: [(Node, String, Node)] = []
         for (keyNode, value) in mapping {
             guard case .scalar(let key) = keyNode else {
-                throw fail(field, "keys must be strings, found \(kind(keyNode))")
+                throw fail(keyNode, field, "keys must be strings, found \(kind(keyNode))")
             }
             let name = field.map { "\($0).\(key.string)" } ?? key.string
-            guard seen.insert(key.string).inserted else { throw fail(name, "duplicate key") }
-            entries.append((key.string, value))
+            if let first = seen[key.string] {
+                throw fail(keyNode, name, "duplicate key" + (first.map { " (first on line \($0))" } ?? ""))
+            }
+            seen[key.string] = keyNode.mark?.line
+            entries.append((keyNode, key.string, value))
         }
         return entries
     }
 
     /// A scalar's text; `nil` for YAML null (an empty value).
     private func string(_ node: Node, field: String) throws(WebConfigError) -> String? {
-        guard case .scalar(let scalar) = node else { throw fail(field, "expected a string, found \(kind(node))") }
+        guard case .scalar(let scalar) = node else { throw fail(node, field, "expected a string, found \(kind(node))") }
         return isNull(node) ? nil : scalar.string
     }
 

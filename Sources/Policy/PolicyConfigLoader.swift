@@ -7,7 +7,7 @@ extension PolicyConfig {
     public static let defaultPath = "/etc/mdevmon/mdevmon.yaml"
 
     /// Loads `path`. A missing file at the default path yields defaults; a missing explicit file,
-    /// unreadable or invalid YAML, an unknown key or a wrong type is a `ConfigError`.
+    /// unreadable or invalid YAML, an unknown or repeated key or a wrong type is a `ConfigError`.
     public static func load(path: String, isDefaultPath: Bool) throws(ConfigError) -> PolicyConfig {
         guard FileManager.default.fileExists(atPath: path) else {
             if isDefaultPath { return PolicyConfig() }
@@ -102,12 +102,18 @@ private struct Reader {
         guard case .mapping(let mapping) = node else {
             throw fail(node, path.isEmpty ? "(top level)" : path, "must be a mapping")
         }
+        // YAML parsers tend to merge a repeated key, silently keeping one of the two values.
+        var seen: [String: Int?] = [:]
         for (k, v) in mapping {
             guard let key = k.string else { throw fail(k, path, "keys must be strings") }
             let field = path.isEmpty ? key : "\(path).\(key)"
             guard keys.contains(key) else {
                 throw fail(k, field, "unknown key (allowed: \(keys.joined(separator: ", ")))")
             }
+            if let first = seen[key] {
+                throw fail(k, field, "duplicate key" + (first.map { " (first on line \($0))" } ?? ""))
+            }
+            seen[key] = k.mark?.line
             try each(key, v)
         }
     }

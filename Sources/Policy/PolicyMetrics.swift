@@ -63,6 +63,12 @@ public final class PolicyMetrics: Sendable {
         problemsByDomain.withLock { $0[domain] = problems.isEmpty ? nil : problems }
     }
 
+    /// Replaces every domain's problems at once (tests; the policy updates domain by domain).
+    func setProblems(_ problems: [ReferenceProblem], enabled: Bool) {
+        problemsByDomain.withLock { $0 = Dictionary(grouping: problems, by: \.domain) }
+        setReferencesEnabled(enabled)
+    }
+
     func setReferencesEnabled(_ enabled: Bool) {
         state.withLock { $0.referencesEnabled = enabled }
     }

@@ -76,6 +76,7 @@ public actor NotifyService: Service {
 
     public func run() async throws {
         // Wait for readiness; graceful shutdown or cancellation ends the wait early.
+        logger.debug("waiting for readiness before notifying systemd")
         for await _ in readiness.stream.cancelOnGracefulShutdown() { break }
 
         if isReady && !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -83,6 +84,7 @@ public actor NotifyService: Service {
                 logger.debug("systemd watchdog enabled", metadata: ["watchdog.timeout": "\(timeout)"])
                 try? await cancelWhenGracefulShutdown { try await self.pingWatchdog(every: timeout / 2) }
             } else {
+                logger.debug("systemd asked for no watchdog; no pings")
                 try? await gracefulShutdown()
             }
         }

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Monitor
 import Policy
+import PolicyExporter
 import ServiceLifecycle
 import Systemd
 
@@ -75,7 +76,12 @@ extension Mdevmon {
                 build: Version.buildInfo, metricsContributors: [export], landingContributors: [export])
             let exporter: ExporterService
             do {
-                exporter = try ExporterService(configuration: exporterConfig, snapshot: { monitor.index.snapshot }, logger: logger)
+                exporter = try ExporterService(
+                    configuration: exporterConfig, snapshot: { monitor.index.snapshot }, logger: logger,
+                    afterConnectionBurst: { peak, count in
+                        let returned = ProcessSetup.returnFreedMemoryToTheSystem()
+                        logger.debug("a burst of \(count) HTTP connections (\(peak) at once) is over; freed memory returned to the system: \(returned)")
+                    })
             } catch {
                 throw ValidationError("\(error)")
             }

@@ -53,9 +53,9 @@ import Testing
         for _ in 0..<2 {
             let scrape = MetricsRenderer.renderScrape(
                 snapshot: snapshot, build: Fixtures.build, process: nil, previousScrape: nil,
-                contributors: [FakePolicyMetrics()], cache: cache)
+                contributors: [Fixtures.policy], cache: cache)
             let plain = MetricsRenderer.render(snapshot: snapshot, build: Fixtures.build, process: nil,
-                                               previousScrape: nil, contributors: [FakePolicyMetrics()])
+                                               previousScrape: nil, contributors: [Fixtures.policy])
             #expect(scrape.bytes == plain)
             #expect(scrape.byteCount == plain.count)
             #expect(try await gunzip(scrape.gzipped()) == plain)

@@ -181,17 +181,18 @@ import Testing
     }
 
     @Test func contributorsAreMergedInNameOrder() {
-        let out = render(Fixtures.small(), contributors: [FakePolicyMetrics()])
+        let out = render(Fixtures.smallWithOrphan(), contributors: [Fixtures.policy])
         let families = out.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { $0.split(separator: " ")[2] }
         #expect(families == families.sorted())
         #expect(families.contains("mdev_device_orphaned") && families.contains("mdev_policy_actions_total"))
+        // The contributed family sits whole between two built-in ones.
         #expect(out.contains(#"""
-            # HELP mdev_device_orphaned Whether a persistent mdev is referenced by no domain: 1 or 0.
+            # HELP mdev_device_orphaned 1 for an active mdev that no defined domain references.
             # TYPE mdev_device_orphaned gauge
-            mdev_device_orphaned{uuid="22222222-2222-4222-8222-222222222222",parent="pci_0000_3b_00_0"} 1
+            mdev_device_orphaned{uuid="33333333-3333-4333-8333-333333333333",parent="pci_0000_3b_00_0"} 1
             # HELP mdev_device_persistent
             """#))
-        #expect(out.contains(#"mdev_domain_reference_problem{domain="vm \"q\" \\ <b>\nx",uuid="u",reason="missing"} 1"#))
+        #expect(out.contains(#"mdev_domain_reference_problem{domain="vm \"q\" \\ <b>\nx",uuid="22222222-2222-4222-8222-222222222222",reason="inactive"} 1"#))
     }
 
     @Test func largeSnapshotHasOneLinePerDeviceAndFamily() {
@@ -216,7 +217,7 @@ import Testing
         #expect(process != nil)
         let body = MetricsRenderer.render(snapshot: snapshot, build: Fixtures.build, process: process,
                                           previousScrape: ScrapeStats(renderSeconds: 0.001, bytes: 10),
-                                          contributors: [FakePolicyMetrics()])
+                                          contributors: [Fixtures.policy])
         for input in [body, MetricsRenderer.render(snapshot: Fixtures.small(), build: Fixtures.build, process: nil,
                                                    previousScrape: nil)] {
             let result = try await run(promtool, ["check", "metrics"], stdin: Data(input))
@@ -275,28 +276,6 @@ import Testing
             var w = MetricsWriter()
             w.family("dup", type: .gauge, help: "h")
             w.family("dup", type: .gauge, help: "h")
-        }
-    }
-}
-
-/// Stands in for Policy: families about devices and domains, computed from the snapshot.
-struct FakePolicyMetrics: MetricsContributor {
-    func contribute(to writer: inout MetricsWriter, snapshot: IndexSnapshot) {
-        writer.family("mdev_policy_actions_total", type: .counter, help: "Actions taken, by policy, action and result.")
-        writer.sample("mdev_policy_actions_total", labels: ["policy": "restart", "action": "start", "result": "ok"],
-                      value: 2)
-        writer.family("mdev_device_orphaned", type: .gauge, help: "Whether a persistent mdev is referenced by no domain: 1 or 0.")
-        for device in snapshot.sortedDevices where device.domains.isEmpty {
-            writer.beginSample("mdev_device_orphaned")
-            writer.label("uuid", device.uuid)
-            writer.label("parent", device.parent)
-            writer.endSample(1)
-        }
-        writer.family("mdev_domain_reference_problem", type: .gauge,
-                      help: "A domain references an mdev UUID that is missing or unusable; always 1.")
-        for domain in snapshot.sortedDomains {
-            writer.sample("mdev_domain_reference_problem", labels: ["domain": domain.name, "uuid": "u", "reason": "missing"],
-                          value: 1)
         }
     }
 }

@@ -100,12 +100,13 @@ func withServer<R: Sendable>(
     _ configuration: ExporterConfiguration = ExporterConfiguration(
         listenAddresses: [ListenAddress(host: "127.0.0.1", port: 0)], build: Fixtures.build),
     snapshot: @escaping @Sendable () -> IndexSnapshot = { Fixtures.small() },
+    afterConnectionBurst: (@Sendable (_ peakConnections: Int, _ connections: Int) -> Void)? = nil,
     _ body: @Sendable (_ port: Int) async throws -> R
 ) async throws -> R {
     let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
     let service = try ExporterService(
         configuration: configuration, snapshot: snapshot, logger: quietLogger,
-        onListening: { _, port in portSink.yield(port) })
+        onListening: { _, port in portSink.yield(port) }, afterConnectionBurst: afterConnectionBurst)
     return try await withThrowingTaskGroup(of: R?.self) { group in
         group.addTask {
             defer { portSink.finish() }

@@ -71,45 +71,71 @@ struct TestCertificate {
     }
 
     @Test(arguments: [
-        ("nonsense: 1", "nonsense: unknown key (expected tls_server_config or basic_auth_users)"),
-        ("tls_server_config: [1, 2]", "tls_server_config: expected a mapping, found a list"),
-        ("tls_server_config: {cert_file: c.pem}", "tls_server_config.key_file: required when cert_file is set"),
-        ("tls_server_config: {key_file: k.pem}", "tls_server_config.cert_file: required when key_file is set"),
+        ("nonsense: 1", "1: nonsense: unknown key (expected tls_server_config or basic_auth_users)"),
+        ("tls_server_config: [1, 2]", "1: tls_server_config: expected a mapping, found a list"),
+        ("tls_server_config: {cert_file: c.pem}", "1: tls_server_config.key_file: required when cert_file is set"),
+        ("tls_server_config: {key_file: k.pem}", "1: tls_server_config.cert_file: required when key_file is set"),
         ("tls_server_config: {cert_file: c, key_file: k, min_version: TLS14}",
-         "tls_server_config.min_version: unknown TLS version \"TLS14\" (expected TLS10, TLS11, TLS12 or TLS13)"),
+         "1: tls_server_config.min_version: unknown TLS version \"TLS14\" (expected TLS10, TLS11, TLS12 or TLS13)"),
         ("tls_server_config: {cert_file: c, key_file: k, min_version: TLS13, max_version: TLS12}",
-         "tls_server_config.min_version: TLS13 is above max_version TLS12"),
+         "1: tls_server_config.min_version: TLS13 is above max_version TLS12"),
         ("tls_server_config: {cert_file: c, key_file: k, client_auth_type: Maybe}",
-         "tls_server_config.client_auth_type: unknown client auth type \"Maybe\" (expected one of NoClientCert, "
+         "1: tls_server_config.client_auth_type: unknown client auth type \"Maybe\" (expected one of NoClientCert, "
             + "RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert)"),
         ("tls_server_config: {cert_file: c, key_file: k, client_auth_type: VerifyClientCertIfGiven}",
-         "tls_server_config.client_ca_file: required when client_auth_type is VerifyClientCertIfGiven"),
+         "1: tls_server_config.client_ca_file: required when client_auth_type is VerifyClientCertIfGiven"),
         ("tls_server_config: {cert_file: c, key_file: k, client_ca_file: ca}",
-         "tls_server_config.client_auth_type: client_ca_file is set but client_auth_type is NoClientCert "
+         "1: tls_server_config.client_auth_type: client_ca_file is set but client_auth_type is NoClientCert "
             + "(set a client auth policy)"),
         ("tls_server_config: {cert_file: c, key_file: k, cipher_suites: [TLS_AES_128_GCM_SHA256]}",
-         "tls_server_config.cipher_suites: not supported by mdevmon"),
-        ("tls_server_config: {cert_file: c, key_file: k, cert_fiel: x}", "tls_server_config.cert_fiel: unknown key"),
-        ("tls_server_config: {cert_file: [a], key_file: k}", "tls_server_config.cert_file: expected a string, found a list"),
+         "1: tls_server_config.cipher_suites: not supported by mdevmon"),
+        ("tls_server_config: {cert_file: c, key_file: k, cert_fiel: x}", "1: tls_server_config.cert_fiel: unknown key"),
+        ("tls_server_config: {cert_file: [a], key_file: k}", "1: tls_server_config.cert_file: expected a string, found a list"),
         ("basic_auth_users: {alice: secret}",
-         "basic_auth_users.alice: not a bcrypt hash (expected $2a$, $2b$ or $2y$, cost 04 to 31, 60 characters)"),
-        ("basic_auth_users: {alice: }", "basic_auth_users.alice: missing bcrypt hash"),
-        ("basic_auth_users: [alice]", "basic_auth_users: expected a mapping, found a list"),
+         "1: basic_auth_users.alice: not a bcrypt hash (expected $2a$, $2b$ or $2y$, cost 04 to 31, 60 characters)"),
+        ("basic_auth_users: {alice: }", "1: basic_auth_users.alice: missing bcrypt hash"),
+        ("basic_auth_users: [alice]", "1: basic_auth_users: expected a mapping, found a list"),
         ("basic_auth_users: {alice: $2b$10$Ut5iRd0GaNFRDcF4wTIkjOPlKq5mSN55zrdFIawMvxmoXDE2SzIKu}\n"
-            + "basic_auth_users: {}", "basic_auth_users: duplicate key"),
+            + "basic_auth_users: {}", "2: basic_auth_users: duplicate key (first on line 1)"),
         ("http_server_config: {http2: false}",
-         "http_server_config: not supported by mdevmon (it serves HTTP/1.1 without extra headers)"),
-        ("- a\n- b", "expected a mapping, found a list"),
-        ("tls_server_config: {cert_file: c", "invalid YAML: "),
+         "1: http_server_config: not supported by mdevmon (it serves HTTP/1.1 without extra headers)"),
+        ("- a\n- b", "1: expected a mapping, found a list"),
     ])
+    /// - Parameter expected: `line: field: message`, as the error prints after the file's path.
     func rejects(yaml: String, expected: String) {
         #expect {
             try parse(yaml)
         } throws: { error in
-            let text = "\(error)"
-            return text == "web config \(path): \(expected)"
-                || (expected.hasSuffix(": ") && text.hasPrefix("web config \(path): \(expected)"))
+            "\(error)" == "web config \(path):\(expected)"
         }
+    }
+
+    @Test(arguments: [
+        // (yaml, line, field, message)
+        ("tls_server_config:\n  cert_file: c\n  key_file: k\n  cert_file: d\n", 4, "tls_server_config.cert_file",
+         "duplicate key (first on line 2)"),
+        ("basic_auth_users:\n  alice: $2b$10$Ut5iRd0GaNFRDcF4wTIkjOPlKq5mSN55zrdFIawMvxmoXDE2SzIKu\n"
+            + "  alice: $2b$10$Ut5iRd0GaNFRDcF4wTIkjOPlKq5mSN55zrdFIawMvxmoXDE2SzIKu\n", 3, "basic_auth_users.alice",
+         "duplicate key (first on line 2)"),
+        ("basic_auth_users: {}\n\ntls_server_config:\n  cert_fiel: c\n", 4, "tls_server_config.cert_fiel", "unknown key"),
+        ("tls_server_config:\n  cert_file: c\n  key_file: k\n  min_version: TLS9\n", 4, "tls_server_config.min_version",
+         "unknown TLS version \"TLS9\" (expected TLS10, TLS11, TLS12 or TLS13)"),
+        ("\nbasic_auth_users:\n  bob: plain\n", 3, "basic_auth_users.bob",
+         "not a bcrypt hash (expected $2a$, $2b$ or $2y$, cost 04 to 31, 60 characters)"),
+    ])
+    func multiLineFilesNameLineAndField(yaml: String, line: Int, field: String, message: String) throws {
+        let error = #expect(throws: WebConfigError.self) { try parse(yaml) }
+        #expect(error?.line == line)
+        #expect(error?.field == field)
+        #expect(error?.message == message)
+        #expect(error?.description == "web config \(path):\(line): \(field): \(message)")
+    }
+
+    @Test func invalidYAMLNamesALine() throws {
+        let error = try #require(#expect(throws: WebConfigError.self) { try parse("basic_auth_users: {}\ntls_server_config: {cert_file: c\n") })
+        let line = try #require(error.line)
+        #expect((2...3).contains(line), "\(error)")
+        #expect(error.description.hasPrefix("web config \(path):\(line): invalid YAML: "))
     }
 
     @Test func recognisesBcryptHashes() {
@@ -175,7 +201,7 @@ struct TestCertificate {
                                  + "client_auth_type: RequireAndVerifyClientCert, client_ca_file: nope.pem}", in: dir)
             == "web config $DIR/web.yml: tls_server_config.client_ca_file: cannot read $DIR/nope.pem: No such file or directory")
         #expect(try startupError("basic_auth_users: {alice: x}", in: dir)
-            == "web config $DIR/web.yml: basic_auth_users.alice: not a bcrypt hash "
+            == "web config $DIR/web.yml:1: basic_auth_users.alice: not a bcrypt hash "
                 + "(expected $2a$, $2b$ or $2y$, cost 04 to 31, 60 characters)")
         let missing = (dir.path as NSString).appendingPathComponent("absent.yml")
         do {

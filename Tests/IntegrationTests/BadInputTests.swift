@@ -1,5 +1,6 @@
 import Foundation
 import Monitor
+import TestSupport
 import Testing
 
 @Suite(.enabled(if: LibvirtHost.enabled, "needs a reachable libvirtd (CI=true makes this mandatory)"))
@@ -31,10 +32,16 @@ struct BadInputTests {
     }
 
     @Test func monitorKeepsRetryingUnreachableLibvirt() async throws {
-        try await withMonitor(uri: "qemu+tcp://127.0.0.1:1/system", backoff: .milliseconds(50)) { monitor in
-            #expect(await eventually { monitor.index.snapshot.status.lastError != nil }, "no connection error recorded")
-            // Several attempts later it is still retrying, not stopped.
-            try await Task.sleep(for: .milliseconds(300))
+        let log = LogCapture()
+        try await withMonitor(uri: "qemu+tcp://127.0.0.1:1/system", backoff: .milliseconds(50), logger: log.logger) { monitor in
+            // Each failed attempt is logged under one MESSAGE_ID (the first as an error, repeats at debug
+            // level, so the journal is not flooded); four of them are four attempts.
+            #expect(await eventually { log.records(.libvirtOperationFailed).count >= 4 }, "stopped retrying")
+            let attempts = log.records(.libvirtOperationFailed).prefix(4)
+            let delays = attempts.map { $0.message.firstMatch(of: /retrying in ([0-9.]+ seconds)/).map { String($0.1) } }
+            #expect(delays == ["0.05 seconds", "0.1 seconds", "0.2 seconds", "0.4 seconds"], "backoff doubles")
+            #expect(attempts.first?.level == .error && attempts.dropFirst().allSatisfy { $0.level == .debug })
+            #expect(attempts.allSatisfy { $0.message.contains("127.0.0.1") })
             let status = monitor.index.snapshot.status
             #expect(!status.connected && !status.synced)
             #expect(status.lastError?.contains("127.0.0.1") == true)
@@ -42,9 +49,13 @@ struct BadInputTests {
     }
 
     @Test func runDaemonStaysUpAndStopsOnSIGTERM() async throws {
-        let daemon = try TestDaemon(uri: "qemu+tcp://127.0.0.1:1/system")
+        // At debug level every failed attempt is logged: three of them (0.5 s and 1 s of backoff apart)
+        // show the daemon kept retrying instead of exiting.
+        let daemon = try TestDaemon(uri: "qemu+tcp://127.0.0.1:1/system", extra: ["--log.level", "debug"])
         defer { daemon.stop() }
-        try await Task.sleep(for: .seconds(1.5))
+        #expect(await eventually(every: .milliseconds(100)) {
+            daemon.stderr.components(separatedBy: "libvirt unavailable, retrying in").count - 1 >= 3
+        }, "fewer than three attempts: \(daemon.stderrTail)")
         #expect(daemon.process.isRunning, "mdevmon run exited while libvirt was unreachable: \(daemon.stderrTail)")
         // Up but not connected: /healthz says why.
         let health = LibvirtHost.run("/usr/bin/curl", ["-s", "-w", "\n%{http_code}", daemon.base + "/healthz"])

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 @testable import Monitor
 import Synchronization
+import TestSupport
 import Testing
 
 /// The Monitor owns its libvirt connection: closing one leaves nothing of it behind, neither its

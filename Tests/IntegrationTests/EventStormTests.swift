@@ -1,5 +1,6 @@
 import Foundation
 import Monitor
+import TestSupport
 import Testing
 
 /// A real burst: mdevctl definitions rewritten over and over under libvirtd, which reports each change

@@ -112,12 +112,16 @@ enum LibvirtHost {
 }
 
 /// Runs a real MonitorService for the duration of `body`.
+/// - Parameter logger: where the service logs (default: warnings and worse, to the process's log handler).
 func withMonitor<T: Sendable>(
-    uri: String = LibvirtHost.uri, backoff: Duration = .milliseconds(200),
+    uri: String = LibvirtHost.uri, backoff: Duration = .milliseconds(200), logger: Logger? = nil,
     _ body: (MonitorService) async throws -> T
 ) async throws -> T {
-    var logger = Logger(label: "test.monitor")
-    logger.logLevel = .warning
+    let logger = logger ?? {
+        var logger = Logger(label: "test.monitor")
+        logger.logLevel = .warning
+        return logger
+    }()
     let service = MonitorService(
         configuration: MonitorConfiguration(uri: uri, readOnly: true, initialBackoff: backoff, maxBackoff: .seconds(1)),
         logger: logger)
@@ -126,18 +130,6 @@ func withMonitor<T: Sendable>(
         defer { group.cancelAll() }
         return try await body(service)
     }
-}
-
-/// Polls `condition` until it holds or `timeout` passes; returns whether it held. The default is
-/// generous because CI machines are loaded; latency targets are measured by the benchmark instead.
-func eventually(timeout: Duration = .seconds(30), _ condition: () -> Bool) async -> Bool {
-    let clock = ContinuousClock()
-    let deadline = clock.now + timeout
-    while clock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return condition()
 }
 
 extension MonitorService {

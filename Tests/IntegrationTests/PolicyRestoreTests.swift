@@ -91,7 +91,8 @@ struct PolicyRestoreTests {
 
         try await withPolicy(config: s.config, stateDir: s.stateDir.path, log: log) { _, policy in
             #expect(await eventually(timeout: .seconds(30)) { policy.metrics.snapshot.restore("dry_run") == 2 })
-            try await Task.sleep(for: .milliseconds(300))
+            // A restore leaves `pending` only after it returned: at 0 neither can count anything more.
+            #expect(await eventually(timeout: .seconds(30)) { policy.metrics.snapshot.pending["restore"] == 0 })
             let metrics = policy.metrics.snapshot
             #expect(metrics.restore("dry_run") == 2)
             #expect(metrics.restore("failure") == 0 && metrics.restore("gave_up") == 0 && metrics.restore("success") == 0)

@@ -2,6 +2,7 @@ import Foundation
 import Monitor
 import Policy
 import Synchronization
+import TestSupport
 import Testing
 
 /// SIGKILL the real daemon while libvirt floods it with events: the state file must always be either

@@ -1,6 +1,7 @@
 import Foundation
 import Monitor
 import Policy
+import TestSupport
 import Testing
 
 /// 500 restores at once after a faked reboot, the state file written while they finish, and the

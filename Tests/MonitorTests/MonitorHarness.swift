@@ -1,5 +1,6 @@
 import Logging
 import Synchronization
+import TestSupport
 @testable import Monitor
 
 /// Collects every `IndexChange` a subscriber sees, so tests can wait for and compare exact sequences.

@@ -165,6 +165,26 @@ import Testing
         #expect(e.description.hasPrefix("config x.yaml:\(line): \(field): "))
     }
 
+    @Test(arguments: [
+        // (yaml, line of the repeat, field, line of the first)
+        ("dry_run: true\npolicies: {}\ndry_run: false\n", 3, "dry_run", 1),
+        ("policies:\n  restore:\n    retry_max: 1m\n    deadline: 5m\n    retry_max: 2m\n", 5, "policies.restore.retry_max", 3),
+        ("ownership:\n  parents: [a]\n  parents: [b]\n", 3, "ownership.parents", 2),
+        ("policies: {domain_references: {enabled: true, enabled: false}}\n", 1, "policies.domain_references.enabled", 1),
+    ])
+    func duplicateKeysAreAnErrorNamingLineAndField(yaml: String, line: Int, field: String, first: Int) throws {
+        let e = try #require(error(yaml))
+        #expect(e.line == line)
+        #expect(e.field == field)
+        #expect(e.problem == "duplicate key (first on line \(first))")
+        #expect(e.description == "config x.yaml:\(line): \(field): duplicate key (first on line \(first))")
+    }
+
+    @Test func sameKeyInDifferentMappingsIsNoDuplicate() throws {
+        let c = try parse("policies:\n  restore:\n    enabled: false\n  domain_references:\n    enabled: false\n")
+        #expect(!c.restore.enabled && !c.domainReferences.enabled)
+    }
+
     @Test func topLevelMustBeAMapping() {
         let e = error("- a\n- b\n")
         #expect(e?.field == "(top level)")

@@ -2,6 +2,7 @@ import Foundation
 import Monitor
 import Policy
 import Synchronization
+import TestSupport
 import Testing
 
 /// A libvirt error is reported as itself, with libvirt's own code, never disguised as something else.

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Monitor
 import Policy
+import TestSupport
 import Testing
 
 /// Domain reference problems are logged once when they appear and once when they clear.

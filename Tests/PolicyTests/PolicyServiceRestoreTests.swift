@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Monitor
 import Policy
+import TestSupport
 import Testing
 
 /// The restore policy end to end: a real `DeviceIndex`, a temp state file, fake actions.
@@ -139,20 +140,30 @@ import Testing
     @Test func waitsForTheParentToAppear() async throws {
         let initial = IndexState.with([Sample.device(owned)], parents: [])
         let previous = PersistedState(bootID: "previous-boot", active: [Sample.saved(owned)])
-        try await PolicyHarness.run(initial: initial, previous: previous, config: config()) { h in
+        // Whether the parent was in the index at each start: never starting without it is the point.
+        let parentAtStart = Observations()
+        let hooks: (DeviceIndex) -> FakeDeviceActions.Hooks = { index in
+            FakeDeviceActions.Hooks(beforeAction: { _ in
+                parentAtStart.record(index.snapshot.state.parents[Sample.parent] == nil ? "absent" : "present")
+            })
+        }
+        try await PolicyHarness.run(initial: initial, previous: previous, config: config(), hooks: hooks) { h in
             #expect(await eventually { h.log.records.contains { $0.message.contains("waiting for parent \(Sample.parent)") } })
             #expect(h.actions.checkedParents.contains(Sample.parent))
             #expect(h.metrics.pending["restore"] == 1)
 
-            // Another parent appearing does not help.
+            // Another parent appearing does not help: once the policy has consumed that change (and a
+            // later one), the restore is still pending and has not acted.
             await h.index.mutate { $0.upsertParent(Sample.parentDevice(Sample.otherParent)) }
-            try await Task.sleep(for: .milliseconds(100))
+            #expect(await h.consumedSoFar())
             #expect(h.actions.calls.isEmpty, "started before its parent existed")
+            #expect(h.metrics.pending["restore"] == 1)
 
             await h.index.mutate { $0.upsertParent(Sample.parentDevice()) }
             #expect(await eventually { h.actions.startCalls == [Sample.name(owned)] }, "not started after parentAdded")
             #expect(await eventually { h.count("success") == 1 })
             #expect(await eventually { h.metrics.pending["restore"] == 0 })
+            #expect(parentAtStart.all == ["present"])
         }
     }
 
@@ -168,15 +179,19 @@ import Testing
         }
     }
 
+    // The policy plans, publishes the pending count, and only then writes the state file and starts
+    // restores. So once the new state file is seen, `pending` is the number of restores planned; a
+    // restore that ran and already finished would have counted its outcome before leaving `pending`.
+    // Reading `pending` first and the counters second therefore sees any restore, running or done.
+
     @Test func sameBootRestoresNothing() async throws {
         let sameBoot = PersistedState(bootID: PolicyHarness.bootID, active: previous.active)
         try await PolicyHarness.run(initial: initial, previous: sameBoot, config: config(), failTimes: .max) { h in
             #expect(await eventually { h.saved?.active.map(\.uuid) == [alreadyActive] }, "state file not rewritten after the first sync")
-            try await Task.sleep(for: .milliseconds(100))
+            #expect(h.metrics.pending["restore"] == 0, "a restore was planned")
+            #expect(h.metrics.actions.values.allSatisfy { $0 == 0 }, "no action counted")
             #expect(h.actions.calls.isEmpty)
             #expect(h.actions.checkedParents.isEmpty)
-            #expect(h.metrics.actions.values.allSatisfy { $0 == 0 }, "no action counted")
-            #expect(h.metrics.pending["restore"] == 0)
             #expect(!h.log.records.contains { $0.message.contains("rebooted") })
         }
     }
@@ -185,9 +200,10 @@ import Testing
         let cfg = fastConfig { $0.restore.enabled = false }
         try await PolicyHarness.run(initial: initial, previous: previous, config: cfg, failTimes: .max) { h in
             #expect(await eventually { h.saved?.bootID == PolicyHarness.bootID })
-            try await Task.sleep(for: .milliseconds(100))
-            #expect(h.actions.calls.isEmpty)
+            #expect(h.metrics.pending["restore"] == 0, "a restore was planned")
             #expect(h.metrics.actions.values.allSatisfy { $0 == 0 }, "no action counted")
+            #expect(h.actions.calls.isEmpty)
+            #expect(h.actions.checkedParents.isEmpty)
         }
     }
 
@@ -250,7 +266,10 @@ import Testing
             #expect(await eventually {
                 h.log.records.contains { $0.uuid == transient && $0.level == .notice && $0.message.contains("recreate_transient is off") }
             })
-            try await Task.sleep(for: .milliseconds(50))
+            // Planned (and skipped) before the state file of this boot is written; see above.
+            #expect(await eventually { h.saved?.bootID == PolicyHarness.bootID })
+            #expect(h.metrics.pending["restore"] == 0, "a restore was planned")
+            #expect(h.metrics.actions.values.allSatisfy { $0 == 0 }, "no action counted")
             #expect(h.actions.calls.isEmpty)
         }
     }
@@ -264,11 +283,13 @@ import Testing
             cfg.ownership.excludeUUIDs = [owned]
             h.service.update(config: cfg)
             #expect(await eventually { h.log.records.contains { $0.uuid == owned && $0.message.contains("no longer owned") } })
+            // The restore leaves `pending` only after it returned: from here on it cannot act again.
             #expect(await eventually { h.metrics.pending["restore"] == 0 })
-            let n = h.actions.calls.count
-            try await Task.sleep(for: .milliseconds(200))
-            #expect(h.actions.calls.count == n)
-            #expect(h.count("gave_up") == 0)
+            let calls = h.actions.calls
+            #expect(h.count("failure") == calls.count, "every attempt made was counted, none after")
+            #expect(h.count("gave_up") == 0 && h.count("success") == 0)
+            #expect(h.log.records(.restoreAttempted).count == calls.count)
+            #expect(h.log.records.filter { $0.message.contains("no longer owned") }.count == 1)
         }
     }
 }

@@ -32,7 +32,10 @@ import Testing
             await h.index.mutate { $0.upsertDevice(Sample.definition(t, attrs: [MdevAttr(name: "x", value: "1")]),
                                                    flags: DeviceFlags(active: true, persistent: false, autostart: false)) }
             #expect(await eventually { h.saved?.active == [Sample.saved(t, persistent: false, attrs: [MdevAttr(name: "x", value: "1")])] })
-            #expect(h.store.directory.isEmpty == false)
+            // It lists the host's devices and is root's business: a regular file, private to its owner.
+            let attributes = try FileManager.default.attributesOfItem(atPath: h.store.path)
+            #expect(attributes[.type] as? FileAttributeType == .typeRegular)
+            #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
             let files = try FileManager.default.contentsOfDirectory(atPath: h.store.directory)
             #expect(files == ["state.json"], "no temp file left behind")
         }

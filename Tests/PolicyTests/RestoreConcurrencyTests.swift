@@ -2,6 +2,7 @@ import Foundation
 import Monitor
 import Policy
 import Synchronization
+import TestSupport
 import Testing
 
 /// Restores after a reboot talk to libvirt at most `restore.max_concurrent` at once, and all finish.

@@ -1,5 +1,6 @@
 import Monitor
 @testable import Policy
+import TestSupport
 import Testing
 
 @Suite struct RestorePlannerTests {
@@ -159,9 +160,18 @@ import Testing
         let uuid = Sample.uuid()
         let previous = PersistedState(bootID: "previous-boot", active: [Sample.saved(uuid)])
         let initial = IndexState.with([Sample.device(uuid, parent: IndexState.placeholderParent)], parents: [])
-        try await PolicyHarness.run(initial: initial, previous: previous, config: fastConfig()) { h in
-            try await Task.sleep(for: .milliseconds(200))
+        // The device's parent in the index at each start.
+        let parentAtStart = Observations()
+        let hooks: (DeviceIndex) -> FakeDeviceActions.Hooks = { index in
+            FakeDeviceActions.Hooks(beforeAction: { _ in
+                parentAtStart.record(index.snapshot.state.devices(uuid: uuid).first?.parent ?? "none")
+            })
+        }
+        try await PolicyHarness.run(initial: initial, previous: previous, config: fastConfig(), hooks: hooks) { h in
+            // The restore announced that it waits (for any parent: the real one is not known yet).
+            #expect(await eventually { h.log.records.contains { $0.uuid == uuid && $0.message.contains("waiting for parent (not yet known)") } })
             #expect(h.actions.startCalls.isEmpty, "started before the parent appeared")
+            #expect(h.metrics.pending["restore"] == 1)
             await h.index.mutate { state in
                 state.removeDevice(named: Sample.name(uuid, parent: IndexState.placeholderParent))
                     + state.upsertParent(Sample.parentDevice())
@@ -170,6 +180,7 @@ import Testing
             #expect(await eventually { h.count("success") == 1 })
             #expect(h.actions.startCalls == [Sample.name(uuid)])
             #expect(h.count("failure") == 0)
+            #expect(parentAtStart.all == [Sample.parent], "started while under \(IndexState.placeholderParent)")
         }
     }
 }

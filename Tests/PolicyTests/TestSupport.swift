@@ -71,6 +71,13 @@ final class FakeDeviceActions: DeviceActions {
     }
 }
 
+/// Facts a test's action hooks record from inside the service, readable from the test.
+final class Observations: Sendable {
+    private let entries = Mutex<[String]>([])
+    func record(_ entry: String) { entries.withLock { $0.append(entry) } }
+    var all: [String] { entries.withLock { $0 } }
+}
+
 /// A fresh directory under the system temp dir.
 struct TemporaryDirectory {
     let path: String
@@ -136,17 +143,6 @@ func fastConfig(_ edit: (inout PolicyConfig) -> Void = { _ in }) -> PolicyConfig
     return config
 }
 
-/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-func eventually(timeout: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
-    let clock = ContinuousClock()
-    let deadline = clock.now + timeout
-    while clock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(5))
-    }
-    return await condition()
-}
-
 /// A `PolicyService` over a real `DeviceIndex`, a temp state directory and fake actions, run for the
 /// duration of `body`.
 struct PolicyHarness {
@@ -162,6 +158,16 @@ struct PolicyHarness {
     /// The `restore` policy's action counter for `result`.
     func count(_ result: String, action: String = "start") -> Int {
         metrics.actions.first { $0.key.policy == "restore" && $0.key.action == action && $0.key.result == result }?.value ?? 0
+    }
+
+    /// Pushes a marker change through the index and returns once the policy consumed it: the index hands
+    /// changes to the policy in order, so every change made before this call has been consumed by then.
+    /// The marker is a defined domain referencing an mdev that does not exist, which the policy reports
+    /// as a reference problem (a metric the test can see).
+    func consumedSoFar() async -> Bool {
+        let marker = "marker-" + Sample.uuid()
+        await index.mutate { $0.upsertDomain(Sample.domain(marker, uuids: [Sample.uuid()])) }
+        return await eventually { metrics.problems.contains { $0.domain == marker } }
     }
 
     /// The state file as saved, or nil.

@@ -39,7 +39,7 @@ struct JournalIntegrationTests {
 
         let matches = ["MESSAGE_ID=\(messageID)", "MDEV_UUID=\(mdevUUID)"]
         var found: [[String: Any]] = []
-        _ = try await eventually(within: .seconds(5)) {
+        _ = try await eventually(timeout: .seconds(5)) {
             found = try Journald.entries(matching: matches)
             return !found.isEmpty
         }

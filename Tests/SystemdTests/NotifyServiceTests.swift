@@ -1,6 +1,7 @@
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Systemd
@@ -8,26 +9,65 @@ import Testing
 /// NotifyService's behaviour, with a notifier that records instead of sending: no environment variables, so
 /// these run in parallel with everything else. `SystemdNotifierTests` covers the real `sd_notify` path.
 @Suite struct NotifyServiceTests {
-    /// Stands in for systemd: records every notification in order.
+    /// Stands in for systemd: records every notification in order, in one timeline with each health check the
+    /// service makes and each line it logs, so a test can see what followed what.
     final class FakeServiceManager: Sendable {
         private let received = Mutex<[String]>([])
         private let failing: Bool
+        /// What `healthCheck` answers.
+        let healthy = Atomic<Bool>(true)
 
-        init(failing: Bool = false) { self.failing = failing }
+        init(failing: Bool = false, healthy: Bool = true) {
+            self.failing = failing
+            self.healthy.store(healthy, ordering: .sequentiallyConsistent)
+        }
 
         func notifier(watchdog: Duration?) -> SystemdNotifier {
             SystemdNotifier(
                 send: { [self] (state: String) throws(SystemdError) -> Bool in
-                    if failing { throw SystemdError(operation: "sd_notify", errno: 111) }
-                    received.withLock { $0.append(state) }
+                    if failing {
+                        record("failed")
+                        throw SystemdError(operation: "sd_notify", errno: 111)
+                    }
+                    record(state)
                     return true
                 },
                 watchdogTimeout: { watchdog })
         }
 
-        var messages: [String] { received.withLock { $0 } }
+        /// A health check that answers `healthy` and records each answer as `check:pass` or `check:fail`.
+        var healthCheck: @Sendable () -> Bool {
+            { [self] in
+                let answer = healthy.load(ordering: .sequentiallyConsistent)
+                record(answer ? "check:pass" : "check:fail")
+                return answer
+            }
+        }
+
+        /// A logger whose lines join the timeline (prefixed `log:`).
+        func logger(level: Logger.Level = .trace) -> Logger {
+            var handler = StderrLogHandler(label: "notify-test", level: level, metadataProvider: nil)
+            handler.output = { [self] in record("log:" + $0) }
+            return Logger(label: "notify-test") { _ in handler }
+        }
+
+        @Sendable func record(_ entry: String) { received.withLock { $0.append(entry) } }
+
+        /// Notifications, health checks, log lines and failed sends, in the order they happened.
+        var timeline: [String] { received.withLock { $0 } }
+        /// What systemd received.
+        var messages: [String] { timeline.filter { !$0.hasPrefix("check:") && !$0.hasPrefix("log:") && $0 != "failed" } }
         var nonWatchdogMessages: [String] { messages.filter { $0 != "WATCHDOG=1" } }
         var watchdogPings: Int { messages.filter { $0 == "WATCHDOG=1" }.count }
+        var failedSends: Int { timeline.filter { $0 == "failed" }.count }
+        var logLines: [String] { timeline.filter { $0.hasPrefix("log:") } }
+
+        /// Timeline entries after the last one matching `predicate` (all of them if none matches).
+        func after(last predicate: (String) -> Bool) -> ArraySlice<String> {
+            let all = timeline
+            guard let i = all.lastIndex(where: predicate) else { return all[...] }
+            return all[(i + 1)...]
+        }
     }
 
     static let silent = Logger(label: "notify-test") { _ in SwiftLogNoOpLogHandler() }
@@ -48,14 +88,13 @@ import Testing
 
     @Test func readyStatusWatchdogStopping() async throws {
         let manager = FakeServiceManager()
-        let service = NotifyService(notifier: manager.notifier(watchdog: .milliseconds(200)), logger: Self.silent)
+        let service = NotifyService(notifier: manager.notifier(watchdog: .milliseconds(200)), logger: manager.logger())
         try await running(service) { shutdown in
             await service.updateStatus("syncing")
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(manager.messages.isEmpty, "nothing, not even a watchdog ping, before readiness")
-
+            // The service runs and waits for readiness; whatever it sent meanwhile would come before READY=1.
+            #expect(await eventually { manager.logLines.contains { $0.contains("waiting for readiness") } })
             await service.ready(status: "watching 0 devices")
-            #expect(manager.messages.first == "READY=1\nSTATUS=watching 0 devices")
+            #expect(manager.messages.first == "READY=1\nSTATUS=watching 0 devices", "nothing, not even a ping, before readiness")
             #expect(await eventually { manager.watchdogPings >= 3 }, "a ping every 100 ms")
 
             await service.updateStatus("watching 2 devices")
@@ -74,68 +113,83 @@ import Testing
     }
 
     @Test func noPingsWhileUnhealthy() async throws {
-        let manager = FakeServiceManager()
-        let healthy = Atomic<Bool>(false)
-        let service = NotifyService(notifier: manager.notifier(watchdog: .milliseconds(200)), logger: Self.silent) {
-            healthy.load(ordering: .relaxed)
-        }
+        let manager = FakeServiceManager(healthy: false)
+        let service = NotifyService(
+            notifier: manager.notifier(watchdog: .milliseconds(200)), logger: Self.silent,
+            healthCheck: manager.healthCheck)
         try await running(service) { shutdown in
             await service.ready()
-            try await Task.sleep(for: .milliseconds(600))  // six ping intervals
+            // Six ping intervals, each seen as a failed check: none of them pinged.
+            #expect(await eventually { manager.timeline.filter { $0 == "check:fail" }.count >= 6 })
             #expect(manager.messages == ["READY=1"])
 
-            healthy.store(true, ordering: .relaxed)
+            manager.healthy.store(true, ordering: .sequentiallyConsistent)
             #expect(await eventually { manager.watchdogPings > 0 })
 
-            healthy.store(false, ordering: .relaxed)
-            try await Task.sleep(for: .milliseconds(150))  // let a ping already past its check land
-            let pings = manager.watchdogPings
-            try await Task.sleep(for: .milliseconds(400))
-            #expect(manager.watchdogPings == pings)
+            manager.healthy.store(false, ordering: .sequentiallyConsistent)
+            // A check that passed just before the switch may still ping once; after it, four checks that
+            // failed and nothing else.
+            #expect(await eventually { manager.after { $0 == "check:pass" }.filter { $0 == "check:fail" }.count >= 4 })
+            let tail = manager.after { $0 == "check:pass" }
+            #expect(Array(tail.drop { $0 == "WATCHDOG=1" }.prefix(4)) == Array(repeating: "check:fail", count: 4),
+                    "\(tail)")
+            #expect(manager.timeline.indices.allSatisfy { i in
+                manager.timeline[i] != "WATCHDOG=1" || (i > 0 && manager.timeline[i - 1] == "check:pass")
+            }, "every ping follows a passing check: \(manager.timeline)")
             await shutdown()
         }
         #expect(manager.messages.last == "STOPPING=1")
     }
 
-    // Passes alone (`swift test --filter unhealthyEpisodesWarnOncePerEpisode`) but fails when the whole
-    // suite runs in one process: the recovery notice is never captured. Not understood yet; disabled
-    // rather than left to fail CI at random (see the closing note).
-    @Test(.disabled("fails only inside the full parallel run; under investigation"))
-    func unhealthyEpisodesWarnOncePerEpisode() async throws {
-        let manager = FakeServiceManager()
-        let healthy = Atomic<Bool>(false)
-        let lines = Capture()
-        var handler = StderrLogHandler(label: "notify-test", level: .trace, metadataProvider: nil)
-        handler.output = lines.append
-        let logger = Logger(label: "notify-test") { _ in handler }
-        let service = NotifyService(notifier: manager.notifier(watchdog: .milliseconds(100)), logger: logger) {
-            healthy.load(ordering: .relaxed)
+    /// Once the service pings, every check is in the timeline, so "once per episode" is counted over checks
+    /// that are known to have happened, not over a sleep.
+    @Test func unhealthyEpisodesWarnOncePerEpisode() async throws {
+        let manager = FakeServiceManager(healthy: false)
+        let service = NotifyService(
+            notifier: manager.notifier(watchdog: .milliseconds(100)), logger: manager.logger(),
+            healthCheck: manager.healthCheck)
+        func isWarning(_ entry: String) -> Bool {
+            entry.hasPrefix("log:") && entry.contains("level=warning") && entry.contains("health check failed")
+        }
+        func isRecovery(_ entry: String) -> Bool {
+            entry.hasPrefix("log:") && entry.contains("level=notice") && entry.contains("passes again")
+        }
+        /// Waits until `count` more failed checks followed the last warning.
+        func failedChecksAfterLastWarning(_ count: Int) async -> Bool {
+            await eventually { manager.after(last: isWarning).filter { $0 == "check:fail" }.count >= count }
         }
         try await running(service) { shutdown in
             await service.ready()
-            try await Task.sleep(for: .milliseconds(300))
-            healthy.store(true, ordering: .relaxed)
+            // First episode: the first check fails and warns; three more failed checks add nothing.
+            #expect(await eventually { manager.timeline.contains(where: isWarning) }, "\(manager.timeline)")
+            #expect(await failedChecksAfterLastWarning(3))
+
+            manager.healthy.store(true, ordering: .sequentiallyConsistent)
+            #expect(await eventually { manager.timeline.contains(where: isRecovery) }, "\(manager.timeline)")
             #expect(await eventually { manager.watchdogPings > 0 })
-            #expect(await eventually(within: .seconds(20)) { lines.all.contains { $0.contains("passes again") } })
-            healthy.store(false, ordering: .relaxed)
-            #expect(await eventually(within: .seconds(20)) {
-                lines.all.filter { $0.contains("level=warning") && $0.contains("health check failed") }.count >= 2
-            })
-            try await Task.sleep(for: .milliseconds(200))
+
+            // Second episode: one more warning, then three more failed checks.
+            manager.healthy.store(false, ordering: .sequentiallyConsistent)
+            #expect(await eventually { manager.timeline.filter(isWarning).count >= 2 }, "\(manager.timeline)")
+            #expect(await failedChecksAfterLastWarning(3))
             await shutdown()
         }
-        let warnings = lines.all.filter { $0.contains("level=warning") && $0.contains("health check failed") }
-        let recoveries = lines.all.filter { $0.contains("level=notice") && $0.contains("passes again") }
-        #expect(warnings.count == 2)
-        #expect(recoveries.count == 1)
+        let timeline = manager.timeline
+        #expect(timeline.filter(isWarning).count == 2, "\(timeline)")
+        #expect(timeline.filter(isRecovery).count == 1, "\(timeline)")
+        // Each warning directly follows the failed check that began its episode.
+        for i in timeline.indices where isWarning(timeline[i]) {
+            #expect(i > 0 && timeline[i - 1] == "check:fail")
+        }
     }
 
     @Test func noWatchdogWhenSystemdDoesNotAskForOne() async throws {
         let manager = FakeServiceManager()
-        let service = NotifyService(notifier: manager.notifier(watchdog: nil), logger: Self.silent)
+        let service = NotifyService(notifier: manager.notifier(watchdog: nil), logger: manager.logger())
         try await running(service) { shutdown in
             await service.ready(status: "up")
-            try await Task.sleep(for: .milliseconds(300))
+            // Past readiness the service decided: no watchdog, so it only waits for shutdown.
+            #expect(await eventually { manager.logLines.contains { $0.contains("no watchdog; no pings") } })
             await shutdown()
         }
         #expect(manager.messages == ["READY=1\nSTATUS=up", "STOPPING=1"])
@@ -143,9 +197,10 @@ import Testing
 
     @Test func shutdownBeforeReadinessOnlySaysStopping() async throws {
         let manager = FakeServiceManager()
-        let service = NotifyService(notifier: manager.notifier(watchdog: .milliseconds(200)), logger: Self.silent)
+        let service = NotifyService(notifier: manager.notifier(watchdog: .milliseconds(200)), logger: manager.logger())
         try await running(service) { shutdown in
-            try await Task.sleep(for: .milliseconds(100))
+            // Shut down while the service waits for readiness.
+            #expect(await eventually { manager.logLines.contains { $0.contains("waiting for readiness") } })
             await shutdown()
         }
         #expect(manager.messages == ["STOPPING=1"])
@@ -177,19 +232,18 @@ import Testing
 
     @Test func sendFailuresAreLoggedOnceAndNeverThrow() async throws {
         let manager = FakeServiceManager(failing: true)
-        let lines = Capture()
-        var handler = StderrLogHandler(label: "notify-test", metadataProvider: nil)
-        handler.output = lines.append
-        let logger = Logger(label: "notify-test") { _ in handler }
-        let service = NotifyService(notifier: manager.notifier(watchdog: .milliseconds(100)), logger: logger)
+        let service = NotifyService(
+            notifier: manager.notifier(watchdog: .milliseconds(100)), logger: manager.logger(level: .info))
         try await running(service) { shutdown in
             await service.ready(status: "up")
             await service.updateStatus("still up")
-            try await Task.sleep(for: .milliseconds(200))
+            // READY, STATUS and at least two watchdog pings were tried, and failed.
+            #expect(await eventually { manager.failedSends >= 4 })
             await shutdown()
         }
-        #expect(lines.all.count == 1)
-        #expect(lines.all.first?.contains("msg=\"cannot notify systemd\"") == true)
-        #expect(lines.all.first?.contains("errno 111") == true)
+        #expect(manager.logLines.count == 1, "\(manager.logLines)")
+        #expect(manager.logLines.first?.contains("msg=\"cannot notify systemd\"") == true)
+        #expect(manager.logLines.first?.contains("errno 111") == true)
+        #expect(manager.messages.isEmpty)
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import ServiceLifecycle
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Systemd
@@ -39,7 +40,7 @@ import Testing
 
         // Drain while the child runs: a full datagram queue would block its sd_notify.
         var messages: [String] = []
-        let finished = await eventually(within: .seconds(60)) {
+        let finished = await eventually(timeout: .seconds(60)) {
             messages += listener.drain()
             return !child.isRunning
         }
@@ -79,21 +80,34 @@ struct NotifyChildProcess {
         #expect(notifier.isEnabled)
         #expect(notifier.watchdogTimeout() == .milliseconds(200))
 
-        // Log to stderr, which the parent shows when its expectations fail.
-        let logger = Logger(label: "notify-child") { StderrLogHandler(label: $0, level: .trace, metadataProvider: nil) }
+        // Log to stderr, which the parent shows when its expectations fail, and keep the lines to wait for.
+        let lines = Capture()
+        let logger = Logger(label: "notify-child") {
+            var handler = StderrLogHandler(label: $0, level: .trace, metadataProvider: nil)
+            handler.output = { lines.append($0); StandardError.write($0) }
+            return handler
+        }
         let healthy = Atomic<Bool>(false)
-        let service = NotifyService(logger: logger) { healthy.load(ordering: .relaxed) }
+        let checks = Atomic<Int>(0)
+        let service = NotifyService(logger: logger) {
+            checks.add(1, ordering: .sequentiallyConsistent)
+            return healthy.load(ordering: .sequentiallyConsistent)
+        }
         let group = ServiceGroup(
             configuration: .init(services: [service], gracefulShutdownSignals: [], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             await service.updateStatus("syncing")
-            try await Task.sleep(for: .milliseconds(250))
+            // The service runs and waits for readiness; whatever it sent meanwhile would come before READY=1.
+            #expect(await eventually { lines.all.contains { $0.contains("waiting for readiness") } })
             await service.ready(status: "watching 0 devices")
-            try await Task.sleep(for: .milliseconds(600))  // six ping intervals, all withheld
+            // Six ping intervals, each a failed check: all pings withheld.
+            #expect(await eventually { checks.load(ordering: .sequentiallyConsistent) >= 6 })
             #expect(try notifier.notify(SystemdNotifierTests.markerHealthy))
-            healthy.store(true, ordering: .relaxed)
-            try await Task.sleep(for: .milliseconds(350))
+            healthy.store(true, ordering: .sequentiallyConsistent)
+            // Three more checks, the last two (at least) passing: pinged.
+            let switched = checks.load(ordering: .sequentiallyConsistent)
+            #expect(await eventually { checks.load(ordering: .sequentiallyConsistent) >= switched + 3 })
             await service.updateStatus("watching 3 devices")
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()

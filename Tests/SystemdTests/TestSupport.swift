@@ -73,15 +73,3 @@ final class DatagramListener {
         }
     }
 }
-
-/// Polls `condition` every 10 ms until it holds or `timeout` passes.
-func eventually(
-    within timeout: Duration = .seconds(3), _ condition: () async throws -> Bool
-) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return try await condition()
-}

@@ -1,12 +1,15 @@
-import Exporter
-import Monitor
-import Policy
+public import Exporter
+public import Monitor
+public import Policy
 
-/// Publishes the policies' state through the exporter (which must not depend on Policy).
-struct PolicyExport: MetricsContributor, LandingContributor {
-    let metrics: PolicyMetrics
+/// Publishes the policies' state through the exporter (which must not depend on Policy). It lives in
+/// its own small module, between the two, so the daemon and the tests use the same one.
+public struct PolicyExport: MetricsContributor, LandingContributor {
+    public let metrics: PolicyMetrics
 
-    func contribute(to writer: inout MetricsWriter, snapshot: IndexSnapshot) {
+    public init(metrics: PolicyMetrics) { self.metrics = metrics }
+
+    public func contribute(to writer: inout MetricsWriter, snapshot: IndexSnapshot) {
         let s = metrics.snapshot
         writer.family("mdev_policy_actions_total", type: .counter,
                       help: "Policy actions taken, by policy, action (start, create) and result (success, failure, gave_up, skipped, dry_run).")
@@ -41,7 +44,7 @@ struct PolicyExport: MetricsContributor, LandingContributor {
         }
     }
 
-    func landingSections(snapshot: IndexSnapshot) -> [LandingSection] {
+    public func landingSections(snapshot: IndexSnapshot) -> [LandingSection] {
         let s = metrics.snapshot
         guard s.referencesEnabled else { return [] }
         return [LandingSection(

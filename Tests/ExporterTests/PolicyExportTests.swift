@@ -1,0 +1,109 @@
+@testable import Exporter
+import Foundation
+import Monitor
+@testable import Policy
+import PolicyExporter
+import Testing
+
+extension Fixtures {
+    static let problemDomain = "vm \"q\" \\ <b>\nx"
+    static let orphan = "33333333-3333-4333-8333-333333333333"
+
+    /// One policy contributor for renders that only read it (its reload timestamp is fixed at creation).
+    static let policy = makePolicy()
+
+    /// The daemon's own policy contributor: two failed restores and one that succeeded, one still pending,
+    /// and one reference problem on the small snapshot's domain.
+    static func makePolicy() -> PolicyExport {
+        let metrics = PolicyMetrics()
+        metrics.count(policy: "restore", action: "start", result: "failure")
+        metrics.count(policy: "restore", action: "start", result: "failure")
+        metrics.count(policy: "restore", action: "start", result: "success")
+        metrics.setPending("restore", 1)
+        metrics.setProblems([ReferenceProblem(domain: problemDomain, uuid: "22222222-2222-4222-8222-222222222222",
+                                              reason: .inactive, domainAutostart: false)], enabled: true)
+        return PolicyExport(metrics: metrics)
+    }
+
+    /// The small snapshot plus an active mdev no domain references.
+    static func smallWithOrphan() -> IndexSnapshot {
+        var snapshot = small()
+        _ = snapshot.state.upsertDevice(
+            device(orphan, parent: parent.name, type: "nvidia-558", group: nil, active: true, persistent: true,
+                   autostart: false).definition,
+            flags: DeviceFlags(active: true, persistent: true, autostart: false))
+        return snapshot
+    }
+}
+
+/// `PolicyExport`, the contributor the daemon registers, rendered through the exporter's writer (which
+/// sorts families by name).
+@Suite struct PolicyExportTests {
+    static let timestampFamily = "mdev_config_last_reload_success_timestamp_seconds"
+
+    @Test func exactFamilies() throws {
+        let export = Fixtures.makePolicy()
+        var writer = MetricsWriter()
+        export.contribute(to: &writer, snapshot: Fixtures.smallWithOrphan())
+        var lines = text(writer.finish()).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+
+        // The one wall-clock value: checked against the metrics, then left out of the exact comparison.
+        let stamp = try #require(lines.firstIndex { $0.hasPrefix(Self.timestampFamily + " ") })
+        let value = try #require(Double(lines[stamp].dropFirst(Self.timestampFamily.count + 1)))
+        #expect(abs(value - export.metrics.snapshot.lastReloadSuccess) < 0.001)
+        lines[stamp] = Self.timestampFamily + " T"
+
+        #expect(lines.joined(separator: "\n") == #"""
+            # HELP mdev_config_last_reload_success_timestamp_seconds When the configuration was last loaded successfully, in seconds since the epoch.
+            # TYPE mdev_config_last_reload_success_timestamp_seconds gauge
+            mdev_config_last_reload_success_timestamp_seconds T
+            # HELP mdev_config_last_reload_successful 1 when the last load of the configuration file (start-up or SIGHUP) succeeded; 0 while an invalid file is ignored.
+            # TYPE mdev_config_last_reload_successful gauge
+            mdev_config_last_reload_successful 1
+            # HELP mdev_device_orphaned 1 for an active mdev that no defined domain references.
+            # TYPE mdev_device_orphaned gauge
+            mdev_device_orphaned{uuid="33333333-3333-4333-8333-333333333333",parent="pci_0000_3b_00_0"} 1
+            # HELP mdev_domain_autostart 1 when a defined domain that references mdevs starts at host boot, else 0.
+            # TYPE mdev_domain_autostart gauge
+            mdev_domain_autostart{domain="vm \"q\" \\ <b>\nx"} 0
+            # HELP mdev_domain_reference_problem 1 while a defined domain references an mdev that is missing or inactive.
+            # TYPE mdev_domain_reference_problem gauge
+            mdev_domain_reference_problem{domain="vm \"q\" \\ <b>\nx",uuid="22222222-2222-4222-8222-222222222222",reason="inactive"} 1
+            # HELP mdev_policy_actions_total Policy actions taken, by policy, action (start, create) and result (success, failure, gave_up, skipped, dry_run).
+            # TYPE mdev_policy_actions_total counter
+            mdev_policy_actions_total{policy="restore",action="create",result="dry_run"} 0
+            mdev_policy_actions_total{policy="restore",action="create",result="failure"} 0
+            mdev_policy_actions_total{policy="restore",action="create",result="gave_up"} 0
+            mdev_policy_actions_total{policy="restore",action="create",result="skipped"} 0
+            mdev_policy_actions_total{policy="restore",action="create",result="success"} 0
+            mdev_policy_actions_total{policy="restore",action="start",result="dry_run"} 0
+            mdev_policy_actions_total{policy="restore",action="start",result="failure"} 2
+            mdev_policy_actions_total{policy="restore",action="start",result="gave_up"} 0
+            mdev_policy_actions_total{policy="restore",action="start",result="skipped"} 0
+            mdev_policy_actions_total{policy="restore",action="start",result="success"} 1
+            # HELP mdev_policy_pending Devices a policy is still working on (waiting for a parent or retrying).
+            # TYPE mdev_policy_pending gauge
+            mdev_policy_pending{policy="restore"} 1
+
+            """#)
+    }
+
+    @Test func aFailedReloadReadsZero() {
+        let export = Fixtures.makePolicy()
+        export.metrics.recordReload(success: false)
+        var writer = MetricsWriter()
+        export.contribute(to: &writer, snapshot: Fixtures.small())
+        #expect(text(writer.finish()).contains("\nmdev_config_last_reload_successful 0\n"))
+    }
+
+    @Test func landingSectionListsProblemsOnlyWhileEnabled() {
+        let export = Fixtures.makePolicy()
+        let sections = export.landingSections(snapshot: Fixtures.small())
+        #expect(sections == [LandingSection(
+            title: "Domain reference problems", columns: ["Domain", "mdev UUID", "Reason", "Domain autostart"],
+            rows: [[Fixtures.problemDomain, "22222222-2222-4222-8222-222222222222", "inactive", "no"]],
+            emptyText: "Every defined domain's mdevs exist and are active.")])
+        export.metrics.setProblems([], enabled: false)
+        #expect(export.landingSections(snapshot: Fixtures.small()).isEmpty)
+    }
+}
