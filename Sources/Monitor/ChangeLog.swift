@@ -2,7 +2,7 @@ public import Logging
 
 /// How an index change is told to an operator: which journal event, at which level, in which words.
 public struct ChangeLogEntry: Hashable, Sendable {
-    public var event: LogEvent
+    public var event: MessageID
     public var level: Logger.Level
     public var message: String
     public var metadata: [String: String]
@@ -17,13 +17,13 @@ extension IndexChange {
     public var logEntry: ChangeLogEntry? {
         switch self {
         case .deviceAdded(let d):
-            let event: LogEvent = d.persistent ? .deviceDefined : .deviceCreated
+            let event: MessageID = d.persistent ? .deviceDefined : .deviceCreated
             return entry(event, .info, "mdev \(d.uuid) \(d.persistent ? "defined" : "created") on \(d.parent) (\(d.stateWords))", d)
         case .deviceRemoved(let d):
-            let event: LogEvent = d.persistent ? .deviceUndefined : .deviceDeleted
+            let event: MessageID = d.persistent ? .deviceUndefined : .deviceDeleted
             return entry(event, .info, "mdev \(d.uuid) \(d.persistent ? "undefined" : "deleted") on \(d.parent)", d)
         case .deviceChanged(let old, let new):
-            let event: LogEvent
+            let event: MessageID
             let what: String
             if !old.active && new.active {
                 (event, what) = (.deviceCreated, "started")
@@ -63,7 +63,7 @@ extension IndexChange {
         }
     }
 
-    private func entry(_ event: LogEvent, _ level: Logger.Level, _ message: String, _ d: MdevDevice) -> ChangeLogEntry {
+    private func entry(_ event: MessageID, _ level: Logger.Level, _ message: String, _ d: MdevDevice) -> ChangeLogEntry {
         ChangeLogEntry(
             event: event, level: level, message: message,
             metadata: [LogKey.mdevUUID: d.uuid, LogKey.mdevParent: d.parent, LogKey.mdevType: d.mdevType,

@@ -106,14 +106,14 @@ public final class MonitorService: Service, Sendable {
                 case .first, .changed:
                     logger.log(level: everConnected ? .warning : .error,
                                "libvirt unavailable, retrying in \(backoff) (then backing off up to \(configuration.maxBackoff)): \(message)",
-                               metadata: LogEvent.libvirtOperationFailed.metadata)
+                               metadata: MessageID.libvirtOperationFailed.metadata)
                 case .reminder(let attempts, let since):
                     logger.log(level: everConnected ? .warning : .error,
                                "libvirt still unavailable after \(attempts) attempts over \(since.formatted(.units(allowed: [.hours, .minutes, .seconds], width: .narrow))): \(message)",
-                               metadata: LogEvent.libvirtOperationFailed.metadata)
+                               metadata: MessageID.libvirtOperationFailed.metadata)
                 case .repeated:
                     logger.debug("libvirt unavailable, retrying in \(backoff): \(message)",
-                                 metadata: LogEvent.libvirtOperationFailed.metadata)
+                                 metadata: MessageID.libvirtOperationFailed.metadata)
                 }
             }
             do {
@@ -131,7 +131,7 @@ public final class MonitorService: Service, Sendable {
     private func sync(_ connection: any LibvirtConnection) async throws {
         let result = try await Blocking.run { try FullSync.read(from: connection) }
         for problem in result.problems {
-            logger.error("skipping device: \(problem)", metadata: LogEvent.libvirtOperationFailed.metadata)
+            logger.error("skipping device: \(problem)", metadata: MessageID.libvirtOperationFailed.metadata)
         }
         let first = !firstSync.isDone
         await index.replace(with: result.state)
@@ -139,7 +139,7 @@ public final class MonitorService: Service, Sendable {
             let s = result.state
             logger.notice(
                 "initial sync: \(s.devices.count) mdevs (\(s.activeCount) active), \(s.parents.count) parents, \(s.domains.count) domains",
-                metadata: LogEvent.initialSyncCompleted.metadata)
+                metadata: MessageID.initialSyncCompleted.metadata)
         }
         firstSync.signal()
     }
@@ -234,7 +234,7 @@ public final class MonitorService: Service, Sendable {
 
     /// The journal fields of a failed libvirt operation: libvirt's own code and message, and the object.
     static func errorFields(_ error: any Error, _ key: String, _ value: String) -> Logger.Metadata {
-        var fields = LogEvent.libvirtOperationFailed.metadata
+        var fields = MessageID.libvirtOperationFailed.metadata
         fields[key] = .string(value)
         fields.merge(LogKey.fields(of: error)) { $1 }
         return fields

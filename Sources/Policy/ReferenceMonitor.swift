@@ -49,7 +49,7 @@ final class ReferenceMonitor: Sendable {
         let why = p.reason == .missing ? "no such mdev exists" : "the mdev is not active"
         let boot = p.domainAutostart ? "; the domain autostarts and will fail to start at boot" : ""
         logger.log(level: level, "domain \(p.domain) references mdev \(p.uuid) but \(why)\(boot)",
-                   metadata: LogEvent.referenceProblem.metadata.merging([
+                   metadata: MessageID.referenceProblem.metadata.merging([
                        LogKey.domainName: .string(p.domain), LogKey.mdevUUID: .string(p.uuid),
                        "reason": .string(p.reason.rawValue),
                    ]) { $1 })
@@ -57,7 +57,7 @@ final class ReferenceMonitor: Sendable {
 
     private func resolve(_ p: ReferenceProblem) {
         logger.notice("domain \(p.domain) reference to mdev \(p.uuid) is resolved",
-                      metadata: LogEvent.referenceResolved.metadata.merging([
+                      metadata: MessageID.referenceResolved.metadata.merging([
                           LogKey.domainName: .string(p.domain), LogKey.mdevUUID: .string(p.uuid),
                       ]) { $1 })
     }

@@ -98,13 +98,13 @@ final class RestoreRunner: Sendable {
             }
             if cfg.dryRun {
                 logger.notice("dry run: would \(task.action) mdev \(device.uuid) on \(device.parent) (\(task.reason.rawValue))",
-                              metadata: LogEvent.restoreAttempted.metadata.merging(fields) { $1 })
+                              metadata: MessageID.restoreAttempted.metadata.merging(fields) { $1 })
                 metrics.count(policy: "restore", action: task.action, result: "dry_run")
                 return true
             }
             attempt += 1
             logger.notice("restoring mdev \(device.uuid) on \(device.parent): \(task.action), attempt \(attempt) (\(task.reason.rawValue))",
-                          metadata: LogEvent.restoreAttempted.metadata.merging(fields) { $1 })
+                          metadata: MessageID.restoreAttempted.metadata.merging(fields) { $1 })
             do {
                 try await slots.holding {
                     switch task.kind {
@@ -116,7 +116,7 @@ final class RestoreRunner: Sendable {
                 }
                 let extra = task.reason == .autostart ? " (autostart had failed; repaired)" : ""
                 logger.notice("restored mdev \(device.uuid) on \(device.parent)\(extra)",
-                              metadata: LogEvent.restoreSucceeded.metadata.merging(fields) { $1 })
+                              metadata: MessageID.restoreSucceeded.metadata.merging(fields) { $1 })
                 metrics.count(policy: "restore", action: task.action, result: "success")
                 return true
             } catch {
@@ -126,12 +126,12 @@ final class RestoreRunner: Sendable {
                 let elapsed = ContinuousClock.now - started
                 if elapsed + delay > cfg.restore.deadline {
                     logger.error("giving up on mdev \(device.uuid) on \(device.parent) after \(attempt) attempts: \(error)",
-                                 metadata: LogEvent.restoreGaveUp.metadata.merging(fields) { $1 }.merging(LogKey.fields(of: error)) { $1 })
+                                 metadata: MessageID.restoreGaveUp.metadata.merging(fields) { $1 }.merging(LogKey.fields(of: error)) { $1 })
                     metrics.count(policy: "restore", action: task.action, result: "gave_up")
                     return true
                 }
                 logger.warning("could not \(task.action) mdev \(device.uuid) on \(device.parent) (attempt \(attempt)), retrying in \(delay): \(error)",
-                               metadata: LogEvent.restoreFailed.metadata.merging(fields) { $1 }.merging(LogKey.fields(of: error)) { $1 })
+                               metadata: MessageID.restoreFailed.metadata.merging(fields) { $1 }.merging(LogKey.fields(of: error)) { $1 })
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, cfg.restore.retryMax)
             }

@@ -8,7 +8,7 @@ import Testing
 @Suite(.enabled(if: LibvirtHost.enabled && Journald.shouldRun, "needs libvirtd and journald (CI=true makes this mandatory)"))
 struct DaemonJournalTests {
     /// Entries of this daemon process with this MESSAGE_ID (and more matches), waited for.
-    static func entries(_ event: LogEvent, pid: Int32, _ more: [String] = [], timeout: Duration = .seconds(20))
+    static func entries(_ event: MessageID, pid: Int32, _ more: [String] = [], timeout: Duration = .seconds(20))
         async throws -> [[String: Any]]
     {
         var found: [[String: Any]] = []
@@ -68,8 +68,8 @@ struct DaemonJournalTests {
                 (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
             }
         }
-        func logged(_ event: LogEvent) -> [[String: Any]] {
-            lines().filter { $0[LogEvent.metadataKey] as? String == event.id && $0[LogKey.mdevUUID] as? String == uuid }
+        func logged(_ event: MessageID) -> [[String: Any]] {
+            lines().filter { $0[MessageID.metadataKey] as? String == event.id && $0[LogKey.mdevUUID] as? String == uuid }
         }
         let both = await eventually(timeout: .seconds(20)) {
             !logged(.deviceDefined).isEmpty && !logged(.deviceUndefined).isEmpty

@@ -151,7 +151,7 @@ struct LibvirtRestartTests {
         let restored = try await DaemonJournalTests.entries(.connectionRestored, pid: daemon.pid, timeout: .seconds(30))
         #expect(restored.first?["PRIORITY"] as? String == "5", "notice")
         // While libvirtd was down the daemon retried with backoff: one loss, not one per attempt.
-        #expect(try Journald.entries(matching: ["MESSAGE_ID=\(LogEvent.connectionLost.id)", "_PID=\(daemon.pid)"]).count == 1)
+        #expect(try Journald.entries(matching: ["MESSAGE_ID=\(MessageID.connectionLost.id)", "_PID=\(daemon.pid)"]).count == 1)
         #expect(try Journald.entries(matching: ["PRIORITY=3", "_PID=\(daemon.pid)"]).isEmpty,
                 "no error-level entries for a libvirtd restart")
     }

@@ -28,7 +28,7 @@ struct PolicyDomainReferenceTests {
         try await withPolicy(config: config, readOnly: false, stateDir: stateDir.path, log: log) { monitor, policy in
             await monitor.waitForFirstSync()
             func problems() -> [ReferenceProblem] { policy.metrics.snapshot.problems.filter { $0.domain == domain } }
-            func logged(_ event: Monitor.LogEvent) -> [LogRecord] {
+            func logged(_ event: Monitor.MessageID) -> [LogRecord] {
                 log.records(event).filter { $0.value(LogKey.domainName) == domain }
             }
 

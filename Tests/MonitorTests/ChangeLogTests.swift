@@ -6,7 +6,7 @@ import Testing
     struct Transition: Sendable, CustomTestStringConvertible {
         var label: String
         var change: IndexChange
-        var event: LogEvent
+        var event: MessageID
         /// The word after the UUID in the message.
         var word: String
         var testDescription: String { label }

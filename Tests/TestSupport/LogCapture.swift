@@ -10,11 +10,11 @@ public struct LogRecord: Sendable {
 
     /// A metadata value as text.
     public func value(_ key: String) -> String? { metadata[key].map { "\($0)" } }
-    public var messageID: String? { value(Monitor.LogEvent.metadataKey) }
+    public var messageID: String? { value(Monitor.MessageID.metadataKey) }
     public var uuid: String? { value(LogKey.mdevUUID) }
     public var domain: String? { value(LogKey.domainName) }
 
-    public func `is`(_ event: Monitor.LogEvent) -> Bool { messageID == event.id }
+    public func `is`(_ event: Monitor.MessageID) -> Bool { messageID == event.id }
 }
 
 /// Collects every record logged through `logger`, from any thread. Never touches `LoggingSystem`.
@@ -28,7 +28,7 @@ public final class LogCapture: Sendable {
     func append(_ record: LogRecord) { storage.withLock { $0.append(record) } }
 
     /// Records of `event`, concerning the mdev `uuid` when given.
-    public func records(_ event: Monitor.LogEvent, uuid: String? = nil) -> [LogRecord] {
+    public func records(_ event: Monitor.MessageID, uuid: String? = nil) -> [LogRecord] {
         records.filter { $0.is(event) && (uuid == nil || $0.uuid == uuid) }
     }
 

@@ -2,10 +2,10 @@ public import Logging
 
 /// Each kind of event an operator may filter or alert on, with its stable journal `MESSAGE_ID`.
 ///
-/// Log call sites attach `LogEvent.x.metadata` under the key `message.id`; the journal handler turns
+/// Log call sites attach `MessageID.x.metadata` under the key `message.id`; the journal handler turns
 /// that key into the `MESSAGE_ID` field like any other dotted key. The IDs never change: operators'
 /// alerting and `deploy/mdevmon.catalog` depend on them.
-public enum LogEvent: String, CaseIterable, Sendable {
+public enum MessageID: String, CaseIterable, Sendable {
     case deviceCreated = "202ea77633e84d68920fd63160db7796"
     case deviceDeleted = "9bf4b6fba937428b83297b40068e5d20"
     case deviceDefined = "174cc5720df84ff6a75fe1df5fa4d63d"
