@@ -300,3 +300,65 @@ struct FakePolicyMetrics: MetricsContributor {
         }
     }
 }
+
+@Suite struct RowBlocksTests {
+    private static let families: [RowBlocks<Int, String>.Family] = [
+        .init("a_rows", type: .gauge, help: "a") { row, w in w.sample("a_rows", labels: ["v": row], value: 1) },
+        .init("b_rows", type: .gauge, help: "b") { row, w in
+            if row.hasSuffix("0") { w.sample("b_rows", labels: ["v": row], value: 2) }
+        },
+    ]
+
+    /// The text `rows` must render to, written directly.
+    private func expected(_ rows: [Int: String]) -> [UInt8] {
+        var w = MetricsWriter()
+        w.family("a_rows", type: .gauge, help: "a")
+        for key in rows.keys.sorted() { w.sample("a_rows", labels: ["v": rows[key]!], value: 1) }
+        w.family("b_rows", type: .gauge, help: "b")
+        for key in rows.keys.sorted() where rows[key]!.hasSuffix("0") {
+            w.sample("b_rows", labels: ["v": rows[key]!], value: 2)
+        }
+        return w.finish()
+    }
+
+    private func rendered(_ blocks: inout RowBlocks<Int, String>) -> [UInt8] {
+        blocks.renderedFamilies().flatMap { $0.chunks.flatMap(\.bytes) }
+    }
+
+    /// Inserts, changes and removals in random order, through block splits and emptied blocks.
+    @Test func matchesADirectRenderingThroughEveryKindOfChange() {
+        var generator = SystemRandomNumberGenerator()
+        var blocks = RowBlocks(families: Self.families)
+        var reference: [Int: String] = [:]
+        #expect(rendered(&blocks) == expected(reference))
+        for round in 0..<6 {
+            for _ in 0..<700 {
+                let key = Int.random(in: 0..<3000, using: &generator)
+                let row: String? = Int.random(in: 0..<4, using: &generator) == 0 && round > 2
+                    ? nil : "r\(key)-\(Int.random(in: 0..<3, using: &generator))0"
+                blocks.set(key, row)
+                reference[key] = row
+            }
+            #expect(rendered(&blocks) == expected(reference), "round \(round)")
+            #expect(blocks.count == reference.count)
+        }
+        for key in reference.keys { blocks.set(key, nil) }
+        #expect(rendered(&blocks) == expected([:]))
+        #expect(blocks.count == 0)
+    }
+
+    /// A change re-renders its own block; other blocks keep their chunks (and gzip fragments).
+    @Test func aChangeReplacesOneBlocksChunks() {
+        var blocks = RowBlocks(families: Self.families)
+        for key in 0..<2000 { blocks.set(key, "r\(key)") }
+        let before = blocks.renderedFamilies()
+        blocks.set(1234, "changed")
+        let after = blocks.renderedFamilies()
+        for (old, new) in zip(before, after) {
+            let replaced = zip(old.chunks, new.chunks).filter { $0 !== $1 }.count
+            #expect(old.chunks.count == new.chunks.count)
+            // Family a shows the change; family b had no line for the row before or after.
+            #expect(replaced == (old.name == "a_rows" ? 1 : 0), "\(old.name)")
+        }
+    }
+}
