@@ -362,3 +362,28 @@ struct FakePolicyMetrics: MetricsContributor {
         }
     }
 }
+
+@Suite struct MetricsCacheChangesTests {
+    /// Updates in place, inserts (with regrowth) and removals: every difference found, nothing else.
+    @Test func findsExactlyTheDifferences() {
+        var generator = SystemRandomNumberGenerator()
+        var current = Dictionary(uniqueKeysWithValues: (0..<1000).map { ($0, $0) })
+        for round in 0..<20 {
+            var next = current
+            for _ in 0..<(round % 4 == 0 ? 600 : 5) {
+                let key = Int.random(in: 0..<1500, using: &generator)
+                next[key] = Int.random(in: 0..<3, using: &generator) == 0 ? nil : Int.random(in: 0..<5, using: &generator)
+            }
+            let found = MetricsCache.changes(from: current, to: next)
+            var expected: [Int: String] = [:]
+            for key in Set(current.keys).union(next.keys) where current[key] != next[key] {
+                expected[key] = "\(String(describing: current[key])) \(String(describing: next[key]))"
+            }
+            let got = Dictionary(uniqueKeysWithValues: found.map { ($0.0, "\(String(describing: $0.1)) \(String(describing: $0.2))") })
+            #expect(found.count == got.count, "a key reported twice")
+            #expect(got == expected, "round \(round)")
+            current = next
+        }
+        #expect(MetricsCache.changes(from: current, to: current).isEmpty)
+    }
+}
