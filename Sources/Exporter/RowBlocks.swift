@@ -45,6 +45,20 @@ struct RowBlocks<Key: Comparable & Sendable, Row: Equatable & Sendable>: Sendabl
 
     var count: Int { blocks.reduce(0) { $0 + $1.keys.count } }
 
+    /// Applies changes as `MetricsCache.changes` lists them: (key, old row, new row or nil).
+    mutating func apply(_ changes: [(Key, Row?, Row?)]) {
+        guard blocks.isEmpty else {
+            for (key, _, row) in changes { set(key, row) }
+            return
+        }
+        // The first rendering: sort once and cut into blocks, rather than insert row by row.
+        let rows = changes.compactMap { key, _, row in row.map { (key, $0) } }.sorted { $0.0 < $1.0 }
+        blocks = stride(from: 0, to: rows.count, by: Self.blockSize).map { start in
+            let slice = rows[start..<min(start + Self.blockSize, rows.count)]
+            return Block(keys: slice.map(\.0), rows: slice.map(\.1))
+        }
+    }
+
     /// Inserts or replaces the row at `key`, or removes it when `row` is nil.
     mutating func set(_ key: Key, _ row: Row?) {
         guard !blocks.isEmpty else {
