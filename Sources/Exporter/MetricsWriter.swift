@@ -149,8 +149,12 @@ public struct MetricsWriter {
 
     /// Backslash, double quote and newline escaped, as the text format requires of label values.
     private mutating func appendEscaped(_ value: String) {
-        let special: (UInt8) -> Bool = { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n") }
-        guard value.utf8.contains(where: special) else {
+        var plain = true
+        for byte in value.utf8 where byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\n") {
+            plain = false
+            break
+        }
+        guard !plain else {
             bytes.append(contentsOf: value.utf8)
             return
         }
