@@ -87,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "mdevmon-bench",
             dependencies: [
-                "Monitor", "Exporter",
+                "Monitor", "Exporter", "CLibvirt",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
