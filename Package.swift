@@ -36,6 +36,9 @@ let package = Package(
         .systemLibrary(
             name: "CSystemd", pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(
+            name: "CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CMalloc"),
 
         .target(
@@ -68,7 +71,7 @@ let package = Package(
         .target(
             name: "Exporter",
             dependencies: [
-                "Monitor",
+                "Monitor", "CZlib",
                 .product(name: "HashTreeCollections", package: "swift-collections"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -96,7 +99,7 @@ let package = Package(
         .executableTarget(
             name: "mdevmon-bench",
             dependencies: [
-                "Monitor", "Exporter",
+                "Monitor", "Exporter", "CLibvirt",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -126,6 +129,7 @@ let package = Package(
             name: "ExporterTests",
             dependencies: [
                 "Exporter", "Monitor", "Policy", "PolicyExporter", "TestSupport",
+                .product(name: "HashTreeCollections", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

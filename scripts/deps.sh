@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  libvirt-daemon-system libvirt-clients libvirt-dev libxml2-dev libsystemd-dev mdevctl
+  libvirt-daemon-system libvirt-clients libvirt-dev libxml2-dev libsystemd-dev zlib1g-dev mdevctl
   qemu-system-x86 systemd prometheus prometheus-alertmanager curl openssl python3 python3-yaml
 )
 

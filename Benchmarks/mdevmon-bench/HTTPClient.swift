@@ -99,6 +99,9 @@ final class HTTPConnection {
         }
     }
 
+    /// The last response's body, as received (compressed when it was gzip).
+    var bodyBytes: [UInt8] { Array(UnsafeBufferPointer(start: body, count: bodyCount)) }
+
     var bodyText: String { String(decoding: UnsafeBufferPointer(start: body, count: bodyCount), as: UTF8.self) }
 
     private func exchange(_ path: String, gzip: Bool) throws -> Int {

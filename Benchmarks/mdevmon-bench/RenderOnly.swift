@@ -30,37 +30,42 @@ enum RenderOnly {
 
     static func run(sizes: [Int], parents: [String], sequential styles: [Bool]) -> String {
         let build = BuildInfo(version: "bench")
-        var out = "render only (synthetic index, no libvirt), p50 / p99 ms\n"
-        out += "devices  UUIDs        cold (no cache)        warm (cache hit)      body       index+ (anon)  cache+ (anon)\n"
+        var out = "render only (synthetic index, no libvirt), thread CPU p50 / p99 ms\n"
+        out += "devices  UUIDs        cold (no cache)      warm (cache hit)     after 1 change       body       index+ (anon)  cache+ (anon)\n"
+        var gzipRows = ""
         for n in sizes { for sequential in styles {
             let anonBefore = Proc.statusKiB(pid: Proc.selfPID, "RssAnon") ?? 0
-            let snapshot = snapshot(devices: n, parents: parents, sequential: sequential)
+            var snapshot = snapshot(devices: n, parents: parents, sequential: sequential)
             let indexKiB = (Proc.statusKiB(pid: Proc.selfPID, "RssAnon") ?? 0) - anonBefore
-            var cold: [Double] = [], warm: [Double] = []
-            var bytes = 0
-            for _ in 0..<(n >= 5000 ? 50 : 200) {
-                let (body, ms) = Mono.time { MetricsRenderer.render(snapshot: snapshot, build: build, process: nil, previousScrape: nil) }
-                bytes = body.count
+            var cold: [Double] = []
+            var body: [UInt8] = []
+            for _ in 0..<(n >= 5000 ? 30 : 200) {
+                let ms: Double
+                (body, ms) = ThreadCPU.time { MetricsRenderer.render(snapshot: snapshot, build: build, process: nil, previousScrape: nil) }
                 cold.append(ms)
             }
             let cache = MetricsCache()
             _ = MetricsRenderer.render(snapshot: snapshot, build: build, process: nil, previousScrape: nil, cache: cache)
-            for _ in 0..<500 {
-                warm.append(Mono.time {
-                    MetricsRenderer.render(snapshot: snapshot, build: build, process: nil, previousScrape: nil, cache: cache)
-                }.1)
+            let warm = (0..<500).map { _ in
+                ThreadCPU.time { MetricsRenderer.render(snapshot: snapshot, build: build, process: nil, previousScrape: nil, cache: cache) }.1
             }
             let cacheKiB = (Proc.statusKiB(pid: Proc.selfPID, "RssAnon") ?? 0) - anonBefore - indexKiB
-            withExtendedLifetime(cache) {}
-            let c = Summary(cold)!, w = Summary(warm)!
+            let changed = afterChanges(&snapshot, cache: cache, build: build, count: 200)
+            let c = Summary(cold)!, w = Summary(warm)!, a = Summary(changed)!
             out += "\(n)".padding(toLength: 9, withPad: " ", startingAt: 0)
                 + (sequential ? "sequential   " : "random       ")
-                + "\(Report.format(c.p50)) / \(Report.format(c.p99))".padding(toLength: 23, withPad: " ", startingAt: 0)
-                + "\(Report.format(w.p50)) / \(Report.format(w.p99))".padding(toLength: 22, withPad: " ", startingAt: 0)
-                + Report.bytes(bytes).padding(toLength: 11, withPad: " ", startingAt: 0)
+                + "\(Report.format(c.p50)) / \(Report.format(c.p99))".padding(toLength: 21, withPad: " ", startingAt: 0)
+                + "\(Report.format(w.p50)) / \(Report.format(w.p99))".padding(toLength: 21, withPad: " ", startingAt: 0)
+                + "\(Report.format(a.p50)) / \(Report.format(a.p99))".padding(toLength: 21, withPad: " ", startingAt: 0)
+                + Report.bytes(body.count).padding(toLength: 11, withPad: " ", startingAt: 0)
                 + String(format: "%.1f MiB", Double(indexKiB) / 1024).padding(toLength: 15, withPad: " ", startingAt: 0)
                 + String(format: "%.1f MiB", Double(cacheKiB) / 1024) + "\n"
+            gzipRows += gzipRow(n: n, sequential: sequential, snapshot: &snapshot, cache: cache, build: build)
+            withExtendedLifetime(cache) {}
         } }
+        out += "\ngzip (render + compress, CPU of this thread, p50 / p99 ms); ratio = plain ÷ gzip body\n"
+        out += "devices  UUIDs        first (all fresh)    unchanged            after 1 change       ratio   gzip -6  of gzip -6\n"
+        out += gzipRows
         out += "\nindex update, one upsertDevice (p50 / p99 ms)\n"
         out += "devices  snapshot shares storage (as DeviceIndex publishes)   state uniquely referenced\n"
         for n in sizes {
@@ -79,5 +84,56 @@ enum RenderOnly {
                 + "\(Report.format(b.p50)) / \(Report.format(b.p99))\n"
         }
         return out
+    }
+
+    /// Flips one device's active flag, at a different device each time, and times the cached render.
+    static func afterChanges(_ snapshot: inout IndexSnapshot, cache: MetricsCache, build: BuildInfo, count: Int) -> [Double] {
+        let keys = Array(snapshot.state.devices.keys)
+        return (0..<count).map { i in
+            flipOne(&snapshot, key: keys[(i * 7919) % keys.count])
+            return ThreadCPU.time {
+                MetricsRenderer.render(snapshot: snapshot, build: build, process: nil, previousScrape: nil, cache: cache)
+            }.1
+        }
+    }
+
+    static func flipOne(_ snapshot: inout IndexSnapshot, key: MdevKey) {
+        let device = snapshot.state.devices[key]!
+        var flags = device.flags
+        flags.active.toggle()
+        _ = snapshot.state.upsertDevice(device.definition, flags: flags)
+    }
+
+    /// gzip scrapes: a fresh cache (every fragment compressed), unchanged, and after one change; the
+    /// ratio against `gzip -6` on the same body.
+    static func gzipRow(n: Int, sequential: Bool, snapshot: inout IndexSnapshot, cache: MetricsCache, build: BuildInfo) -> String {
+        func scrape(_ cache: MetricsCache) -> (plain: Int, gzip: [UInt8]) {
+            let scrape = MetricsRenderer.renderScrape(snapshot: snapshot, build: build, process: nil, previousScrape: nil,
+                                                      contributors: [], cache: cache)
+            return (scrape.byteCount, scrape.gzipped())
+        }
+        var first: [Double] = []
+        for _ in 0..<(n >= 5000 ? 5 : 20) { first.append(ThreadCPU.ms { _ = scrape(MetricsCache()) }) }
+        _ = scrape(cache)
+        let unchanged = (0..<200).map { _ in ThreadCPU.ms { _ = scrape(cache) } }
+        let keys = Array(snapshot.state.devices.keys)
+        let changed = (0..<100).map { i in
+            flipOne(&snapshot, key: keys[(i * 104_729) % keys.count])
+            return ThreadCPU.ms { _ = scrape(cache) }
+        }
+        let (plain, gzip) = scrape(cache)
+        let body = MetricsRenderer.render(snapshot: snapshot, build: build, process: nil, previousScrape: nil)
+        let reference = (try? gzipSize(body)) ?? 0
+        let ratio = Double(plain) / Double(gzip.count)
+        let referenceRatio = Double(body.count) / Double(max(reference, 1))
+        let f = Summary(first)!, u = Summary(unchanged)!, c = Summary(changed)!
+        return "\(n)".padding(toLength: 9, withPad: " ", startingAt: 0)
+            + (sequential ? "sequential   " : "random       ")
+            + "\(Report.format(f.p50)) / \(Report.format(f.p99))".padding(toLength: 21, withPad: " ", startingAt: 0)
+            + "\(Report.format(u.p50)) / \(Report.format(u.p99))".padding(toLength: 21, withPad: " ", startingAt: 0)
+            + "\(Report.format(c.p50)) / \(Report.format(c.p99))".padding(toLength: 21, withPad: " ", startingAt: 0)
+            + String(format: "%.2f×", ratio).padding(toLength: 8, withPad: " ", startingAt: 0)
+            + String(format: "%.2f×", referenceRatio).padding(toLength: 9, withPad: " ", startingAt: 0)
+            + String(format: "%.0f %%", ratio / referenceRatio * 100) + "\n"
     }
 }

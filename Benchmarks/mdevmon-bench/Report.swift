@@ -16,6 +16,8 @@ struct SizeResult: Codable, Sendable {
     // 2. Scrape
     var renderCold: Summary?
     var renderWarm: Summary?
+    /// A cached render after one device changed (a different one each time).
+    var renderAfterChange: Summary?
     var renderBytes: Int?
     var scrapePlain: Summary?
     var scrapeGzip: Summary?
@@ -24,10 +26,16 @@ struct SizeResult: Codable, Sendable {
     /// `mdev_scrape_render_seconds` as the daemon reported it, in ms.
     var daemonRender: Summary?
     var daemonCPUPerScrape: Double?
+    var daemonCPUPerGzipScrape: Double?
+    /// `gzip -6` of the same plain body, for the ratio.
+    var gzip6Bytes: Int?
     var collector: Summary?
     /// Collector CPU per scrape: the bench's own plus libvirtd's (libvirtd is shared, so noisy).
     var collectorCPU: Double?
     var collectorLibvirtdCPU: Double?
+    /// The cheapest peer: list + one XML fetch per device (`XMLCollector`).
+    var xmlCollector: Summary?
+    var xmlCollectorCPU: Double?
     /// collector p50 ÷ mdevmon scrape p50 (plain HTTP, end to end).
     var cheaperByTime: Double?
     /// Collector CPU (bench + libvirtd) ÷ daemon CPU, per scrape.
@@ -127,8 +135,9 @@ extension Report {
             return String(format: "%.1f×", a / b)
         }
         section("2. scrape (p50 / p99 ms)")
-        row("  render, cold (no cache)") { p($0.renderCold) }
-        row("  render, warm (MetricsCache hit)") { p($0.renderWarm) }
+        row("  render, cold (no cache, CPU)") { p($0.renderCold) }
+        row("  render, warm (cache hit, CPU)") { p($0.renderWarm) }
+        row("  render after 1 device changed (CPU)") { p($0.renderAfterChange) }
         row("  render as daemon reports it") { p($0.daemonRender) }
         row("  GET /metrics plain (daemon)") { p($0.scrapePlain) }
         row("  GET /metrics gzip (daemon)") { p($0.scrapeGzip) }
@@ -136,11 +145,30 @@ extension Report {
             guard let a = s.scrapeBytesPlain else { return nil }
             return Self.bytes(a) + " / " + (s.scrapeBytesGzip.map { Self.bytes($0) } ?? "–")
         }
-        row("  daemon CPU per scrape (plain)") { ms($0.daemonCPUPerScrape) }
-        row("  polling collector per scrape") { p($0.collector) }
-        row("  collector CPU (bench+libvirtd)") { ms($0.collectorCPU) }
-        row("  cheaper by time (p50 ÷ p50)") { times($0.cheaperByTime) }
-        row("  cheaper by CPU") { times($0.cheaperByCPU) }
+        row("  gzip ratio / gzip -6 (% of it)") { s in
+            guard let a = s.scrapeBytesPlain, let g = s.scrapeBytesGzip, let r = s.gzip6Bytes, g > 0, r > 0 else { return nil }
+            return String(format: "%.2f× / %.2f× (%.0f %%)", Double(a) / Double(g), Double(a) / Double(r), Double(r) / Double(g) * 100)
+        }
+        row("  daemon CPU per scrape plain / gzip") { s in
+            guard let a = s.daemonCPUPerScrape else { return nil }
+            return Self.format(a) + " / " + (s.daemonCPUPerGzipScrape.map { Self.format($0) } ?? "–") + " ms"
+        }
+        row("  collector 4 RPC/dev per scrape") { p($0.collector) }
+        row("    its CPU (bench+libvirtd)") { ms($0.collectorCPU) }
+        row("  collector list+XML (1 RPC/dev)") { p($0.xmlCollector) }
+        row("    its CPU (bench+libvirtd)") { ms($0.xmlCollectorCPU) }
+        func cheaper(_ collector: Summary?, _ collectorCPU: Double?, _ s: SizeResult) -> String? {
+            guard let c = collector?.p50, let plain = s.scrapePlain?.p50, plain > 0 else { return nil }
+            var out = String(format: "%.0f×", c / plain)
+            if let gzip = s.scrapeGzip?.p50, gzip > 0 { out += String(format: " / %.0f×", c / gzip) }
+            if let cpu = collectorCPU, let d = s.daemonCPUPerScrape, d > 0 {
+                out += String(format: ", CPU %.0f×", cpu / d)
+                if let g = s.daemonCPUPerGzipScrape, g > 0 { out += String(format: " / %.0f×", cpu / g) }
+            }
+            return out
+        }
+        row("  cheaper than 4 RPC (time plain/gzip, CPU plain/gzip)") { cheaper($0.collector, $0.collectorCPU, $0) }
+        row("  cheaper than list+XML (same)") { cheaper($0.xmlCollector, $0.xmlCollectorCPU, $0) }
         section("3. events (p50 / p99 ms)")
         row("  callback → IndexChange") { event("in-process", \.callbackToIndex)($0) }
         row("    callback → fetch starts") { event("in-process", \.callbackToFetch)($0) }

@@ -110,16 +110,36 @@ final class Runner: Sendable {
         r.collectorLibvirtdCPU = libvirtdCPU
 
         Progress.current(r)
+        // 2c. The cheapest collector a peer could write: list, then one XML fetch per device.
+        note("\(n) mdevs: list + XML collector ×\(reps)")
+        let (xmlTimes, xmlBenchCPU, xmlLibvirtdCPU) = try await OffPool.run {
+            let collector = try XMLCollector(uri: uri)
+            let selfBefore = Proc.cpuSeconds(pid: Proc.selfPID) ?? 0
+            let libvirtdBefore = libvirtd.flatMap { Proc.cpuSeconds(pid: $0) } ?? 0
+            var times: [Double] = []
+            for _ in 0..<reps {
+                let (scrape, ms) = try Mono.time { try collector.scrape(build: build) }
+                precondition(scrape.devices >= n, "XML collector saw \(scrape.devices) mdevs")
+                times.append(ms)
+            }
+            let selfCPU = (Proc.cpuSeconds(pid: Proc.selfPID) ?? 0) - selfBefore
+            let libvirtdCPU = (libvirtd.flatMap { Proc.cpuSeconds(pid: $0) } ?? 0) - libvirtdBefore
+            return (times, selfCPU * 1000 / Double(reps), libvirtdCPU * 1000 / Double(reps))
+        }
+        r.xmlCollector = Summary(xmlTimes)
+        r.xmlCollectorCPU = xmlBenchCPU + xmlLibvirtdCPU
+
+        Progress.current(r)
         // The in-process Monitor: time to first sync, then pure render times from its snapshot.
         note("\(n) mdevs: in-process monitor, render")
         r.monitorFirstSync = await inProcess.startMonitor()
         let snapshot = inProcess.snapshot
         let coldReps = n >= 5000 ? 30 : 100
-        let (cold, warm, bytes) = await OffPool.runNonThrowing {
+        let (cold, warm, changed, bytes) = await OffPool.runNonThrowing {
             var cold: [Double] = [], warm: [Double] = []
             var bytes = 0
             for _ in 0..<coldReps {
-                let (body, ms) = Mono.time {
+                let (body, ms) = ThreadCPU.time {
                     MetricsRenderer.render(snapshot: snapshot, build: build, process: nil, previousScrape: nil)
                 }
                 bytes = body.count
@@ -128,15 +148,18 @@ final class Runner: Sendable {
             let cache = MetricsCache()
             _ = MetricsRenderer.render(snapshot: snapshot, build: build, process: nil, previousScrape: nil, cache: cache)
             for _ in 0..<300 {
-                let (_, ms) = Mono.time {
+                let (_, ms) = ThreadCPU.time {
                     MetricsRenderer.render(snapshot: snapshot, build: build, process: nil, previousScrape: nil, cache: cache)
                 }
                 warm.append(ms)
             }
-            return (cold, warm, bytes)
+            var changing = snapshot
+            let changed = RenderOnly.afterChanges(&changing, cache: cache, build: build, count: 100)
+            return (cold, warm, changed, bytes)
         }
         r.renderCold = Summary(cold)
         r.renderWarm = Summary(warm)
+        r.renderAfterChange = Summary(changed)
         r.renderBytes = bytes
 
         Progress.current(r)
@@ -170,18 +193,24 @@ final class Runner: Sendable {
                 if let seconds = http.number(after: Array("\nmdev_scrape_render_seconds ".utf8)) { render.append(seconds * 1000) }
             }
             let cpu = (d.cpuSeconds - cpuBefore) * 1000 / Double(scrapes)
-            let plainBytes = http.bodyCount
-            for _ in 0..<max(1, scrapes / 2) {
+            let plainBody = http.bodyBytes
+            let gzipScrapes = max(1, scrapes / 2)
+            let gzipCPUBefore = d.cpuSeconds
+            for _ in 0..<gzipScrapes {
                 let t0 = Mono.now()
                 guard try http.get("/metrics", gzip: true) == 200 else { throw BenchError("daemon /metrics (gzip) failed") }
                 gzip.append(Mono.ms(t0, Mono.now()))
             }
-            return (plain: plain, gzip: gzip, render: render, cpu: cpu, plainBytes: plainBytes, gzipBytes: http.bodyCount)
+            let gzipCPU = (d.cpuSeconds - gzipCPUBefore) * 1000 / Double(gzipScrapes)
+            return (plain: plain, gzip: gzip, render: render, cpu: cpu, gzipCPU: gzipCPU, plainBytes: plainBody.count,
+                    gzipBytes: http.bodyCount, reference: try gzipSize(plainBody))
         }
         r.scrapePlain = Summary(s.plain)
         r.scrapeGzip = Summary(s.gzip)
         r.daemonRender = Summary(s.render)
         r.daemonCPUPerScrape = s.cpu
+        r.daemonCPUPerGzipScrape = s.gzipCPU
+        r.gzip6Bytes = s.reference
         r.scrapeBytesPlain = s.plainBytes
         r.scrapeBytesGzip = s.gzipBytes
         r.rssAfterScrapesMiB = d.rssMiB

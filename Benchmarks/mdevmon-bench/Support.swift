@@ -21,6 +21,33 @@ enum Mono {
     }
 }
 
+/// CPU time of the calling thread: what one render or compression costs, whatever else runs.
+/// On a machine shared with builds, wall time mostly measures the scheduler; CPU time does not.
+enum ThreadCPU {
+    static func ms(_ body: () -> Void) -> Double { time(body).1 }
+
+    /// Runs `body` and returns its result with the thread CPU milliseconds it took.
+    static func time<T>(_ body: () -> T) -> (T, Double) {
+        var a = timespec(), b = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a)
+        let result = body()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b)
+        return (result, Double(b.tv_sec - a.tv_sec) * 1000 + Double(b.tv_nsec - a.tv_nsec) / 1e6)
+    }
+}
+
+/// Size of `gzip -6` of `data` (the reference for the exporter's ratio).
+func gzipSize(_ data: [UInt8]) throws -> Int {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("mdevmon-bench-body-\(getpid())").path
+    guard FileManager.default.createFile(atPath: path, contents: Data(data)) else { throw BenchError("cannot write \(path)") }
+    defer { unlink(path) }
+    let (status, output) = try shell("/bin/sh", ["-c", "gzip -6 -c '\(path)' | wc -c"])
+    guard status == 0, let size = Int(output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        throw BenchError("gzip -6: \(output)")
+    }
+    return size
+}
+
 /// Percentiles of a sample, in the sample's unit (milliseconds throughout the bench).
 struct Summary: Codable, Sendable {
     var count: Int

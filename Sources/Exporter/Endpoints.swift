@@ -16,7 +16,7 @@ final class Endpoints: Sendable {
     }
 
     /// Renders a scrape and remembers its cost for the next one's `mdev_scrape_*`.
-    func metrics() -> RenderedScrape {
+    func metrics() -> Scrape {
         let clock = ContinuousClock()
         let start = clock.now
         let previous = lastScrape.withLock { $0 }

@@ -39,14 +39,23 @@ struct ExporterResponder: HTTPResponder {
         switch route {
         case .landing:
             let html = Array(endpoints.landingPage().utf8)
-            response = Self.body(gzip ? Gzip.compress(html) : html, gzip: gzip, type: "text/html; charset=utf-8")
+            response = Self.body(ByteBuffer(bytes: gzip ? Gzip.compress(html) : html), gzip: gzip,
+                                 type: "text/html; charset=utf-8")
         case .metrics:
             let scrape = endpoints.metrics()
-            response = Self.body(gzip ? scrape.gzipped() : scrape.bytes, gzip: gzip,
-                                 type: "text/plain; version=0.0.4; charset=utf-8")
+            var body: ByteBuffer
+            if gzip {
+                body = ByteBuffer(bytes: scrape.gzipped())
+            } else {
+                // Straight from the cached chunks: one copy of a multi-megabyte body, not two.
+                body = ByteBuffer()
+                body.reserveCapacity(scrape.byteCount)
+                for chunk in scrape.chunks { body.writeBytes(chunk.bytes) }
+            }
+            response = Self.body(body, gzip: gzip, type: "text/plain; version=0.0.4; charset=utf-8")
         case .devices:
             let json = Array(endpoints.devicesJSON())
-            response = Self.body(gzip ? Gzip.compress(json) : json, gzip: gzip, type: "application/json")
+            response = Self.body(ByteBuffer(bytes: gzip ? Gzip.compress(json) : json), gzip: gzip, type: "application/json")
         case .health:
             let (healthy, reason) = endpoints.health()
             response = Self.text(healthy ? .ok : .serviceUnavailable, reason + "\n")
@@ -55,10 +64,10 @@ struct ExporterResponder: HTTPResponder {
     }
 
     /// A negotiable body; the same URL may be served gzipped or not, so caches must vary.
-    private static func body(_ payload: [UInt8], gzip: Bool, type: String) -> Response {
+    private static func body(_ payload: ByteBuffer, gzip: Bool, type: String) -> Response {
         var headers: HTTPFields = [.contentType: type, .vary: "Accept-Encoding"]
         if gzip { headers[.contentEncoding] = "gzip" }
-        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: payload)))
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: payload))
     }
 
     private static func text(_ status: HTTPResponse.Status, _ text: String) -> Response {

@@ -22,8 +22,8 @@ public enum MetricsRenderer {
     ///   - process: `process_*` facts; `nil` omits those families.
     ///   - previousScrape: The previous scrape's cost; `nil` omits `mdev_scrape_*`.
     ///   - contributors: Other modules' families, merged in name order.
-    ///   - cache: Reuses device and domain families while the snapshot's data is unchanged; the text
-    ///     is the same either way.
+    ///   - cache: Keeps the families rendered from the index between scrapes and re-renders only
+    ///     what changed; the text is the same either way.
     /// - Returns: UTF-8 text in the Prometheus text format 0.0.4, families sorted by name.
     ///
     /// `mdev_index_last_sync_timestamp_seconds` is 0 until the first full sync, so the series always
@@ -32,33 +32,19 @@ public enum MetricsRenderer {
         snapshot: IndexSnapshot, build: BuildInfo, process: ProcessStats?, previousScrape: ScrapeStats?,
         contributors: [any MetricsContributor] = [], cache: MetricsCache? = nil
     ) -> [UInt8] {
-        write(snapshot: snapshot, build: build, process: process, previousScrape: previousScrape,
-              contributors: contributors, cache: cache).finish()
+        renderScrape(snapshot: snapshot, build: build, process: process, previousScrape: previousScrape,
+                     contributors: contributors, cache: cache).bytes
     }
 
-    /// The same scrape as families, so the HTTP layer can gzip it from cached fragments.
-    static func renderScrape(
+    /// The same scrape as chunks, so the HTTP layer can gzip it from cached fragments.
+    public static func renderScrape(
         snapshot: IndexSnapshot, build: BuildInfo, process: ProcessStats?, previousScrape: ScrapeStats?,
-        contributors: [any MetricsContributor], cache: MetricsCache?
-    ) -> RenderedScrape {
-        RenderedScrape(families: write(
-            snapshot: snapshot, build: build, process: process, previousScrape: previousScrape,
-            contributors: contributors, cache: cache
-        ).takeFamilies(sorted: true))
-    }
-
-    private static func write(
-        snapshot: IndexSnapshot, build: BuildInfo, process: ProcessStats?, previousScrape: ScrapeStats?,
-        contributors: [any MetricsContributor], cache: MetricsCache?
-    ) -> MetricsWriter {
-        let state = snapshot.state
+        contributors: [any MetricsContributor] = [], cache: MetricsCache? = nil
+    ) -> Scrape {
         let status = snapshot.status
+        // Without a cache, a fresh one renders everything: one path either way.
+        let indexFamilies = (cache ?? MetricsCache()).families(snapshot.state)
         var w = MetricsWriter(capacity: 8192)
-
-        let devices = cache?.deviceFamilies(state, render: deviceFamilies) ?? deviceFamilies(state)
-        for family in devices { w.append(family) }
-        let domains = cache?.domainFamilies(state, render: domainFamilies) ?? domainFamilies(state)
-        for family in domains { w.append(family) }
 
         w.family("mdev_build_info", type: .gauge,
                  help: "Version facts of the running mdevmon; always 1.")
@@ -103,82 +89,8 @@ public enum MetricsRenderer {
         for contributor in contributors {
             contributor.contribute(to: &w, snapshot: snapshot)
         }
-        return w
-    }
-
-    /// Per-device families, `mdev_devices` and the parent families: everything derived from the
-    /// snapshot's devices and parents.
-    private static func deviceFamilies(_ state: IndexState) -> [RenderedFamily] {
-        let table = DeviceTable(state)
-        let parents = state.parents.values.sorted { $0.name < $1.name }
-        var typeCount = 0
-        for parent in parents { typeCount += parent.types.count }
-        var w = MetricsWriter(capacity: 4096 + typeCount * 400 + table.countsByParentType.count * 300)
-
-        var counts = table.countsByParentType
-        for parent in parents {
-            for type in parent.types {
-                let key = ParentType(parent: parent.name, type: type.id)
-                if counts[key] == nil { counts[key] = (0, 0) }
-            }
-        }
-        // Both states for every (parent, type) offered or in use, so dashboards see zeros, not gaps.
-        w.family("mdev_devices", type: .gauge,
-                 help: "Number of mdevs by parent, type and state (active or inactive).")
-        for (key, count) in counts.sorted(by: { $0.key < $1.key }) {
-            for (state, value) in [("active", count.active), ("inactive", count.inactive)] {
-                w.beginSample("mdev_devices")
-                w.label("parent", key.parent)
-                w.label("mdev_type", key.type)
-                w.label("state", state)
-                w.endSample(value)
-            }
-        }
-
-        w.family("mdev_parent_available_instances", type: .gauge,
-                 help: "How many more mdevs of the type the parent can create now.")
-        for parent in parents {
-            for type in parent.types {
-                w.beginSample("mdev_parent_available_instances")
-                w.label("parent", parent.name)
-                w.label("mdev_type", type.id)
-                w.endSample(type.availableInstances)
-            }
-        }
-
-        w.family("mdev_parent_type_info", type: .gauge,
-                 help: "Each mdev type a parent device offers; always 1.")
-        for parent in parents {
-            for type in parent.types {
-                w.beginSample("mdev_parent_type_info")
-                w.label("parent", parent.name)
-                w.label("mdev_type", type.id)
-                w.label("name", type.name ?? "")
-                w.label("device_api", type.deviceAPI)
-                w.endSample(1)
-            }
-        }
-        return DeviceFamilies.render(table) + w.takeFamilies()
-    }
-
-    /// `mdev_domain_device_info`: one series per (domain, referenced mdev UUID).
-    private static func domainFamilies(_ state: IndexState) -> [RenderedFamily] {
-        var references = 0
-        for domain in state.domains.values { references += domain.mdevUUIDs.count }
-        var w = MetricsWriter(capacity: 512 + references * 100)
-        w.family("mdev_domain_device_info", type: .gauge,
-                 help: "One series per mdev UUID a domain's persistent XML references; always 1.")
-        // Domain names are the dictionary's keys: sort those rather than copies of whole domains.
-        for name in state.domains.keys.sorted() {
-            let uuids = state.domains[name]!.mdevUUIDs
-            for uuid in uuids.count > 1 ? uuids.sorted() : uuids {
-                w.beginSample("mdev_domain_device_info")
-                w.label("domain", name)
-                w.label("uuid", uuid)
-                w.endSample(1)
-            }
-        }
-        return w.takeFamilies()
+        let perScrape = w.takeFamilies().map { (name: $0.name, chunks: [Chunk(Array($0.text), reused: false)]) }
+        return Scrape(families: indexFamilies + perScrape)
     }
 
     private static func renderProcess(_ process: ProcessStats, into w: inout MetricsWriter) {

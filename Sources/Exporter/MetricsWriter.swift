@@ -1,6 +1,6 @@
-import Synchronization
-
-/// Builds the Prometheus text exposition format (0.0.4).
+/// Builds the Prometheus text exposition format (0.0.4). Every line mdevmon serves is written by
+/// one of these: the per-scrape families, each cached block of device lines, and every
+/// `MetricsContributor`.
 ///
 /// A family is its `# HELP`/`# TYPE` header followed by its samples; all samples of a family are written
 /// right after its header. `finish()` orders families by name, so writers (the built-in families and
@@ -15,74 +15,51 @@ import Synchronization
 /// writer.label("policy", "restart")
 /// writer.endSample(2)
 /// ```
-public struct MetricsWriter: ~Copyable {
+public struct MetricsWriter {
     public enum MetricType: String, Sendable {
         case counter, gauge, untyped
     }
 
-    /// One family: a byte range of `sink`, or bytes rendered elsewhere (and possibly cached).
-    private struct Span {
-        var name: String
-        var range: Range<Int>
-        var family: RenderedFamily?
-        var rendered: [UInt8]? { family?.bytes }
-        var size: Int { family?.bytes.count ?? range.count }
-    }
-
-    private var sink: ByteSink
-    private var spans: [Span] = []
+    private var bytes: [UInt8] = []
+    /// Each family's name and where its text starts in `bytes`, in writing order.
+    private var starts: [(name: String, offset: Int)] = []
     private var familyNames: Set<String> = []
     /// Labels written in the open sample, or -1 between samples.
     private var openLabels = -1
 
-    /// - Parameter capacity: Bytes to reserve; a good estimate avoids regrowing a multi-megabyte buffer.
+    /// - Parameter capacity: Bytes to reserve; a good estimate avoids regrowing a large buffer.
     public init(capacity: Int = 4096) {
-        sink = ByteSink(capacity: capacity)
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// A writer for sample lines of family `name` whose header is written elsewhere (a block of
+    /// device lines).
+    init(samplesOf name: String, capacity: Int) {
+        bytes.reserveCapacity(capacity)
+        starts = [(name, 0)]
     }
 
     /// Starts a family: writes its `# HELP` and `# TYPE` lines. Each name may be used once per scrape.
     public mutating func family(_ name: String, type: MetricType, help: String) {
-        startSpan(name, family: nil)
-        Self.writeHeader(name, type: type, help: help, to: &sink)
-    }
-
-    /// Adds a whole family rendered elsewhere, header included.
-    mutating func append(_ family: RenderedFamily) {
-        startSpan(family.name, family: family)
-    }
-
-    private mutating func startSpan(_ name: String, family: RenderedFamily?) {
         precondition(openLabels < 0, "family \(name) started inside a sample")
         precondition(familyNames.insert(name).inserted, "metric family \(name) written twice")
         assert(Self.isValidName(name, colons: true), "invalid metric name \(name)")
-        closeSpan()
-        spans.append(Span(name: name, range: sink.count..<sink.count, family: family))
-    }
-
-    /// Ends the last family's byte range where the sink is now.
-    private mutating func closeSpan() {
-        if let last = spans.indices.last, spans[last].rendered == nil {
-            spans[last].range = spans[last].range.lowerBound..<sink.count
-        }
-    }
-
-    /// `# HELP` and `# TYPE` lines; help text escapes backslash and newline.
-    static func writeHeader(_ name: String, type: MetricType, help: String, to sink: inout ByteSink) {
-        sink.append("# HELP ")
-        sink.append(name)
-        sink.append(UInt8(ascii: " "))
+        starts.append((name, bytes.count))
+        bytes.append(contentsOf: "# HELP ".utf8)
+        bytes.append(contentsOf: name.utf8)
+        bytes.append(UInt8(ascii: " "))
         for byte in help.utf8 {
             switch byte {
-            case UInt8(ascii: "\\"): sink.append("\\\\")
-            case UInt8(ascii: "\n"): sink.append("\\n")
-            default: sink.append(byte)
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: #"\\"#.utf8)
+            case UInt8(ascii: "\n"): bytes.append(contentsOf: #"\n"#.utf8)
+            default: bytes.append(byte)
             }
         }
-        sink.append("\n# TYPE ")
-        sink.append(name)
-        sink.append(UInt8(ascii: " "))
-        sink.append(type.rawValue)
-        sink.append(UInt8(ascii: "\n"))
+        bytes.append(contentsOf: "\n# TYPE ".utf8)
+        bytes.append(contentsOf: name.utf8)
+        bytes.append(UInt8(ascii: " "))
+        bytes.append(contentsOf: type.rawValue.utf8)
+        bytes.append(UInt8(ascii: "\n"))
     }
 
     /// Writes one sample line.
@@ -101,9 +78,9 @@ public struct MetricsWriter: ~Copyable {
 
     /// Opens a sample line; follow with `label(_:_:)` calls and one `endSample`.
     public mutating func beginSample(_ name: String) {
-        precondition(!spans.isEmpty, "sample \(name) written before any family")
+        precondition(!starts.isEmpty, "sample \(name) written before any family")
         precondition(openLabels < 0, "sample \(name) started inside another sample")
-        sink.append(name)
+        bytes.append(contentsOf: name.utf8)
         openLabels = 0
     }
 
@@ -111,82 +88,84 @@ public struct MetricsWriter: ~Copyable {
     public mutating func label(_ name: String, _ value: String) {
         precondition(openLabels >= 0, "label \(name) outside a sample")
         assert(Self.isValidName(name, colons: false), "invalid label name \(name)")
-        sink.append(openLabels == 0 ? UInt8(ascii: "{") : UInt8(ascii: ","))
-        sink.append(name)
-        sink.append(UInt8(ascii: "="))
-        sink.append(UInt8(ascii: "\""))
-        sink.appendEscaped(value)
-        sink.append(UInt8(ascii: "\""))
+        bytes.append(openLabels == 0 ? UInt8(ascii: "{") : UInt8(ascii: ","))
+        bytes.append(contentsOf: name.utf8)
+        bytes.append(contentsOf: #"=""#.utf8)
+        appendEscaped(value)
+        bytes.append(UInt8(ascii: "\""))
         openLabels += 1
     }
 
     /// Closes the open sample with an integer value.
     public mutating func endSample(_ value: Int) {
         closeLabels()
-        sink.append(decimal: value)
-        sink.append(UInt8(ascii: "\n"))
+        if (0...9).contains(value) {
+            bytes.append(UInt8(ascii: "0") + UInt8(value))
+        } else {
+            bytes.append(contentsOf: value.description.utf8)
+        }
+        bytes.append(UInt8(ascii: "\n"))
     }
 
     /// Closes the open sample with a float value (`+Inf`, `-Inf` and `NaN` as Prometheus spells them).
     public mutating func endSample(_ value: Double) {
-        closeLabels()
         if value.isNaN {
-            sink.append("NaN")
+            closeLabels()
+            bytes.append(contentsOf: "NaN\n".utf8)
         } else if value.isInfinite {
-            sink.append(value > 0 ? "+Inf" : "-Inf")
+            closeLabels()
+            bytes.append(contentsOf: (value > 0 ? "+Inf\n" : "-Inf\n").utf8)
         } else if value == value.rounded(), abs(value) < 1e15 {
-            sink.append(decimal: Int(value))
+            endSample(Int(value))
         } else {
-            sink.append(value.description)
+            closeLabels()
+            bytes.append(contentsOf: value.description.utf8)
+            bytes.append(UInt8(ascii: "\n"))
         }
-        sink.append(UInt8(ascii: "\n"))
     }
 
     /// The exposition text, families ordered by name.
     public consuming func finish() -> [UInt8] {
-        precondition(openLabels < 0, "finish() inside a sample")
-        closeSpan()
-        var order = Array(spans.indices)
-        if !zip(spans, spans.dropFirst()).allSatisfy({ $0.name < $1.name }) {
-            order.sort { spans[$0].name < spans[$1].name }
-        }
-        let total = spans.reduce(0) { $0 + $1.size }
-        return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
-            var cursor = buffer.baseAddress!
-            for i in order {
-                if let rendered = spans[i].rendered {
-                    rendered.withUnsafeBufferPointer { bytes in
-                        guard let source = bytes.baseAddress else { return }
-                        cursor.initialize(from: source, count: bytes.count)
-                        cursor += bytes.count
-                    }
-                } else {
-                    let range = spans[i].range
-                    cursor.initialize(from: sink.pointer(at: range.lowerBound), count: range.count)
-                    cursor += range.count
-                }
-            }
-            initialized = total
-        }
+        let families = takeFamilies()
+        return families.sorted { $0.name < $1.name }.flatMap(\.text)
     }
 
-    /// Each family as its own bytes, in name order when `sorted`, for caching and compressing apart.
-    consuming func takeFamilies(sorted: Bool = false) -> [RenderedFamily] {
+    /// Each family's text, header included, in writing order.
+    consuming func takeFamilies() -> [(name: String, text: ArraySlice<UInt8>)] {
         precondition(openLabels < 0, "takeFamilies() inside a sample")
-        closeSpan()
-        if sorted { spans.sort { $0.name < $1.name } }
-        return spans.map { span in
-            if let family = span.family { return family }
-            return RenderedFamily(name: span.name, bytes: Array(UnsafeBufferPointer(
-                start: sink.pointer(at: span.range.lowerBound), count: span.range.count)))
+        let text = bytes
+        return starts.indices.map { i in
+            let end = i + 1 < starts.count ? starts[i + 1].offset : text.count
+            return (starts[i].name, text[starts[i].offset..<end])
         }
     }
 
     private mutating func closeLabels() {
         precondition(openLabels >= 0, "endSample without beginSample")
-        if openLabels > 0 { sink.append(UInt8(ascii: "}")) }
-        sink.append(UInt8(ascii: " "))
+        if openLabels > 0 { bytes.append(UInt8(ascii: "}")) }
+        bytes.append(UInt8(ascii: " "))
         openLabels = -1
+    }
+
+    /// Backslash, double quote and newline escaped, as the text format requires of label values.
+    private mutating func appendEscaped(_ value: String) {
+        var plain = true
+        for byte in value.utf8 where byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\n") {
+            plain = false
+            break
+        }
+        guard !plain else {
+            bytes.append(contentsOf: value.utf8)
+            return
+        }
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: #"\\"#.utf8)
+            case UInt8(ascii: "\""): bytes.append(contentsOf: #"\""#.utf8)
+            case UInt8(ascii: "\n"): bytes.append(contentsOf: #"\n"#.utf8)
+            default: bytes.append(byte)
+            }
+        }
     }
 
     private static func isValidName(_ name: String, colons: Bool) -> Bool {
@@ -201,55 +180,5 @@ public struct MetricsWriter: ~Copyable {
             default: false
             }
         }
-    }
-}
-
-/// One family's complete text, header included, rendered apart from a writer. Its compressed form
-/// is made on first use and shared by every copy, so a cached family is compressed once.
-struct RenderedFamily: Sendable {
-    var name: String
-    var bytes: [UInt8]
-    private let compressed: LazyFragment
-
-    init(name: String, bytes: [UInt8]) {
-        self.name = name
-        self.bytes = bytes
-        compressed = LazyFragment()
-    }
-
-    /// This family's DEFLATE fragment, compressing it if no copy has yet.
-    func fragment() -> DeflateFragment {
-        compressed.get { Gzip.fragment(bytes) }
-    }
-}
-
-private final class LazyFragment: Sendable {
-    private let value = Mutex<DeflateFragment?>(nil)
-
-    func get(_ make: () -> DeflateFragment) -> DeflateFragment {
-        if let done = value.withLock({ $0 }) { return done }
-        // Compress outside the lock; two racing scrapes may both compress, with the same result.
-        let made = make()
-        value.withLock { $0 = made }
-        return made
-    }
-}
-
-/// A whole scrape as families in name order: the plain text, or gzip assembled from the families'
-/// (mostly cached) compressed fragments.
-struct RenderedScrape: Sendable {
-    var families: [RenderedFamily]
-
-    var byteCount: Int { families.reduce(0) { $0 + $1.bytes.count } }
-
-    var bytes: [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(byteCount)
-        for family in families { out.append(contentsOf: family.bytes) }
-        return out
-    }
-
-    func gzipped() -> [UInt8] {
-        Gzip.member(families.map { $0.fragment() })
     }
 }

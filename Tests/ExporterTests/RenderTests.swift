@@ -1,3 +1,4 @@
+import HashTreeCollections
 @testable import Exporter
 import Foundation
 import Monitor
@@ -277,5 +278,92 @@ import Testing
             w.family("dup", type: .gauge, help: "h")
             w.family("dup", type: .gauge, help: "h")
         }
+    }
+}
+
+@Suite struct RowBlocksTests {
+    private static let families: [RowBlocks<Int, String>.Family] = [
+        .init("a_rows", type: .gauge, help: "a") { row, w in w.sample("a_rows", labels: ["v": row], value: 1) },
+        .init("b_rows", type: .gauge, help: "b") { row, w in
+            if row.hasSuffix("0") { w.sample("b_rows", labels: ["v": row], value: 2) }
+        },
+    ]
+
+    /// The text `rows` must render to, written directly.
+    private func expected(_ rows: [Int: String]) -> [UInt8] {
+        var w = MetricsWriter()
+        w.family("a_rows", type: .gauge, help: "a")
+        for key in rows.keys.sorted() { w.sample("a_rows", labels: ["v": rows[key]!], value: 1) }
+        w.family("b_rows", type: .gauge, help: "b")
+        for key in rows.keys.sorted() where rows[key]!.hasSuffix("0") {
+            w.sample("b_rows", labels: ["v": rows[key]!], value: 2)
+        }
+        return w.finish()
+    }
+
+    private func rendered(_ blocks: inout RowBlocks<Int, String>) -> [UInt8] {
+        blocks.renderedFamilies().flatMap { $0.chunks.flatMap(\.bytes) }
+    }
+
+    /// Inserts, changes and removals in random order, through block splits and emptied blocks.
+    @Test func matchesADirectRenderingThroughEveryKindOfChange() {
+        var generator = SystemRandomNumberGenerator()
+        var blocks = RowBlocks(families: Self.families)
+        var reference: [Int: String] = [:]
+        #expect(rendered(&blocks) == expected(reference))
+        for round in 0..<6 {
+            for _ in 0..<700 {
+                let key = Int.random(in: 0..<3000, using: &generator)
+                let row: String? = Int.random(in: 0..<4, using: &generator) == 0 && round > 2
+                    ? nil : "r\(key)-\(Int.random(in: 0..<3, using: &generator))0"
+                blocks.set(key, row)
+                reference[key] = row
+            }
+            #expect(rendered(&blocks) == expected(reference), "round \(round)")
+            #expect(blocks.count == reference.count)
+        }
+        for key in reference.keys { blocks.set(key, nil) }
+        #expect(rendered(&blocks) == expected([:]))
+        #expect(blocks.count == 0)
+    }
+
+    /// A change re-renders its own block; other blocks keep their chunks (and gzip fragments).
+    @Test func aChangeReplacesOneBlocksChunks() {
+        var blocks = RowBlocks(families: Self.families)
+        for key in 0..<2000 { blocks.set(key, "r\(key)") }
+        let before = blocks.renderedFamilies()
+        blocks.set(1234, "changed")
+        let after = blocks.renderedFamilies()
+        for (old, new) in zip(before, after) {
+            let replaced = zip(old.chunks, new.chunks).filter { $0 !== $1 }.count
+            #expect(old.chunks.count == new.chunks.count)
+            // Family a shows the change; family b had no line for the row before or after.
+            #expect(replaced == (old.name == "a_rows" ? 1 : 0), "\(old.name)")
+        }
+    }
+}
+
+@Suite struct MetricsCacheChangesTests {
+    /// Updates in place, inserts (with regrowth) and removals: every difference found, nothing else.
+    @Test func findsExactlyTheDifferences() {
+        var generator = SystemRandomNumberGenerator()
+        var current = TreeDictionary(uniqueKeysWithValues: (0..<1000).map { ($0, $0) })
+        for round in 0..<20 {
+            var next = current
+            for _ in 0..<(round % 4 == 0 ? 600 : 5) {
+                let key = Int.random(in: 0..<1500, using: &generator)
+                next[key] = Int.random(in: 0..<3, using: &generator) == 0 ? nil : Int.random(in: 0..<5, using: &generator)
+            }
+            let found = MetricsCache.changes(from: current, to: next)
+            var expected: [Int: String] = [:]
+            for key in Set(current.keys).union(next.keys) where current[key] != next[key] {
+                expected[key] = "\(String(describing: current[key])) \(String(describing: next[key]))"
+            }
+            let got = Dictionary(uniqueKeysWithValues: found.map { ($0.0, "\(String(describing: $0.1)) \(String(describing: $0.2))") })
+            #expect(found.count == got.count, "a key reported twice")
+            #expect(got == expected, "round \(round)")
+            current = next
+        }
+        #expect(MetricsCache.changes(from: current, to: current).isEmpty)
     }
 }

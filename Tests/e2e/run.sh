@@ -59,7 +59,7 @@ host_packages() {
   [ -n "$abi" ] || die "cannot resolve the guest kernel (linux-image-amd64)"
   local want=("${base[@]}" "linux-headers-$abi")
   # What `swift build` links against (Swift itself is expected in /opt/swift, as scripts/ assume).
-  [ $daemon != build ] || want+=(libvirt-dev libxml2-dev libsystemd-dev pkg-config)
+  [ $daemon != build ] || want+=(libvirt-dev libxml2-dev libsystemd-dev zlib1g-dev pkg-config)
   if ! installed "${want[@]}"; then
     say "installing host packages: ${want[*]}"
     DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -q -y install --no-install-recommends "${want[@]}" \
