@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 
 /// Runs a blocking libvirt call off Swift's cooperative pool, so a slow RPC (or a connect that waits
 /// on a dead host) never starves other tasks.
@@ -8,6 +9,33 @@ enum Blocking {
     static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+}
+
+extension Blocking {
+    /// Like `run`, but returns as soon as the task is cancelled (throwing `CancellationError`): a call
+    /// that blocks for long (a connect to a libvirtd that does not answer) must not hold up shutdown.
+    /// The call still finishes on its own thread; `abandon` then disposes of what it returned.
+    static func runAbandoningOnCancel<T: Sendable>(
+        _ body: @escaping @Sendable () throws -> T, abandon: @escaping @Sendable (T) -> Void
+    ) async throws -> T {
+        let waiter = Mutex<CheckedContinuation<T, any Error>?>(nil)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                waiter.withLock { $0 = continuation }
+                if Task.isCancelled { waiter.withLock { $0.take() }?.resume(throwing: CancellationError()) }
+                queue.async {
+                    let result = Result { try body() }
+                    if let continuation = waiter.withLock({ $0.take() }) {
+                        continuation.resume(with: result)
+                    } else if case .success(let value) = result {
+                        abandon(value)
+                    }
+                }
+            }
+        } onCancel: {
+            waiter.withLock { $0.take() }?.resume(throwing: CancellationError())
         }
     }
 }

@@ -72,8 +72,11 @@ public final class MonitorService: Service, Sendable {
         var outage = OutageLog()
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                let connection = try await Blocking.run { [configuration, connector] in
-                    try connector.connect(uri: configuration.uri, readOnly: configuration.readOnly)
+                // A connect to a libvirtd that does not answer can block for long: shutdown must not wait for it.
+                let connection = try await cancelWhenGracefulShutdown { [configuration, connector] in
+                    try await Blocking.runAbandoningOnCancel {
+                        try connector.connect(uri: configuration.uri, readOnly: configuration.readOnly)
+                    } abandon: { $0.close() }
                 }
                 if everConnected { await index.recordReconnect() }
                 everConnected = true

@@ -156,7 +156,17 @@ final class FakeLibvirt: LibvirtConnector {
 
     // MARK: LibvirtConnector
 
+    /// While set, `connect` blocks (a libvirtd that accepts but does not answer).
+    let connectsPaused = Atomic(false)
+    /// Connects blocked by `connectsPaused` right now.
+    let blockedConnects = Atomic(0)
+
     func connect(uri: String, readOnly: Bool) throws -> any LibvirtConnection {
+        if connectsPaused.load(ordering: .sequentiallyConsistent) {
+            blockedConnects.add(1, ordering: .sequentiallyConsistent)
+            while connectsPaused.load(ordering: .sequentiallyConsistent) { usleep(1000) }
+            blockedConnects.subtract(1, ordering: .sequentiallyConsistent)
+        }
         let refusal: String? = state.withLock { s in
             s.connectAttempts.append(ContinuousClock.now)
             if let down = s.down { return down }

@@ -1,5 +1,6 @@
 import Logging
 import ServiceLifecycle
+import Synchronization
 import TestSupport
 import Testing
 @testable import Monitor
@@ -41,5 +42,27 @@ import Testing
                 await waiters.waitForAll()
             }
         }
+    }
+}
+
+/// A connect that blocks (libvirtd accepted but does not answer) must not hold up shutdown, and the
+/// connection it returns later is closed, not leaked.
+@Suite struct BlockedConnectTests {
+    @Test func cancellationDoesNotWaitForABlockedConnect() async throws {
+        let fake = try MonitorServiceEventTests.populatedFake()
+        fake.connectsPaused.store(true, ordering: .sequentiallyConsistent)
+        let service = MonitorService(configuration: .test, connector: fake,
+                                     logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        let ended = Atomic(false)
+        let run = Task {
+            try? await service.run()
+            ended.store(true, ordering: .sequentiallyConsistent)
+        }
+        #expect(await eventually { fake.blockedConnects.load(ordering: .sequentiallyConsistent) == 1 }, "the connect never blocked")
+        run.cancel()
+        #expect(await eventually { ended.load(ordering: .sequentiallyConsistent) }, "run() waited for the blocked connect")
+        fake.connectsPaused.store(false, ordering: .sequentiallyConsistent)
+        // The abandoned connect completes and its connection is closed at once.
+        #expect(await eventually { fake.connectsSucceeded == 1 && fake.openConnections == 0 })
     }
 }
