@@ -69,10 +69,15 @@ extension Mdevmon {
                 actions: MonitorDeviceActions(monitor: monitor), config: policyConfig,
                 store: StateStore(directory: stateDir), bootID: bootID, logger: logger)
             let export = PolicyExport(metrics: policy.metrics)
+            let hostChecks = HostCheckService(
+                uri: connection.connect, readOnly: !policyConfig.needsWriteAccess,
+                inputs: HostDoctor.Inputs(configFile: configFile, isDefaultConfigPath: configFile == PolicyConfig.defaultPath, stateDir: stateDir),
+                snapshot: { monitor.index.snapshot }, waitForFirstSync: { await monitor.waitForFirstSync() }, logger: logger)
+            let hostExport = HostCheckExport(results: hostChecks.results, metrics: policy.metrics, configFile: configFile)
             let exporterConfig = ExporterConfiguration(
                 listenAddresses: listenAddresses.isEmpty ? [.default] : listenAddresses,
                 telemetryPath: telemetryPath, webConfigFile: webConfigFile,
-                build: Version.buildInfo, metricsContributors: [export], landingContributors: [export])
+                build: Version.buildInfo, metricsContributors: [export, hostExport], landingContributors: [hostExport, export])
             let exporter: ExporterService
             do {
                 exporter = try ExporterService(configuration: exporterConfig, snapshot: { monitor.index.snapshot }, logger: logger)
@@ -86,13 +91,14 @@ extension Mdevmon {
                 EventLoopHealth.isHealthy(maxAge: watchdog?.maxHeartbeatAge ?? .max)
             }
             let reload = ConfigReloadService(
-                path: configFile, isDefaultPath: configFile == PolicyConfig.defaultPath, policy: policy, logger: logger)
+                path: configFile, isDefaultPath: configFile == PolicyConfig.defaultPath, policy: policy, logger: logger,
+                afterSignal: { hostChecks.requestRun() })
             let status = StatusReporter(monitor: monitor, notify: notify)
 
             let group = ServiceGroup(configuration: .init(
                 services: [
                     .init(service: monitor), .init(service: policy), .init(service: exporter),
-                    .init(service: reload), .init(service: status), .init(service: notify),
+                    .init(service: reload), .init(service: status), .init(service: notify), .init(service: hostChecks),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
