@@ -89,6 +89,7 @@ install -D -m 0644 deploy/mdevmon.catalog "$root/usr/lib/systemd/catalog/mdevmon
 "$root/usr/bin/mdevmon" --generate-completion-script zsh > "$work/zsh"
 install -D -m 0644 "$work/bash" "$root/usr/share/bash-completion/completions/mdevmon"
 install -D -m 0644 "$work/zsh" "$root/usr/share/zsh/vendor-completions/_mdevmon"
+mkdir -p "$work/man"
 "$tool" "$root/usr/bin/mdevmon" --section 8 --date "$date" --authors "mdevmon maintainers" --output-directory "$work/man" > /dev/null
 [ -s "$work/man/mdevmon.8" ] || { echo "package.sh: generate-manual wrote no mdevmon.8" >&2; exit 1; }
 install -d "$root/usr/share/man/man8"

@@ -87,7 +87,7 @@ finish_build() {
   local rc=0
   wait "$build_pid" || rc=$?
   timings+=("package.sh $((SECONDS - build_t0)) s (in parallel)")
-  deb=$(ls "$cache"/deb/mdevmon_*_amd64.deb 2>/dev/null | head -1)
+  deb=$(ls "$cache"/deb/mdevmon_*_amd64.deb 2>/dev/null | head -1 || true)
   if ((rc == 0)) && [ -s "$deb" ]; then
     say "mdevmon package built: $deb"
   else
