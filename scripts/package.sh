@@ -38,6 +38,8 @@ else
 fi
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then version+="+dirty" revision+="-dirty"; fi
 arch=amd64
+# The maintainer: MDEVMON_MAINTAINER, else the author of HEAD.
+maintainer=${MDEVMON_MAINTAINER:-$(git log -1 --format='%an <%ae>' HEAD)}
 [ "$(dpkg --print-architecture)" = $arch ] || { echo "package.sh: builds $arch packages only" >&2; exit 1; }
 
 t0=$SECONDS
@@ -85,7 +87,8 @@ install -D -m 0644 deploy/mdevmon.yaml "$root/etc/mdevmon/mdevmon.yaml"
 install -D -m 0644 deploy/mdevmon.catalog "$root/usr/lib/systemd/catalog/mdevmon.catalog"
 
 # Completions and the man page come from the binary's own argument parser.
-"$root/usr/bin/mdevmon" --generate-completion-script bash > "$work/bash"
+# A completion file is sourced, not run: no #! line (lintian: bash-completion-with-hashbang).
+"$root/usr/bin/mdevmon" --generate-completion-script bash | sed '1{/^#!/d}' > "$work/bash"
 "$root/usr/bin/mdevmon" --generate-completion-script zsh > "$work/zsh"
 install -D -m 0644 "$work/bash" "$root/usr/share/bash-completion/completions/mdevmon"
 install -D -m 0644 "$work/zsh" "$root/usr/share/zsh/vendor-completions/_mdevmon"
@@ -98,12 +101,14 @@ chmod 0644 "$root/usr/share/man/man8/mdevmon.8.gz"
 
 doc=$root/usr/share/doc/mdevmon
 install -D -m 0644 deploy/debian/copyright "$doc/copyright"
+# Yams compiles its own copy of libyaml into the binary (SwiftPM has no way to use Debian's libyaml0.2).
+install -D -m 0644 deploy/debian/lintian-overrides "$root/usr/share/lintian/overrides/mdevmon"
 {
   echo "mdevmon ($version) unstable; urgency=medium"
   echo
   echo "  * Package built from revision $revision by scripts/package.sh."
   echo
-  echo " -- mdevmon maintainers <mdevmon@localhost>  $(git log -1 --format=%aD HEAD)"
+  echo " -- $maintainer  $(git log -1 --format=%aD HEAD)"
 } | gzip -9n > "$doc/changelog.gz"
 chmod 0644 "$doc/changelog.gz"
 
@@ -123,7 +128,7 @@ cat > "$root/DEBIAN/control" <<CONTROL
 Package: mdevmon
 Version: $version
 Architecture: $arch
-Maintainer: mdevmon maintainers <mdevmon@localhost>
+Maintainer: $maintainer
 Installed-Size: $installed_size
 Depends: $depends
 Recommends: libvirt-daemon-system, mdevctl
@@ -141,6 +146,8 @@ Description: VFIO mediated device (mdev) monitor for libvirt hosts
 CONTROL
 
 find "$root" -type d -exec chmod 0755 {} +
+( cd "$root" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z | xargs -0 md5sum > DEBIAN/md5sums )
+chmod 0644 "$root/DEBIAN/md5sums"
 mkdir -p "$out"
 deb=$out/mdevmon_${version}_${arch}.deb
 dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" > /dev/null
