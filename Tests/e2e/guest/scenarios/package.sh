@@ -5,12 +5,15 @@
 
 DEB=/usr/local/lib/mdevmon-e2e/mdevmon.deb
 have_package() { [ -s "$DEB" ]; }
+# apt-get under TCG: unpacking 19 MB, the catalog rebuild and `systemctl start` (which waits for READY=1)
+# take over a minute, longer than run's 60 s bound.
+apt_get() { log "+ apt-get $*"; DEBIAN_FRONTEND=noninteractive timeout 600 apt-get "$@"; local rc=$?; ((rc == 0)) || log "  (exit $rc)"; return $rc; }
 
 # Phase one, before anything needs the daemon.
 scenario_package_install() {
   scenario_begin package-install
   # No network in the guest: every dependency must already be installed (libvirt, systemd).
-  check "apt-get install ./mdevmon.deb" run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$DEB"
+  check "apt-get install ./mdevmon.deb" apt_get install -y --no-install-recommends "$DEB"
   check "dpkg: mdevmon installed ($(dpkg-query -W -f '${Version}' mdevmon 2>/dev/null))" \
     bash -c "dpkg-query -W -f '\${Status}' mdevmon | grep -q 'install ok installed'"
   check "/usr/bin/mdevmon runs" run /usr/bin/mdevmon --version
@@ -35,7 +38,7 @@ scenario_package_upgrade() {
   set_config autostart_grace_period 12s
   echo "# edited by the e2e upgrade scenario" >> /etc/mdevmon/mdevmon.yaml
   check "apt-get install --reinstall ./mdevmon.deb" \
-    run env DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall -o Dpkg::Options::=--force-confdef \
+    apt_get install -y --reinstall -o Dpkg::Options::=--force-confdef \
       -o Dpkg::Options::=--force-confold "$DEB"
   check "edited config kept" grep -q '^# edited by the e2e upgrade scenario' /etc/mdevmon/mdevmon.yaml
   check "edited value kept" grep -qE '^[[:space:]]*autostart_grace_period: 12s' /etc/mdevmon/mdevmon.yaml
