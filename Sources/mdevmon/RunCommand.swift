@@ -77,7 +77,7 @@ extension Mdevmon {
             let exporterConfig = ExporterConfiguration(
                 listenAddresses: listenAddresses.isEmpty ? [.default] : listenAddresses,
                 telemetryPath: telemetryPath, webConfigFile: webConfigFile,
-                build: Version.buildInfo, metricsContributors: [export, hostExport], landingContributors: [hostExport, export])
+                build: Version.buildInfo, metricsContributors: [export, hostExport], landingContributors: [export, hostExport])
             let exporter: ExporterService
             do {
                 exporter = try ExporterService(configuration: exporterConfig, snapshot: { monitor.index.snapshot }, logger: logger)
