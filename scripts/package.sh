@@ -10,7 +10,7 @@
 # Version: Version.string in Sources/mdevmon/BuildInfo.swift; on a commit tagged v<that version> the
 # package version is exactly it, otherwise <version>~git<commits since the root>.<short hash> (sorts
 # before the release and rises with every commit). A dirty tree adds +dirty.
-# Takes about 10-15 minutes cold on 2 cores (the release build), about 1-2 with a warm .build-release.
+# Takes 15-35 minutes cold on 2 shared cores (the release build), about 3 with a warm .build-release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
