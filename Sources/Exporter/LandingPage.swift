@@ -99,7 +99,10 @@ enum LandingPage {
         for row in rows {
             html += "<tr>"
             for i in 0..<max(columns.count, row.count) {
-                html += "<td>\(escape(i < row.count ? row[i] : ""))</td>"
+                let cell = i < row.count ? row[i] : ""
+                // A contributor's FAIL or WARN cell (the host checks) stands out like a lost connection.
+                html += cell == "FAIL" || cell == "WARN" ? "<td class=\"bad\">" : "<td>"
+                html += "\(escape(cell))</td>"
             }
             html += "</tr>\n"
         }

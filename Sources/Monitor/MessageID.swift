@@ -22,6 +22,9 @@ public enum MessageID: String, CaseIterable, Sendable {
     case domainReferencesChanged = "ff67fda2eafc445cade4fb78414154cc"
     case initialSyncCompleted = "45b100f77f244d948f0e79b2760d4ffc"
     case libvirtOperationFailed = "e27d848b8a89459d9cfe048c30700b24"
+    case hostCheckPassed = "e50533feaa1ae68fb37cbf26abfafd10"
+    case hostCheckWarning = "1dfb931459d35ccc14fa56044309f131"
+    case hostCheckFailed = "6d04e6c4babbbbb272c8411acf974adf"
 
     /// The metadata key the journal handler maps to `MESSAGE_ID`.
     public static let metadataKey = "message.id"
@@ -41,6 +44,9 @@ public enum LogKey {
     public static let domainName = "domain.name"
     public static let libvirtURI = "libvirt.uri"
     public static let error = "error"
+    public static let checkID = "check.id"
+    public static let checkStatus = "check.status"
+    public static let checkFix = "check.fix"
     public static let libvirtErrorCode = "libvirt.error.code"
     public static let libvirtErrorDomain = "libvirt.error.domain"
 

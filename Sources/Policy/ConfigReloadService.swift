@@ -8,16 +8,21 @@ public struct ConfigReloadService: Service {
     let isDefaultPath: Bool
     let policy: PolicyService
     let onReload: @Sendable (PolicyConfig) async -> Void
+    let afterSignal: @Sendable () async -> Void
     let logger: Logger
 
-    /// - Parameter onReload: called after a successful reload (e.g. to tell systemd).
+    /// - Parameters:
+    ///   - onReload: called after a successful reload (e.g. to tell systemd).
+    ///   - afterSignal: called after every SIGHUP, whether the reload succeeded or not (the host checks).
     public init(path: String, isDefaultPath: Bool, policy: PolicyService, logger: Logger,
-                onReload: @escaping @Sendable (PolicyConfig) async -> Void = { _ in }) {
+                onReload: @escaping @Sendable (PolicyConfig) async -> Void = { _ in },
+                afterSignal: @escaping @Sendable () async -> Void = {}) {
         self.path = path
         self.isDefaultPath = isDefaultPath
         self.policy = policy
         self.logger = logger
         self.onReload = onReload
+        self.afterSignal = afterSignal
     }
 
     public func run() async throws {
@@ -34,9 +39,10 @@ public struct ConfigReloadService: Service {
                 }
                 await onReload(new)
             } catch {
-                policy.metrics.recordReload(success: false)
+                policy.metrics.recordReload(success: false, error: "\(error)")
                 logger.error("reload of \(path) failed, keeping the previous configuration: \(error)")
             }
+            await afterSignal()
         }
     }
 }

@@ -19,6 +19,10 @@ public final class PolicyMetrics: Sendable {
         /// (seconds since the epoch), as Prometheus' own `…_config_last_reload_*` gauges.
         public var reloadSuccessful: Bool
         public var lastReloadSuccess: Double
+        /// When the configuration was last loaded or a load last failed (seconds since the epoch), and
+        /// why that load failed (nil after a success): for the landing page.
+        public var lastReloadAttempt: Double
+        public var lastReloadError: String?
     }
 
     /// Every restore series starts at 0, so `increase()` sees the first failure after a restart.
@@ -29,7 +33,8 @@ public final class PolicyMetrics: Sendable {
             }
         }),
         pending: ["restore": 0], problems: [], referencesEnabled: true,
-        reloadSuccessful: true, lastReloadSuccess: PolicyMetrics.now()))
+        reloadSuccessful: true, lastReloadSuccess: PolicyMetrics.now(), lastReloadAttempt: PolicyMetrics.now(),
+        lastReloadError: nil))
 
     public init() {}
 
@@ -49,10 +54,12 @@ public final class PolicyMetrics: Sendable {
         state.withLock { $0.actions[ActionKey(policy: policy, action: action, result: result), default: 0] += 1 }
     }
 
-    func recordReload(success: Bool) {
+    func recordReload(success: Bool, error: String? = nil) {
         let at = Self.now()
         state.withLock {
             $0.reloadSuccessful = success
+            $0.lastReloadAttempt = at
+            $0.lastReloadError = success ? nil : error
             if success { $0.lastReloadSuccess = at }
         }
     }

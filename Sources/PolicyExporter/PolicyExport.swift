@@ -48,7 +48,7 @@ public struct PolicyExport: MetricsContributor, LandingContributor {
         let s = metrics.snapshot
         guard s.referencesEnabled else { return [] }
         return [LandingSection(
-            title: "Domain reference problems",
+            title: "Domains that could not start now",
             columns: ["Domain", "mdev UUID", "Reason", "Domain autostart"],
             rows: s.problems.map { [$0.domain, $0.uuid, $0.reason.rawValue, $0.domainAutostart ? "yes" : "no"] },
             emptyText: "Every defined domain's mdevs exist and are active.")]

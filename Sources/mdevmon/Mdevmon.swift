@@ -11,7 +11,7 @@ struct Mdevmon: AsyncParsableCommand {
             systemd journal, and can restart persistent mdevs after a host reboot.
             """,
         version: Version.string,
-        subcommands: [Run.self, List.self],
+        subcommands: [Run.self, List.self, Doctor.self],
         defaultSubcommand: nil)
 }
 

@@ -70,10 +70,15 @@ extension Mdevmon {
                 actions: MonitorDeviceActions(monitor: monitor), config: policyConfig,
                 store: StateStore(directory: stateDir), bootID: bootID, logger: logger)
             let export = PolicyExport(metrics: policy.metrics)
+            let hostChecks = HostCheckService(
+                uri: connection.connect, readOnly: !policyConfig.needsWriteAccess,
+                inputs: HostDoctor.Inputs(configFile: configFile, isDefaultConfigPath: configFile == PolicyConfig.defaultPath, stateDir: stateDir),
+                snapshot: { monitor.index.snapshot }, waitForFirstSync: { await monitor.waitForFirstSync() }, logger: logger)
+            let hostExport = HostCheckExport(results: hostChecks.results, metrics: policy.metrics, configFile: configFile)
             let exporterConfig = ExporterConfiguration(
                 listenAddresses: listenAddresses.isEmpty ? [.default] : listenAddresses,
                 telemetryPath: telemetryPath, webConfigFile: webConfigFile,
-                build: Version.buildInfo, metricsContributors: [export], landingContributors: [export])
+                build: Version.buildInfo, metricsContributors: [export, hostExport], landingContributors: [export, hostExport])
             let exporter: ExporterService
             do {
                 exporter = try ExporterService(
@@ -92,7 +97,8 @@ extension Mdevmon {
                 EventLoopHealth.isHealthy(maxAge: watchdog?.maxHeartbeatAge ?? .max)
             }
             let reload = ConfigReloadService(
-                path: configFile, isDefaultPath: configFile == PolicyConfig.defaultPath, policy: policy, logger: logger)
+                path: configFile, isDefaultPath: configFile == PolicyConfig.defaultPath, policy: policy, logger: logger,
+                afterSignal: { hostChecks.requestRun() })
             let status = StatusReporter(
                 notify: notify, ticks: await monitor.index.subscribe(),
                 ready: { await monitor.waitForFirstSync() }, summary: { monitor.index.snapshot.statusLine })
@@ -101,7 +107,7 @@ extension Mdevmon {
                 services: [
                     .init(service: monitor), .init(service: ChangeJournal(index: monitor.index, logger: logger)),
                     .init(service: policy), .init(service: exporter),
-                    .init(service: reload), .init(service: status), .init(service: notify),
+                    .init(service: reload), .init(service: status), .init(service: notify), .init(service: hostChecks),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))

@@ -49,6 +49,15 @@ struct FakeReferenceProblems: LandingContributor {
         #expect(empty.contains("<h2>Reference problems</h2>\n<p>None.</p>"))
     }
 
+    @Test func failAndWarnCellsStandOut() {
+        let html = page(sections: [LandingSection(
+            title: "Host checks", columns: ["Check", "Status"],
+            rows: [["udev_rules", "FAIL"], ["state_dir", "WARN"], ["libvirt", "PASS"]])])
+        #expect(html.contains("<tr><td>udev_rules</td><td class=\"bad\">FAIL</td></tr>"))
+        #expect(html.contains("<tr><td>state_dir</td><td class=\"bad\">WARN</td></tr>"))
+        #expect(html.contains("<tr><td>libvirt</td><td>PASS</td></tr>"))
+    }
+
     @Test func escapesEverySpecialCharacter() {
         #expect(LandingPage.escape(#"<a href="x">'&'</a>"#) == "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;")
         #expect(LandingPage.escape("plain") == "plain")

@@ -100,7 +100,7 @@ extension Fixtures {
         let export = Fixtures.makePolicy()
         let sections = export.landingSections(snapshot: Fixtures.small())
         #expect(sections == [LandingSection(
-            title: "Domain reference problems", columns: ["Domain", "mdev UUID", "Reason", "Domain autostart"],
+            title: "Domains that could not start now", columns: ["Domain", "mdev UUID", "Reason", "Domain autostart"],
             rows: [[Fixtures.problemDomain, "22222222-2222-4222-8222-222222222222", "inactive", "no"]],
             emptyText: "Every defined domain's mdevs exist and are active.")])
         export.metrics.setProblems([], enabled: false)

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end proof on a real kernel (issue 10). Boots a Debian 12 guest under QEMU (TCG) with the mtty
-# sample driver, stock libvirt and mdevctl, and the release mdevmon installed the way deploy/install.sh
-# installs it; the guest runs the scenarios over four boots (guest/guest.sh) and this script collects
+# sample driver, stock libvirt and mdevctl, and mdevmon's Debian package (scripts/package.sh, built here,
+# installed in the guest with apt-get); the guest runs the scenarios over four boots (guest/guest.sh) and this script collects
 # one result per scenario. Run as root on Debian 12; prints `N passed, N failed, N skipped`, exits 1 on
 # any failure.
 #
-# Usage: Tests/e2e/run.sh [--no-daemon] [--binary PATH] [--phases "one two three four"]
+# Usage: Tests/e2e/run.sh [--no-daemon] [--deb PATH] [--phases "one two three four"]
 #   --no-daemon  do not build or install mdevmon; daemon scenarios report SKIP
-#   --binary     use this mdevmon binary instead of building one
+#   --deb        use this mdevmon .deb instead of building one with scripts/package.sh
 # Environment: E2E_BOOT_TIMEOUT (seconds per boot, 300), E2E_BUILD_TIMEOUT (seconds, 1800),
 #   E2E_BOUND_MS (the issue's 1 s bound for metrics and journal, 1000), E2E_KERNEL_ABI (guest kernel,
 #   default: what linux-image-amd64 depends on).
@@ -16,11 +16,11 @@ set -euo pipefail
 e2e=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$e2e/../.." && pwd)
 cache=$repo/.e2e-cache
-daemon=build binary="" phases="one two three four"
+daemon=build deb="" phases="one two three four"
 while (($#)); do
   case "$1" in
     --no-daemon) daemon=none; shift ;;
-    --binary) daemon=given binary=$(readlink -f "$2"); shift 2 ;;
+    --deb) daemon=given deb=$(readlink -f "$2"); shift 2 ;;
     --phases) phases=$2; shift 2 ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
@@ -59,7 +59,8 @@ host_packages() {
   [ -n "$abi" ] || die "cannot resolve the guest kernel (linux-image-amd64)"
   local want=("${base[@]}" "linux-headers-$abi")
   # What `swift build` links against (Swift itself is expected in /opt/swift, as scripts/ assume).
-  [ $daemon != build ] || want+=(libvirt-dev libxml2-dev libsystemd-dev zlib1g-dev pkg-config)
+  # dpkg-dev and binutils: scripts/package.sh (dpkg-shlibdeps, strip).
+  [ $daemon != build ] || want+=(libvirt-dev libxml2-dev libsystemd-dev zlib1g-dev pkg-config dpkg-dev binutils)
   if ! installed "${want[@]}"; then
     say "installing host packages: ${want[*]}"
     DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -q -y install --no-install-recommends "${want[@]}" \
@@ -73,26 +74,25 @@ host_packages() {
 # --- daemon ----------------------------------------------------------------------------------------------
 start_build() {
   [ $daemon = build ] || return 0
-  say "building mdevmon (release, static stdlib) in the background"
-  ( cd "$repo" && export PATH="$PATH:/opt/swift/usr/bin" &&
-    timeout "$build_timeout" swift build -c release --product mdevmon --static-swift-stdlib \
-      --scratch-path "$repo/.build-e2e" ) > "$logs/build.log" 2>&1 &
+  say "building the mdevmon package (scripts/package.sh: release, static stdlib) in the background"
+  rm -rf "$cache/deb"
+  ( cd "$repo" && timeout "$build_timeout" scripts/package.sh --out "$cache/deb" ) > "$logs/build.log" 2>&1 &
   build_pid=$! build_t0=$SECONDS
 }
 finish_build() {
   case $daemon in
     none) return 0 ;;
-    given) [ -x "$binary" ] || die "--binary $binary is not executable"; return 0 ;;
+    given) [ -s "$deb" ] || die "--deb $deb does not exist"; return 0 ;;
   esac
   local rc=0
   wait "$build_pid" || rc=$?
-  timings+=("swift build $((SECONDS - build_t0)) s (in parallel)")
-  if ((rc == 0)); then
-    binary=$repo/.build-e2e/release/mdevmon
-    say "mdevmon built: $binary"
+  timings+=("package.sh $((SECONDS - build_t0)) s (in parallel)")
+  deb=$(ls "$cache"/deb/mdevmon_*_amd64.deb 2>/dev/null | head -1 || true)
+  if ((rc == 0)) && [ -s "$deb" ]; then
+    say "mdevmon package built: $deb"
   else
     daemon=none
-    results+=("build FAIL swift build exited $rc: $(grep -m1 -E 'error:' "$logs/build.log" | cut -c1-200) (see $logs/build.log)")
+    results+=("build FAIL scripts/package.sh exited $rc: $(grep -m1 -E 'error|package.sh:' "$logs/build.log" | cut -c1-200) (see $logs/build.log)")
     say "mdevmon did not build (exit $rc); continuing with the guest-only scenarios"
   fi
 }
@@ -132,15 +132,9 @@ stage_payload() {
   root=$stage/root
   mkdir -p "$root"
   if [ $daemon != none ]; then
-    # deploy/install.sh itself, run from a copy of deploy/ beside the binary (it reads .build/release).
-    mkdir -p "$stage/deploy" "$stage/.build/release"
-    cp "$repo"/deploy/{install.sh,mdevmon.service,mdevmon.yaml,mdevmon.catalog} "$stage/deploy/"
-    cp "$binary" "$stage/.build/release/mdevmon"
-    "$stage/deploy/install.sh" --root "$root" --no-build >> "$logs/install.log" 2>&1 ||
-      die "deploy/install.sh --root failed (see $logs/install.log)"
-    # What `systemctl enable mdevmon` does.
-    mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
-    ln -s /etc/systemd/system/mdevmon.service "$root/etc/systemd/system/multi-user.target.wants/mdevmon.service"
+    # The guest installs it with apt-get in phase one (scenario package-install) and reinstalls it in
+    # phase four (package-upgrade).
+    install -D -m 0644 "$deb" "$root/usr/local/lib/mdevmon-e2e/mdevmon.deb"
   fi
   install -D -m 0755 "$e2e/guest/guest.sh" "$root/usr/local/lib/mdevmon-e2e/guest.sh"
   install -D -m 0644 "$e2e/guest/lib.sh" "$root/usr/local/lib/mdevmon-e2e/lib.sh"
@@ -181,8 +175,8 @@ run_image() {
   e2fsck -fn "$run_img" > "$logs/fsck.log" 2>&1 || die "the injected image fails e2fsck (see $logs/fsck.log)"
   if [ $daemon != none ]; then
     local size
-    size=$(debugfs -R 'stat /usr/local/bin/mdevmon' "$run_img" 2>/dev/null | sed -n 's/.*Size: \([0-9]*\).*/\1/p' | head -1)
-    [ "$size" = "$(stat -c %s "$binary")" ] || die "mdevmon in the image has size '$size', want $(stat -c %s "$binary")"
+    size=$(debugfs -R 'stat /usr/local/lib/mdevmon-e2e/mdevmon.deb' "$run_img" 2>/dev/null | sed -n 's/.*Size: \([0-9]*\).*/\1/p' | head -1)
+    [ "$size" = "$(stat -c %s "$deb")" ] || die "mdevmon.deb in the image has size '$size', want $(stat -c %s "$deb")"
   fi
 }
 
@@ -229,8 +223,9 @@ boot() {
 # A scenario that printed nothing (crash, timeout) is a failure, not a silent gap.
 expect_results() {
   local s r found
-  declare -A want=([one]="guest-baseline lifecycle sysfs references" [two]="stock-autostart-bug recovery"
-                   [three]="late-parent" [four]="symlink-autostart racing systemd")
+  declare -A want=([one]="package-install guest-baseline lifecycle sysfs references"
+                   [two]="stock-autostart-bug recovery doctor-stock-rule"
+                   [three]="late-parent" [four]="symlink-autostart doctor-symlink racing systemd package-upgrade")
   for s in ${want[$1]:-}; do
     found=0
     for r in "${results[@]}"; do [ "${r%% *}" = "$s" ] && found=1; done

@@ -2,10 +2,13 @@
 # Runs one boot phase of the end-to-end scenarios inside the guest (started by mdevmon-e2e.service after
 # mdevmon.service), then powers the guest off. The phase comes from `e2e.phase=` on the kernel command line;
 # each phase checks what the previous boot prepared and prepares the next boot.
-#   one:   baseline (no daemon needed), lifecycle, sysfs, references; prepares the reboot
-#   two:   stock mdevctl autostart bug (no daemon needed), reboot recovery, domain start; removes mtty from boot
+#   one:   installs the mdevmon .deb with apt-get; baseline (no daemon needed), lifecycle, sysfs, references;
+#          prepares the reboot
+#   two:   stock mdevctl autostart bug (no daemon needed), reboot recovery, doctor on the stock udev rule,
+#          domain start; removes mtty from boot
 #   three: late parent; installs the /usr/sbin/mdevctl symlink
-#   four:  symlink autostart (no daemon needed), racing mdevctl, systemd watchdog
+#   four:  symlink autostart (no daemon needed), doctor with the symlink, racing mdevctl, systemd watchdog,
+#          package upgrade over itself
 #   debug: sources /var/lib/mdevmon-e2e/debug.sh (for poking at the guest by hand)
 # Results: `E2E-RESULT <scenario> PASS|FAIL|SKIP <detail>` on the console and in
 # /var/lib/mdevmon-e2e/results-<phase>.txt; the detailed log, journals and listings beside it.
@@ -40,6 +43,7 @@ fi
 
 case $PHASE in
   one)
+    if have_package; then scenario_package_install; else skip package-install "no package in the image"; fi
     scenario_baseline
     if have_daemon; then
       scenario_lifecycle
@@ -53,6 +57,7 @@ case $PHASE in
   two)
     scenario_stock_autostart
     if have_daemon; then scenario_recovery; else skip recovery "mdevmon not installed"; fi
+    if have_daemon; then scenario_doctor_stock; else skip doctor-stock-rule "mdevmon not installed"; fi
     try_domain_start
     prepare_late_parent
     ;;
@@ -63,10 +68,12 @@ case $PHASE in
   four)
     scenario_symlink_autostart
     if have_daemon; then
+      scenario_doctor_symlink
       scenario_racing
       scenario_systemd
+      scenario_package_upgrade
     else
-      for s in racing systemd; do skip $s "mdevmon not installed"; done
+      for s in doctor-symlink racing systemd package-upgrade; do skip $s "mdevmon not installed"; done
     fi
     ;;
   # For debugging by hand: boot with e2e.phase=debug after putting a script at $E2E_DIR/debug.sh.

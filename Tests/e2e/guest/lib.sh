@@ -48,7 +48,7 @@ log() {
 say() { echo "$*" >&3; log "$*"; }
 # Runs a command with its output in the log; bounded so a wedged libvirtd cannot stall the phase.
 run() { log "+ $*"; timeout 60 "$@"; local rc=$?; ((rc == 0)) || log "  (exit $rc)"; return $rc; }
-have_daemon() { [ -x /usr/local/bin/mdevmon ]; }
+have_daemon() { [ -x /usr/bin/mdevmon ]; }   # installed from the package
 
 # --- scenario bookkeeping: one E2E-RESULT line per scenario -----------------------------------------------
 scenario_begin() {
@@ -300,5 +300,5 @@ mdevmon_pid() { systemctl show -P MainPID mdevmon.service; }
 mdevmon_ready() { systemctl is-active -q mdevmon.service && scrape; }
 # The state file lists these UUIDs (the daemon writes it 200 ms after a change).
 state_lists() { local u; for u; do grep -qs "$u" /var/lib/mdevmon/state.json || return 1; done; }
-# Replaces one `key: value` line of the installed config, keeping everything else as install.sh put it.
+# Replaces one `key: value` line of the installed config, keeping everything else as the package put it.
 set_config() { sed -i -E "s|^([[:space:]]*$1:)[[:space:]]*[^#]*|\\1 $2 |" /etc/mdevmon/mdevmon.yaml; }

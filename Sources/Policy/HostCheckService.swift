@@ -1,0 +1,109 @@
+import Foundation
+public import Logging
+public import Monitor
+public import ServiceLifecycle
+import Synchronization
+
+/// The last host-check run, read by the exporter (metrics and landing page) at scrape time.
+public final class HostCheckResults: Sendable {
+    public struct Report: Sendable {
+        public var checks: [HostCheck]
+        /// Seconds since the epoch.
+        public var time: Double
+    }
+
+    private let state = Mutex<Report?>(nil)
+
+    public init() {}
+
+    /// nil until the first run finished.
+    public var report: Report? { state.withLock { $0 } }
+
+    func publish(_ checks: [HostCheck]) {
+        let report = Report(checks: checks, time: Date().timeIntervalSince1970)
+        state.withLock { $0 = report }
+    }
+}
+
+/// Runs the `mdevmon doctor` checks inside the daemon: once at start-up (after the first sync, or
+/// after `firstSyncTimeout` when libvirt does not answer) and again on every `requestRun()` (SIGHUP).
+/// Each run journals every finding once with its `MESSAGE_ID` and publishes the results.
+public struct HostCheckService: Service {
+    let uri: String
+    let readOnly: Bool
+    let inputs: HostDoctor.Inputs
+    let snapshot: @Sendable () -> IndexSnapshot
+    let waitForFirstSync: @Sendable () async -> Void
+    let firstSyncTimeout: Duration
+    let logger: Logger
+    public let results = HostCheckResults()
+    private let requests: AsyncStream<Void>
+    private let requestContinuation: AsyncStream<Void>.Continuation
+
+    public init(
+        uri: String, readOnly: Bool, inputs: HostDoctor.Inputs, snapshot: @escaping @Sendable () -> IndexSnapshot,
+        waitForFirstSync: @escaping @Sendable () async -> Void, firstSyncTimeout: Duration = .seconds(15), logger: Logger
+    ) {
+        self.uri = uri
+        self.readOnly = readOnly
+        self.inputs = inputs
+        self.snapshot = snapshot
+        self.waitForFirstSync = waitForFirstSync
+        self.firstSyncTimeout = firstSyncTimeout
+        self.logger = logger
+        // Requests coalesce: a run already pending covers any number of further SIGHUPs.
+        (requests, requestContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Asks for another run (the SIGHUP path); returns at once.
+    public func requestRun() { requestContinuation.yield() }
+
+    public func run() async throws {
+        let wait = waitForFirstSync, timeout = firstSyncTimeout
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await wait() }
+                group.addTask { try? await Task.sleep(for: timeout) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+        if Task.isCancelled || Task.isShuttingDownGracefully { return }
+        await runChecks()
+        for await _ in requests.cancelOnGracefulShutdown() {
+            await runChecks()
+        }
+    }
+
+    /// One run: the libvirt probe and the file reads block, so they run off the cooperative pool.
+    func runChecks() async {
+        let snap = snapshot()
+        let state = snap.status.synced ? snap.state : nil
+        let uri = uri, readOnly = readOnly, inputs = inputs
+        let checks = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: HostDoctor.evaluate(
+                    inputs: inputs, probe: LibvirtProbe.run(uri: uri, readOnly: readOnly), state: state))
+            }
+        }
+        results.publish(checks)
+        for check in checks { Self.journal(check, logger: logger) }
+    }
+
+    static func journal(_ check: HostCheck, logger: Logger) {
+        var metadata: Logger.Metadata = [LogKey.checkID: .string(check.id), LogKey.checkStatus: .string(check.status.rawValue)]
+        if let fix = check.fix { metadata[LogKey.checkFix] = .string(fix) }
+        let details = check.details.isEmpty ? "" : " (" + check.details.joined(separator: "; ") + ")"
+        switch check.status {
+        case .pass:
+            metadata.merge(MessageID.hostCheckPassed.metadata) { $1 }
+            logger.info("host check \(check.id) passed: \(check.summary)", metadata: metadata)
+        case .warn:
+            metadata.merge(MessageID.hostCheckWarning.metadata) { $1 }
+            logger.warning("host check \(check.id) warns: \(check.summary)\(details)", metadata: metadata)
+        case .fail:
+            metadata.merge(MessageID.hostCheckFailed.metadata) { $1 }
+            logger.error("host check \(check.id) failed: \(check.summary)\(details)", metadata: metadata)
+        }
+    }
+}

@@ -1,0 +1,118 @@
+public import Monitor
+
+/// The checks that need mdevmon's configuration and the index, and the whole suite in one call —
+/// shared by `mdevmon doctor` and the daemon's start-up and SIGHUP runs.
+public enum HostDoctor {
+    /// What one run looks at. Files are read under `paths` (a temporary root in unit tests);
+    /// `configFile` and `stateDir` are mdevmon's own flags, used as given.
+    public struct Inputs: Sendable {
+        public var paths: HostPaths
+        public var configFile: String
+        public var isDefaultConfigPath: Bool
+        public var stateDir: String
+
+        public init(paths: HostPaths = HostPaths(), configFile: String, isDefaultConfigPath: Bool, stateDir: String) {
+            self.paths = paths
+            self.configFile = configFile
+            self.isDefaultConfigPath = isDefaultConfigPath
+            self.stateDir = stateDir
+        }
+    }
+
+    /// Every check, in `HostCheckID.all` order.
+    /// - Parameters:
+    ///   - probe: libvirt's answer to a fresh connection.
+    ///   - state: the index (one full sync, or the daemon's snapshot); nil when libvirt was not read.
+    public static func evaluate(inputs: Inputs, probe: LibvirtProbe, state: IndexState?) -> [HostCheck] {
+        let (configCheck, loaded) = config(path: inputs.configFile, isDefaultPath: inputs.isDefaultConfigPath)
+        let config = loaded ?? PolicyConfig()
+        return [
+            HostChecks.libvirt(probe),
+            HostChecks.mdevctl(paths: inputs.paths),
+            HostChecks.udevRules(paths: inputs.paths),
+            HostChecks.kernelModules(paths: inputs.paths, definedMdevs: state?.devices.count ?? 0),
+            HostChecks.mdevParents(paths: inputs.paths, libvirtParents: state.map { Array($0.parents.keys) }),
+            unparentedMdevs(state, config: config),
+            domainsBlocked(state),
+            HostChecks.serviceUnit(paths: inputs.paths),
+            HostChecks.stateDirectory(inputs.stateDir),
+            configCheck,
+        ]
+    }
+
+    /// `mdevmon doctor`: probes libvirt with the access the configuration needs, reads the index
+    /// once, and evaluates every check.
+    public static func run(uri: String, inputs: Inputs) -> [HostCheck] {
+        let config = (try? PolicyConfig.load(path: inputs.configFile, isDefaultPath: inputs.isDefaultConfigPath)) ?? PolicyConfig()
+        let probe = LibvirtProbe.run(uri: uri, readOnly: !config.needsWriteAccess)
+        var state: IndexState?
+        if probe.connectError == nil, probe.nodeDeviceError == nil,
+           let conn = try? LibvirtConnectorImpl().connect(uri: uri, readOnly: true) {
+            state = try? FullSync.read(from: conn).state
+            conn.close()
+        }
+        return evaluate(inputs: inputs, probe: probe, state: state)
+    }
+
+    /// The configuration file loads and validates.
+    public static func config(path: String, isDefaultPath: Bool) -> (HostCheck, PolicyConfig?) {
+        do {
+            let config = try PolicyConfig.load(path: path, isDefaultPath: isDefaultPath)
+            return (HostCheck(id: HostCheckID.config, status: .pass, summary: "configuration \(path) is valid"), config)
+        } catch {
+            return (HostCheck(id: HostCheckID.config, status: .fail, summary: "\(error)",
+                              fix: "correct \(path) (see /usr/share/doc/mdevmon or deploy/mdevmon.yaml), then systemctl reload mdevmon"), nil)
+        }
+    }
+
+    /// Persistent mdevs that should come up at boot (autostart, or the restore policy's to start)
+    /// whose parent device is not there: libvirt holds them under its placeholder parent.
+    public static func unparentedMdevs(_ state: IndexState?, config: PolicyConfig) -> HostCheck {
+        guard let state else {
+            return HostCheck(id: HostCheckID.unparentedMdevs, status: .warn, summary: "not checked: libvirt was not read",
+                             fix: "make libvirt reachable (see the libvirt check)")
+        }
+        let stranded = state.devices.values.filter { d in
+            guard d.persistent else { return false }
+            let wanted = d.autostart || (config.restore.enabled && config.owns(uuid: d.uuid, parent: d.parent, mdevType: d.mdevType))
+            let parentMissing = d.parent == IndexState.placeholderParent || state.parents[d.parent] == nil
+            return wanted && parentMissing
+        }.sorted { $0.key < $1.key }
+        guard !stranded.isEmpty else {
+            return HostCheck(id: HostCheckID.unparentedMdevs, status: .pass,
+                             summary: "every autostart or restore-owned mdev has its parent")
+        }
+        return HostCheck(
+            id: HostCheckID.unparentedMdevs, status: .fail,
+            summary: "\(stranded.count) autostart or restore-owned mdev(s) have no parent device: they cannot start",
+            details: stranded.map { d in
+                let address = d.definition.parentAddress.map { " (parent \($0))" } ?? ""
+                return "\(d.uuid) type \(d.mdevType) under \(d.parent)\(address)\(d.autostart ? ", autostart" : "")"
+            },
+            fix: "load the parent's vendor driver (or plug the device); mdevctl list --defined shows each mdev's parent")
+    }
+
+    /// Defined domains that would fail to start now: the index's reference problems.
+    public static func domainsBlocked(_ state: IndexState?) -> HostCheck {
+        guard let state else {
+            return HostCheck(id: HostCheckID.domainsBlocked, status: .warn, summary: "not checked: libvirt was not read",
+                             fix: "make libvirt reachable (see the libvirt check)")
+        }
+        let problems = state.referenceProblems
+        guard !problems.isEmpty else {
+            return HostCheck(id: HostCheckID.domainsBlocked, status: .pass,
+                             summary: "every defined domain's mdevs exist and are active")
+        }
+        let domains = Set(problems.map(\.domain))
+        return HostCheck(
+            id: HostCheckID.domainsBlocked, status: .fail,
+            summary: "\(domains.count) defined domain(s) could not start now",
+            details: problems.map { "\($0.domain): mdev \($0.uuid) is \($0.reason.rawValue)\($0.domainAutostart ? " (domain autostarts)" : "")" },
+            fix: "start the inactive mdev (virsh nodedev-start <device>), define the missing one (mdevctl define), or remove it from the domain (virsh edit <domain>)")
+    }
+
+    /// The worst status of a run (pass for none).
+    public static func overall(_ checks: [HostCheck]) -> HostCheck.Status {
+        checks.map(\.status).max() ?? .pass
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import Monitor
+import Policy
+import Testing
+
+/// The checks that need the configuration and the index, and a whole run against a fake root.
+@Suite struct HostDoctorTests {
+    let a = "aaaaaaaa-0000-4000-8000-00000000000a"
+    let b = "bbbbbbbb-0000-4000-8000-00000000000b"
+    let c = "cccccccc-0000-4000-8000-00000000000c"
+
+    @Test func autostartAndRestoreOwnedMdevsWithoutParentFail() {
+        let state = IndexState.with(
+            [Sample.device(a, parent: IndexState.placeholderParent, autostart: true),
+             Sample.device(b, parent: Sample.otherParent),
+             Sample.device(c, active: true, persistent: false)],
+            parents: [Sample.parent])
+        let check = HostDoctor.unparentedMdevs(state, config: PolicyConfig())
+        #expect(check.status == .fail)
+        #expect(check.details == [
+            "\(a) type nvidia-63 under computer, autostart",
+            "\(b) type nvidia-63 under \(Sample.otherParent)",
+        ])
+
+        // Outside the restore policy's ownership only the autostart device counts.
+        var config = PolicyConfig()
+        config.ownership.excludeUUIDs = [b]
+        #expect(HostDoctor.unparentedMdevs(state, config: config).details.count == 1)
+        config.restore.enabled = false
+        config.ownership.excludeUUIDs = []
+        #expect(HostDoctor.unparentedMdevs(state, config: config).details.count == 1)
+    }
+
+    @Test func mdevsWithTheirParentPass() {
+        let state = IndexState.with([Sample.device(a, autostart: true)])
+        #expect(HostDoctor.unparentedMdevs(state, config: PolicyConfig()).status == .pass)
+        #expect(HostDoctor.unparentedMdevs(nil, config: PolicyConfig()).status == .warn)
+    }
+
+    @Test func domainsBlockedAreTheIndexReferenceProblems() {
+        let state = IndexState.with(
+            [Sample.device(a, active: true), Sample.device(b)],
+            domains: [Sample.domain("vm-1", uuids: [a, b]), Sample.domain("vm-2", uuids: [c], autostart: true)])
+        let check = HostDoctor.domainsBlocked(state)
+        #expect(check.status == .fail)
+        #expect(check.summary == "2 defined domain(s) could not start now")
+        #expect(check.details == ["vm-1: mdev \(b) is inactive", "vm-2: mdev \(c) is missing (domain autostarts)"])
+        #expect(HostDoctor.domainsBlocked(IndexState.with([Sample.device(a, active: true)],
+                                                          domains: [Sample.domain("vm", uuids: [a])])).status == .pass)
+    }
+
+    @Test func configValidOrNamingLineAndField() throws {
+        let dir = NSTemporaryDirectory() + "mdevmon-doctor-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(HostDoctor.config(path: dir + "/absent.yaml", isDefaultPath: true).0.status == .pass)
+        #expect(HostDoctor.config(path: dir + "/absent.yaml", isDefaultPath: false).0.status == .fail)
+        try "dry_run: maybe\n".write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
+        let (check, config) = HostDoctor.config(path: dir + "/bad.yaml", isDefaultPath: false)
+        #expect(check.status == .fail && config == nil)
+        #expect(check.summary == "config \(dir)/bad.yaml:1: dry_run: must be true or false")
+    }
+
+    @Test func wholeRunOnAFakeDebianHostInOrder() throws {
+        let root = NSTemporaryDirectory() + "mdevmon-doctor-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let fm = FileManager.default
+        for dir in ["/usr/lib/udev/rules.d", "/usr/bin", "/bin", "/state"] {
+            try fm.createDirectory(atPath: root + dir, withIntermediateDirectories: true)
+        }
+        for tool in ["/usr/bin/mdevctl", "/usr/bin/logger", "/bin/sh"] {
+            _ = fm.createFile(atPath: root + tool, contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o755])
+        }
+        try #"ACTION=="add", TEST=="/etc/mdevctl.d/$kernel", RUN+="/bin/sh -c '/usr/sbin/mdevctl start-parent-mdevs %k | logger'""#
+            .write(toFile: root + "/usr/lib/udev/rules.d/60-mdevctl.rules", atomically: true, encoding: .utf8)
+        let inputs = HostDoctor.Inputs(paths: HostPaths(root: root), configFile: root + "/none.yaml",
+                                       isDefaultConfigPath: true, stateDir: root + "/state")
+        let checks = HostDoctor.evaluate(
+            inputs: inputs, probe: LibvirtProbe(uri: "qemu:///system", readOnly: false, version: "9.0.0"),
+            state: IndexState.with([Sample.device(a, active: true)]))
+        #expect(checks.map(\.id) == HostCheckID.all)
+        #expect(Dictionary(uniqueKeysWithValues: checks.map { ($0.id, $0.status) }) == [
+            "libvirt": .pass, "mdevctl": .pass, "udev_rules": .fail, "kernel_modules": .fail, "mdev_parents": .pass,
+            "unparented_mdevs": .pass, "domains_blocked": .pass, "service_unit": .warn, "state_dir": .pass, "config": .pass,
+        ])
+        #expect(HostDoctor.overall(checks) == .fail)
+    }
+}
