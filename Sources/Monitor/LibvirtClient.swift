@@ -192,23 +192,36 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
     // MARK: queries
 
     func listNodeDevices(_ which: NodeDeviceListing) throws -> [String] {
+        var names: [String] = []
+        try forEachListed(which, active: nil) { _, name in names.append(name) }
+        return names
+    }
+
+    /// One `virConnectListAllNodeDevices` call: hands each listed device and its name to `body`, and frees
+    /// every device and the array whatever `body` throws (the first error ends the calls to `body`).
+    private func forEachListed(_ which: NodeDeviceListing, active: Bool?,
+                               _ body: (virNodeDevicePtr, String) throws -> Void) throws {
         let cap = switch which {
         case .mdevs: VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV.rawValue
         case .mdevParents: VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES.rawValue
         }
-        let flags = cap | VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE.rawValue | VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE.rawValue
+        let state = switch active {
+        case true?: VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE.rawValue
+        case false?: VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE.rawValue
+        case nil: VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE.rawValue | VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE.rawValue
+        }
         var list: UnsafeMutablePointer<virNodeDevicePtr?>?
-        let count = virConnectListAllNodeDevices(conn, &list, UInt32(flags))
+        let count = virConnectListAllNodeDevices(conn, &list, UInt32(cap | state))
         guard count >= 0, let list else { throw Self.lastError(operation: "list node devices on", object: uri) }
         defer { free(list) }
-        var names: [String] = []
-        names.reserveCapacity(Int(count))
+        var failure: (any Error)?
         for i in 0..<Int(count) {
             guard let dev = list[i] else { continue }
-            if let name = virNodeDeviceGetName(dev) { names.append(String(cString: name)) }
-            virNodeDeviceFree(dev)
+            defer { virNodeDeviceFree(dev) }
+            guard failure == nil, let name = virNodeDeviceGetName(dev) else { continue }
+            do { try body(dev, String(cString: name)) } catch { failure = error }
         }
-        return names
+        if let failure { throw failure }
     }
 
     var isLocal: Bool { Self.isLocal(uri: uri) }
@@ -223,38 +236,17 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
     }
 
     func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?) throws -> [(name: String, xml: String)] {
-        let cap = switch which {
-        case .mdevs: VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV.rawValue
-        case .mdevParents: VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES.rawValue
-        }
-        let state = switch active {
-        case true?: VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE.rawValue
-        case false?: VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE.rawValue
-        case nil: VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE.rawValue | VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE.rawValue
-        }
-        var list: UnsafeMutablePointer<virNodeDevicePtr?>?
-        let count = virConnectListAllNodeDevices(conn, &list, UInt32(cap | state))
-        guard count >= 0, let list else { throw Self.lastError(operation: "list node devices on", object: uri) }
-        defer { free(list) }
         var out: [(name: String, xml: String)] = []
-        out.reserveCapacity(Int(count))
-        var failure: LibvirtError?
-        for i in 0..<Int(count) {
-            guard let dev = list[i] else { continue }
-            defer { virNodeDeviceFree(dev) }
-            guard failure == nil, let rawName = virNodeDeviceGetName(dev) else { continue }
-            let name = String(cString: rawName)
+        try forEachListed(which, active: active) { dev, name in
             guard let raw = virNodeDeviceGetXMLDesc(dev, 0) else {
                 let error = Self.lastError(operation: "get XML of node device", object: name)
-                // Vanished since the listing: not an error of the sync. Anything else fails it (after
-                // the remaining objects are freed).
-                if !error.isNoSuchObject { failure = error }
-                continue
+                // Vanished since the listing: not an error of the sync. Anything else fails it.
+                if error.isNoSuchObject { return }
+                throw error
             }
             out.append((name, String(cString: raw)))
             free(raw)
         }
-        if let failure { throw failure }
         return out
     }
 
