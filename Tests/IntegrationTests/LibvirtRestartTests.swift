@@ -114,7 +114,11 @@ struct LibvirtRestartTests {
             }
             print("restart soak: \(Self.rounds) rounds; fds \(fdsBefore) → \(fds.min() ?? 0)…\(fds.max() ?? 0); RSS \(rssBefore / 1024) → \((rss.min() ?? 0) / 1024)…\((rss.max() ?? 0) / 1024) MiB (first round \((rss.first ?? 0) / 1024), last \((rss.last ?? 0) / 1024))")
             #expect((fds.max() ?? 0) - fdsBefore <= 4, "fds grew: \(fdsBefore) → \(fds)")
-            #expect((fds.last ?? 0) <= (fds.first ?? 0) + 2, "fds grew across rounds: \(fds)")
+            // A leak raises the floor; the test's own virsh pipes and a reconnect in flight add a few fds
+            // to a single sample (CI saw 34, 34, 37, 34, …), so compare the lowest of the last rounds with
+            // the lowest of the first.
+            let floorFirst = fds.prefix(3).min() ?? 0, floorLast = fds.suffix(3).min() ?? 0
+            #expect(floorLast <= floorFirst + 2, "fds floor grew across rounds: \(fds)")
 
             // Exactly one event per change after the last reconnect: a leaked callback would double it.
             // A second definition is the marker: once it is indexed, every event for the first has been counted.
