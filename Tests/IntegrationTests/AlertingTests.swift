@@ -125,7 +125,8 @@ struct AlertingStackTests {
     /// and no capacity) and cannot start an mdev (so none is active, so none is orphaned). The fixture
     /// target serves them, and a dashboard query that needs them is exempt from "the real host
     /// answers" — only as long as the real scrape indeed has no samples of them.
-    static let unproducible = ["mdev_parent_available_instances", "mdev_parent_type_info", "mdev_device_orphaned"]
+    static let unproducible = ["mdev_parent_available_instances", "mdev_parent_type_info", "mdev_device_orphaned",
+                               "mdev_device_in_use"]
 
     // Each wait is bounded (≤ 60 s); the limit also covers `virsh define`, which libvirt makes slow here.
     @Test(.timeLimit(.minutes(6)))
@@ -363,10 +364,11 @@ struct AlertingStackTests {
     // MARK: the fixture target
 
     static let fixtureOrphan = "0f1e2d3c-4b5a-4697-8a8b-9c0d1e2f3a4b"
+    static let fixtureInUse = "1a2b3c4d-5e6f-4a0b-8c1d-2e3f4a5b6c7d"
 
     /// A host with an mdev-capable parent, in mdevmon's exposition format (MetricsRenderer.swift,
     /// PolicyExport.swift): nvidia-63 fully used with mdevs, nvidia-64 reporting 0 only because
-    /// another type is in use (no alert), and one orphaned active mdev.
+    /// another type is in use (no alert), one orphaned active mdev and one a running domain holds.
     static let fixtureMetrics = """
         # HELP mdev_build_info Version facts of the running mdevmon; always 1.
         # TYPE mdev_build_info gauge
@@ -386,6 +388,8 @@ struct AlertingStackTests {
         mdev_parent_type_info{parent="pci_0000_3b_00_0",mdev_type="nvidia-64",name="GRID T4-4Q",device_api="vfio-pci"} 1
         # TYPE mdev_device_orphaned gauge
         mdev_device_orphaned{uuid="\(fixtureOrphan)",parent="pci_0000_3b_00_0"} 1
+        # TYPE mdev_device_in_use gauge
+        mdev_device_in_use{uuid="\(fixtureInUse)",parent="pci_0000_3b_00_0",domain="fixture-vm"} 1
 
         """
 }
