@@ -87,7 +87,7 @@ struct Bench: AsyncParsableCommand {
         if renderOnly {
             let parents = (try? Fixture().parents) ?? ["0000:00:00.0"]
             let styles = renderUUIDs == "both" ? [false, true] : [renderUUIDs == "sequential"]
-            print(RenderOnly.run(sizes: sizeList, parents: parents, sequential: styles), terminator: "")
+            print(await RenderOnly.run(sizes: sizeList, parents: parents, sequential: styles), terminator: "")
             return
         }
         guard getuid() == 0 else { throw BenchError("run as root: the fixture writes /etc/mdevctl.d") }

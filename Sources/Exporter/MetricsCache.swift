@@ -9,8 +9,10 @@ import Synchronization
 /// Rendering with or without a cache produces identical text; the cache only saves work.
 public final class MetricsCache: Sendable {
     private struct State: Sendable {
-        /// The index data the cached text was rendered from.
+        /// The index data the cached text was rendered from, and which snapshot of which index that was.
         var devices: TreeDictionary<MdevKey, MdevDevice> = [:]
+        var generation: Int?
+        var history: ObjectIdentifier?
         var parents: TreeDictionary<String, ParentDevice> = [:]
         var domains: TreeDictionary<String, DomainInfo> = [:]
         var deviceRows = RowBlocks(families: MetricsRenderer.deviceFamilies)
@@ -25,10 +27,20 @@ public final class MetricsCache: Sendable {
 
     public init() {}
 
-    /// The index-derived families for `index`, in no particular order.
-    func families(_ index: IndexState) -> [(name: String, chunks: [Chunk])] {
-        state.withLock { state in
-            let devices = Self.changes(from: state.devices, to: index.devices)
+    /// The index-derived families for `snapshot`, in no particular order.
+    func families(_ snapshot: IndexSnapshot) -> [(name: String, chunks: [Chunk])] {
+        let index = snapshot.state
+        return state.withLock { state in
+            // The index says which keys its mutations since the cached snapshot touched; only when it no
+            // longer remembers (or the snapshot is from elsewhere) are the whole maps compared.
+            var touched: ChangeHistory.Touched?
+            if let history = snapshot.history, ObjectIdentifier(history) == state.history, let generation = state.generation {
+                touched = history.touched(after: generation, through: snapshot.generation)
+            }
+            state.generation = snapshot.generation
+            state.history = snapshot.history.map(ObjectIdentifier.init)
+            let devices = touched.map { Self.changes(of: $0.devices, from: state.devices, to: index.devices) }
+                ?? Self.changes(from: state.devices, to: index.devices)
             state.deviceRows.apply(devices)
             for (_, old, new) in devices {
                 if let old { state.counts[ParentType(old), default: StateCounts()].add(old, -1) }
@@ -36,7 +48,8 @@ public final class MetricsCache: Sendable {
             }
             if !devices.isEmpty { state.parentFamilies = nil }
             state.devices = index.devices
-            state.domainRows.apply(Self.changes(from: state.domains, to: index.domains))
+            state.domainRows.apply(touched.map { Self.changes(of: $0.domains, from: state.domains, to: index.domains) }
+                                   ?? Self.changes(from: state.domains, to: index.domains))
             state.domains = index.domains
             if state.parents != index.parents {
                 state.parents = index.parents
@@ -50,13 +63,22 @@ public final class MetricsCache: Sendable {
         }
     }
 
+    /// What differs between two versions of a map among `keys`: (key, old value, new value), nil where absent.
+    static func changes<K: Hashable, V: Equatable>(of keys: Set<K>, from old: TreeDictionary<K, V>,
+                                                   to new: TreeDictionary<K, V>) -> [(K, V?, V?)] {
+        keys.compactMap { key in
+            let before = old[key], after = new[key]
+            return before == after ? nil : (key, before, after)
+        }
+    }
+
     /// What differs between two versions of a map: (key, old value, new value), nil where absent.
     ///
     /// Maps that share their root are equal at once. Otherwise, since the index's persistent maps keep
     /// every unchanged entry where it was, both versions iterate in the same order after an update:
     /// entries are compared pairwise and a key is looked up only where the two orders part. Copying 10,000
-    /// entries out of two maps is still ARC work (about 5.7 ms of CPU on a loaded machine), the one
-    /// step whose cost follows the index's size, until the Monitor publishes which keys changed.
+    /// entries out of two maps is still ARC work (about 5.7 ms of CPU on a loaded machine), so this is
+    /// the fallback for when the index's `ChangeHistory` cannot say which keys changed.
     static func changes<K: Hashable, V: Equatable>(from old: TreeDictionary<K, V>, to new: TreeDictionary<K, V>) -> [(K, V?, V?)] {
         // Consecutive snapshots without a mutation share the map's storage: nothing to look at.
         if sameBits(old, new) { return [] }

@@ -43,7 +43,7 @@ public enum MetricsRenderer {
     ) -> Scrape {
         let status = snapshot.status
         // Without a cache, a fresh one renders everything: one path either way.
-        let indexFamilies = (cache ?? MetricsCache()).families(snapshot.state)
+        let indexFamilies = (cache ?? MetricsCache()).families(snapshot)
         var w = MetricsWriter(capacity: 8192)
 
         w.family("mdev_build_info", type: .gauge,

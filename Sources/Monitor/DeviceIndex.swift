@@ -8,10 +8,12 @@ public actor DeviceIndex {
     private var status: MonitorStatus
     private var subscribers: [ObjectIdentifier: WeakSubscription] = [:]
     private let published: SnapshotBox
+    private var generation = 0
+    private let history = ChangeHistory()
 
     public init(uri: String) {
         status = MonitorStatus(uri: uri)
-        published = SnapshotBox(IndexSnapshot(state: IndexState(), status: status))
+        published = SnapshotBox(IndexSnapshot(state: IndexState(), status: status, history: history))
     }
 
     /// The latest snapshot. Not actor-isolated: it reads a lock-protected value, so a scrape never
@@ -71,7 +73,12 @@ public actor DeviceIndex {
     }
 
     private func publish(_ changes: [IndexChange], before: IndexState) {
-        published.value = IndexSnapshot(state: state, status: status)
+        // Every state change reports itself as changes, so a mutation without any left the state as it was.
+        if changes.contains(where: { if case .connection = $0 { false } else { true } }) {
+            generation += 1
+            history.record(generation: generation, changes)
+        }
+        published.value = IndexSnapshot(state: state, status: status, generation: generation, history: history)
         guard !changes.isEmpty else { return }
         for (id, weak) in subscribers {
             guard let subscription = weak.subscription else {

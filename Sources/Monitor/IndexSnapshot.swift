@@ -33,10 +33,16 @@ public struct MonitorStatus: Hashable, Sendable {
 public struct IndexSnapshot: Sendable {
     public var state: IndexState
     public var status: MonitorStatus
+    /// Counts the index's mutations: snapshots of one index with equal generations hold equal states.
+    public var generation: Int
+    /// What the recent mutations touched (nil for a snapshot built by hand, not by a `DeviceIndex`).
+    public var history: ChangeHistory?
 
-    public init(state: IndexState, status: MonitorStatus) {
+    public init(state: IndexState, status: MonitorStatus, generation: Int = 0, history: ChangeHistory? = nil) {
         self.state = state
         self.status = status
+        self.generation = generation
+        self.history = history
     }
 
     /// One line for systemd's STATUS=: counts and the connection, O(1).

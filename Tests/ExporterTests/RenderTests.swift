@@ -160,6 +160,45 @@ import Testing
         #expect(!render(snapshot, cache: cache).contains("domain=\"vm-0\""))
     }
 
+    /// Snapshots of a real `DeviceIndex` carry its change history: the cache follows it instead of
+    /// comparing whole maps, and still renders exactly what an uncached render does, also when the
+    /// cache fell further behind than the history reaches.
+    @Test func cachedRenderingFollowsTheIndexHistory() async {
+        let index = DeviceIndex(uri: "test:///")
+        let large = Fixtures.large(devices: 300).state
+        await index.replace(with: large)
+        let cache = MetricsCache()
+        #expect(render(index.snapshot, cache: cache) == render(index.snapshot))
+        let devices = large.devices.values.sorted { $0.key < $1.key }
+        for (round, device) in devices.prefix(40).enumerated() {
+            await index.mutate { state in
+                var changes = state.upsertDevice(device.definition, flags: DeviceFlags(active: !device.active, persistent: true, autostart: true))
+                if round % 3 == 0 { changes += state.removeDomain(named: "vm-\(round * 2)") }
+                if round % 7 == 0 { changes += state.removeDevice(named: devices[299 - round].name) }
+                if round % 5 == 0 {
+                    changes += state.upsertDomain(DomainInfo(name: "live-\(round)", uuid: "", active: true, persistent: false,
+                                                             autostart: false, mdevUUIDs: [], liveMdevUUIDs: [device.uuid]))
+                }
+                return changes
+            }
+            // Every round, every other round, or after more mutations than the history holds.
+            if round % 2 == 0 || round == 39 {
+                #expect(render(index.snapshot, cache: cache) == render(index.snapshot), "round \(round)")
+            }
+        }
+        #expect(render(index.snapshot, cache: cache).contains("mdev_device_in_use{"))
+        let behind = MetricsCache()
+        _ = render(index.snapshot, cache: behind)
+        for device in devices.suffix(20) {
+            await index.mutate { $0.upsertDevice(device.definition, flags: DeviceFlags(active: true, persistent: false, autostart: false)) }
+        }
+        for _ in 0..<1030 {
+            await index.mutate { $0.upsertParent(ParentDevice(name: "p-\(Int.random(in: 0..<1_000_000))", kind: "pci", types: [])) }
+        }
+        #expect(index.snapshot.history?.touched(after: 0, through: index.snapshot.generation) == nil)
+        #expect(render(index.snapshot, cache: behind) == render(index.snapshot))
+    }
+
     @Test func orderDoesNotDependOnInsertionOrder() {
         let snapshot = Fixtures.large(devices: 200)
         let state = snapshot.state
