@@ -61,6 +61,7 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
     private struct State {
         var nodeDeviceCallbacks: [Int32] = []
         var domainCallbacks: [Int32] = []
+        var configWatch: DomainConfigWatch?
         var closeRegistered = false
         var closed = false
         var leases = 0
@@ -148,6 +149,11 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         try registerDomain(Int32(VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED.rawValue), unsafeBitCast(removed, to: DomainGeneric.self))
         try registerDomain(Int32(VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED.rawValue),
                            unsafeBitCast(removalFailed, to: DomainGeneric.self))
+
+        if isLocal, let directory = DomainConfigWatch.directory(for: uri) {
+            let watch = DomainConfigWatch(directory: directory, queue: events)
+            state.withLock { $0.configWatch = watch }
+        }
     }
 
     private func registerDomain(_ eventID: Int32, _ callback: virConnectDomainEventGenericCallback) throws {
@@ -206,6 +212,7 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         // the connection. The free callbacks release the sinks either way.
         for id in taken.nodeDeviceCallbacks { _ = virConnectNodeDeviceEventDeregisterAny(conn, id) }
         for id in taken.domainCallbacks { _ = virConnectDomainEventDeregisterAny(conn, id) }
+        taken.configWatch?.stop()
         if taken.closeRegistered { _ = virConnectUnregisterCloseCallback(conn, closeCallback) }
         virConnectClose(conn)
         events.finish()

@@ -11,6 +11,9 @@ public enum DomainEventKind: String, Hashable, Sendable, CaseIterable {
     case deviceAdded = "device_added"
     case deviceRemoved = "device_removed"
     case deviceRemovalFailed = "device_removal_failed"
+    /// Not a libvirt event: the domain's configuration file was rewritten or removed
+    /// (`DomainConfigWatch`), which is all a `--config` attach or detach leaves behind in libvirt 9.0.
+    case configWritten = "config_written"
 }
 
 /// What a libvirt callback copies out of C before returning: plain values only.

@@ -101,14 +101,17 @@ public enum HostDoctor {
         let problems = state.referenceProblems
         guard !problems.isEmpty else {
             return HostCheck(id: HostCheckID.domainsBlocked, status: .pass,
-                             summary: "every defined domain's mdevs exist and are active")
+                             summary: "every defined domain could start now: its mdevs exist, are active and free")
         }
         let domains = Set(problems.map(\.domain))
         return HostCheck(
             id: HostCheckID.domainsBlocked, status: .fail,
             summary: "\(domains.count) defined domain(s) could not start now",
-            details: problems.map { "\($0.domain): mdev \($0.uuid) is \($0.reason.rawValue)\($0.domainAutostart ? " (domain autostarts)" : "")" },
-            fix: "start the inactive mdev (virsh nodedev-start <device>), define the missing one (mdevctl define), or remove it from the domain (virsh edit <domain>)")
+            details: problems.map { p in
+                let holder = p.heldBy.isEmpty ? "" : " by \(p.heldBy.joined(separator: ", "))"
+                return "\(p.domain): mdev \(p.uuid) is \(p.reason.rawValue)\(holder)\(p.domainAutostart ? " (domain autostarts)" : "")"
+            },
+            fix: "per reason: inactive: virsh nodedev-start <device>; missing: define it (mdevctl define) or remove it from the domain (virsh edit <domain>); no_capacity: free an instance of its type on the parent; parent_missing: load the parent's driver; in_use: stop the domain holding it")
     }
 
     /// The worst status of a run (pass for none).

@@ -9,12 +9,10 @@ extension Mdevmon {
             abstract: "Print every mdev libvirt knows (active and defined) once, then exit.",
             discussion: """
                 Each mdev shows the domains whose configuration references it (DOMAINS) and the running \
-                domains whose live XML holds it now (IN_USE_BY, hot-plugged ones included).
-
-                --domains lists the domains instead: their mdevs, whether each defined domain could start \
-                now and, if not, why (per mdev: missing, inactive, no_capacity, parent_missing, in_use).
-
-                Exits 1 with a one-line error when libvirt cannot be reached.
+                domains whose live XML holds it now (IN_USE_BY, hot-plugged ones included). --domains lists \
+                the domains instead: their mdevs, whether each defined domain could start now and, if not, \
+                why (per mdev: missing, inactive, no_capacity, parent_missing, in_use). Exits 1 with a \
+                one-line error when libvirt cannot be reached.
                 """)
 
         @OptionGroup var connection: ConnectionOptions

@@ -58,4 +58,31 @@ struct DomainReferenceTests {
             #expect(await eventually(timeout: .seconds(30)) { monitor.index.snapshot.state.domains[domain]?.active == false })
         }
     }
+
+    /// libvirt 9.0 sends no event when `attach-device --config` / `detach-device --config` rewrite a
+    /// defined domain's configuration; mdevmon sees the rewritten file (`DomainConfigWatch`) and fetches
+    /// the domain again, so the reference appears and goes without any other change.
+    @Test func configAttachAndDetachChangeTheReferences() async throws {
+        let uuid = LibvirtHost.newUUID()
+        let domain = "mdevmon-config-attach-\(UUID().uuidString.prefix(8).lowercased())"
+        defer {
+            LibvirtHost.virsh("undefine", domain)
+            LibvirtHost.cleanup(uuid: uuid)
+        }
+        try await withMonitor { monitor in
+            await monitor.waitForFirstSync()
+            _ = try LibvirtHost.define(uuid: uuid)
+            try LibvirtHost.defineDomain(name: domain, mdevUUIDs: [])
+            #expect(await eventually(timeout: .seconds(30)) { monitor.index.snapshot.state.domains[domain] != nil })
+            let hostdev = "<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='\(uuid)'/></source></hostdev>"
+            let attach = LibvirtHost.virsh("attach-device", domain, "--config", xml: hostdev)
+            #expect(attach.status == 0, "attach-device --config failed: \(attach.err)")
+            #expect(await eventually(timeout: .seconds(30)) { monitor.device(uuid: uuid)?.domains == [domain] })
+            let key = EventCounterKey(source: "domain", event: "config_written")
+            #expect((monitor.index.snapshot.status.events[key] ?? 0) > 0)
+            let detach = LibvirtHost.virsh("detach-device", domain, "--config", xml: hostdev)
+            #expect(detach.status == 0, "detach-device --config failed: \(detach.err)")
+            #expect(await eventually(timeout: .seconds(30)) { monitor.device(uuid: uuid)?.domains == [] })
+        }
+    }
 }
