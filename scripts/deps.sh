@@ -30,6 +30,9 @@ if ! virsh -c qemu:///system version >/dev/null 2>&1; then
   virsh -c qemu:///system version >/dev/null || { echo "deps: libvirtd did not start" >&2; exit 1; }
 fi
 
+# virtlogd: a domain start needs it (the hotplug test runs one); libvirtd does not start it by itself here.
+pgrep -x virtlogd >/dev/null || virtlogd -d
+
 # journald: standalone, when no journal is listening yet.
 if ! pgrep -x systemd-journal >/dev/null 2>&1; then
   mkdir -p /run/systemd/journal

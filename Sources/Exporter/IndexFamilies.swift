@@ -15,6 +15,16 @@ extension MetricsRenderer {
               help: "Number of domains whose persistent XML references the mdev's UUID.") {
             deviceSample("mdev_device_domain_references", $0, value: $0.domains.count, into: &$1)
         },
+        .init("mdev_device_in_use", type: .gauge,
+              help: "One series per running domain whose live XML holds the mdev (configured or hot-plugged); always 1.") { device, w in
+            for domain in device.inUseBy {
+                w.beginSample("mdev_device_in_use")
+                w.label("uuid", device.uuid)
+                w.label("parent", device.parent)
+                w.label("domain", domain)
+                w.endSample(1)
+            }
+        },
         .init("mdev_device_info", type: .gauge,
               help: "Metadata of each mdev libvirt knows (active or defined); always 1.") { device, w in
             w.beginSample("mdev_device_info")

@@ -33,6 +33,10 @@ extension IndexChange {
                 (event, what) = (.deviceDefined, "defined")
             } else if old.persistent && !new.persistent {
                 (event, what) = (.deviceUndefined, "undefined")
+            } else if old.inUseBy != new.inUseBy {
+                let users = new.inUseBy.isEmpty ? "released by [\(old.inUseBy.joined(separator: ", "))]; in use by no running domain"
+                    : "now in use by running domain [\(new.inUseBy.joined(separator: ", "))]"
+                (event, what) = (.deviceUseChanged, users)
             } else if old.domains != new.domains {
                 (event, what) = (.domainReferencesChanged, "now referenced by [\(new.domains.joined(separator: ", "))]")
             } else {

@@ -65,11 +65,15 @@ public enum FullSync {
 }
 
 extension DomainInfo {
-    /// Builds a domain from a fetched record by parsing its inactive XML.
+    /// Builds a domain from a fetched record by parsing its inactive XML and, while it runs, its live XML.
     public init(_ record: DomainRecord) throws(XMLParseError) {
         let parsed = try DomainXML.parse(record.inactiveXML, fallbackName: record.name)
+        let live = try record.liveXML.map { xml throws(XMLParseError) in
+            try DomainXML.parse(xml, fallbackName: record.name).mdevUUIDs
+        }
         self.init(
             name: record.name, uuid: parsed.uuid, active: record.active, persistent: record.persistent,
-            autostart: record.autostart, mdevUUIDs: parsed.mdevUUIDs)
+            autostart: record.autostart, mdevUUIDs: parsed.mdevUUIDs,
+            liveMdevUUIDs: record.active ? live ?? [] : [])
     }
 }

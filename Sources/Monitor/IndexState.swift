@@ -17,6 +17,10 @@ public struct IndexState: Hashable, Sendable {
     private var keysByUUID: TreeDictionary<String, Set<MdevKey>> = [:]
     /// mdev UUID → names of domains referencing it.
     private var referencesByUUID: TreeDictionary<String, Set<String>> = [:]
+    /// mdev UUID → names of running domains using it (their live XML).
+    private var usersByUUID: TreeDictionary<String, Set<String>> = [:]
+    /// parent name → its inactive devices: those whose startability its capacity decides.
+    private var inactiveKeysByParent: TreeDictionary<String, Set<MdevKey>> = [:]
 
     public init() {}
 
@@ -44,6 +48,14 @@ public struct IndexState: Hashable, Sendable {
     /// Names of the domains whose configuration references this mdev UUID.
     public func domainsReferencing(_ uuid: String) -> Set<String> { referencesByUUID[uuid] ?? [] }
 
+    /// Names of the running domains whose live XML holds this mdev UUID.
+    public func domainsUsing(_ uuid: String) -> Set<String> { usersByUUID[uuid] ?? [] }
+
+    /// The inactive devices under a parent, whatever their type.
+    public func inactiveDevices(onParent parent: String) -> [MdevDevice] {
+        (inactiveKeysByParent[parent] ?? []).compactMap { devices[$0] }
+    }
+
     /// Every device with this UUID, whatever its parent.
     public func devices(uuid: String) -> [MdevDevice] {
         (keysByUUID[uuid] ?? []).compactMap { devices[$0] }.sorted { $0.key < $1.key }
@@ -59,11 +71,14 @@ public struct IndexState: Hashable, Sendable {
             changes += removeDevice(named: definition.name)
         }
         let key = definition.key
-        let new = MdevDevice(definition: definition, flags: flags, domains: referencingDomains(definition.uuid))
+        let new = MdevDevice(definition: definition, flags: flags, domains: Self.sorted(referencesByUUID[definition.uuid]),
+                             inUseBy: Self.sorted(usersByUUID[definition.uuid]))
         let old = devices[key]
         if let old, old.name != definition.name { keysByName[old.name] = nil }
         devices[key] = new
         activeCount += (new.active ? 1 : 0) - (old?.active == true ? 1 : 0)
+        if old?.active == false { Self.remove(key, under: key.parent, from: &inactiveKeysByParent) }
+        if !new.active { inactiveKeysByParent[key.parent, default: []].insert(key) }
         keysByName[definition.name] = key
         keysByUUID[definition.uuid, default: []].insert(key)
         if let old {
@@ -79,9 +94,8 @@ public struct IndexState: Hashable, Sendable {
         guard let key = keysByName.removeValue(forKey: name), let old = devices.removeValue(forKey: key) else {
             return []
         }
-        keysByUUID[key.uuid]?.remove(key)
-        if keysByUUID[key.uuid]?.isEmpty == true { keysByUUID[key.uuid] = nil }
-        if old.active { activeCount -= 1 }
+        Self.remove(key, under: key.uuid, from: &keysByUUID)
+        if old.active { activeCount -= 1 } else { Self.remove(key, under: key.parent, from: &inactiveKeysByParent) }
         return [.deviceRemoved(old)]
     }
 
@@ -112,28 +126,35 @@ public struct IndexState: Hashable, Sendable {
         case let old? where old != domain: changes = [.domainChanged(old: old, new: domain)]
         default: return []
         }
-        let before = Set(old?.mdevUUIDs ?? []), after = Set(domain.mdevUUIDs)
-        for uuid in before.subtracting(after) { unreference(uuid, by: domain.name) }
-        for uuid in after.subtracting(before) { referencesByUUID[uuid, default: []].insert(domain.name) }
-        changes += refreshReferences(before.symmetricDifference(after))
+        let touched = Self.relink(domain.name, from: old?.mdevUUIDs ?? [], to: domain.mdevUUIDs, in: &referencesByUUID)
+            .union(Self.relink(domain.name, from: old?.liveMdevUUIDs ?? [], to: domain.liveMdevUUIDs, in: &usersByUUID))
+        changes += refreshReferences(touched)
         return changes
     }
 
     public mutating func removeDomain(named name: String) -> [IndexChange] {
         guard let old = domains.removeValue(forKey: name) else { return [] }
-        for uuid in old.mdevUUIDs { unreference(uuid, by: name) }
-        return [.domainRemoved(old)] + refreshReferences(Set(old.mdevUUIDs))
+        let touched = Self.relink(name, from: old.mdevUUIDs, to: [], in: &referencesByUUID)
+            .union(Self.relink(name, from: old.liveMdevUUIDs, to: [], in: &usersByUUID))
+        return [.domainRemoved(old)] + refreshReferences(touched)
+    }
+
+    /// Moves `domain` from the UUIDs it had in `map` to those it has now; returns the UUIDs that changed.
+    private static func relink(_ domain: String, from old: [String], to new: [String],
+                               in map: inout TreeDictionary<String, Set<String>>) -> Set<String> {
+        let before = Set(old), after = Set(new)
+        for uuid in before.subtracting(after) { remove(domain, under: uuid, from: &map) }
+        for uuid in after.subtracting(before) { map[uuid, default: []].insert(domain) }
+        return before.symmetricDifference(after)
     }
 
     /// Drops an emptied set too, so equal contents give equal states (the derived maps take part in `==`).
-    private mutating func unreference(_ uuid: String, by domain: String) {
-        referencesByUUID[uuid]?.remove(domain)
-        if referencesByUUID[uuid]?.isEmpty == true { referencesByUUID[uuid] = nil }
+    private static func remove<K: Hashable, V: Hashable>(_ value: V, under key: K, from map: inout TreeDictionary<K, Set<V>>) {
+        map[key]?.remove(value)
+        if map[key]?.isEmpty == true { map[key] = nil }
     }
 
-    private func referencingDomains(_ uuid: String) -> [String] {
-        (referencesByUUID[uuid] ?? []).sorted()
-    }
+    private static func sorted(_ names: Set<String>?) -> [String] { (names ?? []).sorted() }
 
     private mutating func refreshReferences(_ uuids: Set<String>) -> [IndexChange] {
         var changes: [IndexChange] = []
@@ -141,7 +162,8 @@ public struct IndexState: Hashable, Sendable {
             for key in (keysByUUID[uuid] ?? []).sorted() {
                 guard let old = devices[key] else { continue }
                 var new = old
-                new.domains = referencingDomains(uuid)
+                new.domains = Self.sorted(referencesByUUID[uuid])
+                new.inUseBy = Self.sorted(usersByUUID[uuid])
                 if new != old {
                     devices[key] = new
                     changes.append(.deviceChanged(old: old, new: new))

@@ -127,12 +127,34 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
             return 0
         }
         typealias DomainGeneric = @convention(c) (virConnectPtr?, virDomainPtr?, UnsafeMutableRawPointer?) -> Void
+        try registerDomain(Int32(VIR_DOMAIN_EVENT_ID_LIFECYCLE.rawValue), unsafeBitCast(domainLifecycle, to: DomainGeneric.self))
+
+        // A live attach or detach changes only the running domain's live XML: no lifecycle event says so.
+        // The three share one signature (the device alias); the alias is not needed, the refetch reads it all.
+        typealias DomainDevice = @convention(c) (virConnectPtr?, virDomainPtr?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void
+        let added: DomainDevice = { _, dom, _, opaque in
+            guard let dom, let sink = EventSink.from(opaque), let name = virDomainGetName(dom) else { return }
+            sink.queue.push(.domain(name: String(cString: name), kind: .deviceAdded))
+        }
+        let removed: DomainDevice = { _, dom, _, opaque in
+            guard let dom, let sink = EventSink.from(opaque), let name = virDomainGetName(dom) else { return }
+            sink.queue.push(.domain(name: String(cString: name), kind: .deviceRemoved))
+        }
+        let removalFailed: DomainDevice = { _, dom, _, opaque in
+            guard let dom, let sink = EventSink.from(opaque), let name = virDomainGetName(dom) else { return }
+            sink.queue.push(.domain(name: String(cString: name), kind: .deviceRemovalFailed))
+        }
+        try registerDomain(Int32(VIR_DOMAIN_EVENT_ID_DEVICE_ADDED.rawValue), unsafeBitCast(added, to: DomainGeneric.self))
+        try registerDomain(Int32(VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED.rawValue), unsafeBitCast(removed, to: DomainGeneric.self))
+        try registerDomain(Int32(VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED.rawValue),
+                           unsafeBitCast(removalFailed, to: DomainGeneric.self))
+    }
+
+    private func registerDomain(_ eventID: Int32, _ callback: virConnectDomainEventGenericCallback) throws {
         let sink = EventSink.retained(events)
-        let id = virConnectDomainEventRegisterAny(
-            conn, nil, Int32(VIR_DOMAIN_EVENT_ID_LIFECYCLE.rawValue),
-            unsafeBitCast(domainLifecycle, to: DomainGeneric.self), sink, EventSink.release)
+        let id = virConnectDomainEventRegisterAny(conn, nil, eventID, callback, sink, EventSink.release)
         guard id >= 0 else {
-            let error = Self.lastError(operation: "register domain lifecycle events on", object: uri)
+            let error = Self.lastError(operation: "register domain events on", object: uri)
             EventSink.release(sink)
             throw error
         }
@@ -336,8 +358,20 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
             if error.isNoSuchObject { return nil }
             throw error
         }
+        // A running domain's live XML holds what it uses now, hot-plugged devices included. A domain that
+        // stopped meanwhile answers with its configuration; its STOPPED event refetches it.
+        var liveXML: String?
+        if active == 1 {
+            guard let raw = virDomainGetXMLDesc(dom, 0) else {
+                let error = Self.lastError(operation: "get live XML of domain", object: name)
+                if error.isNoSuchObject { return nil }
+                throw error
+            }
+            liveXML = String(cString: raw)
+            free(raw)
+        }
         return DomainRecord(
-            name: name, inactiveXML: xml, active: active == 1, persistent: persistent == 1,
+            name: name, inactiveXML: xml, liveXML: liveXML, active: active == 1, persistent: persistent == 1,
             autostart: autostart != 0)
     }
 

@@ -3,9 +3,14 @@ public enum NodeDeviceEventKind: String, Hashable, Sendable, CaseIterable {
     case created, deleted, defined, undefined, updated
 }
 
-/// Domain lifecycle events libvirt reports (`virDomainEventType`), by name.
+/// Domain events libvirt reports, by name: the lifecycle (`virDomainEventType`) and the live device
+/// events (`VIR_DOMAIN_EVENT_ID_DEVICE_ADDED`, `_DEVICE_REMOVED`, `_DEVICE_REMOVAL_FAILED`) that a hot(un)plug
+/// raises.
 public enum DomainEventKind: String, Hashable, Sendable, CaseIterable {
     case defined, undefined, started, suspended, resumed, stopped, shutdown, pmsuspended, crashed, unknown
+    case deviceAdded = "device_added"
+    case deviceRemoved = "device_removed"
+    case deviceRemovalFailed = "device_removal_failed"
 }
 
 /// What a libvirt callback copies out of C before returning: plain values only.
@@ -29,17 +34,21 @@ public struct NodeDeviceRecord: Hashable, Sendable {
     }
 }
 
-/// One domain as fetched: its inactive XML plus state flags.
+/// One domain as fetched: its inactive (configuration) XML, its live XML while it runs, and state flags.
 public struct DomainRecord: Hashable, Sendable {
     public var name: String
     public var inactiveXML: String
+    /// The running domain's live definition (hot-plugged devices included); nil while it is shut off.
+    public var liveXML: String?
     public var active: Bool
     public var persistent: Bool
     public var autostart: Bool
 
-    public init(name: String, inactiveXML: String, active: Bool, persistent: Bool, autostart: Bool) {
+    public init(name: String, inactiveXML: String, liveXML: String? = nil, active: Bool, persistent: Bool,
+                autostart: Bool) {
         self.name = name
         self.inactiveXML = inactiveXML
+        self.liveXML = liveXML
         self.active = active
         self.persistent = persistent
         self.autostart = autostart

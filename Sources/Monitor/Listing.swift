@@ -13,7 +13,10 @@ public struct Listing: Codable, Hashable, Sendable {
         public var active: Bool
         public var persistent: Bool
         public var autostart: Bool
+        /// Domains whose configuration references the device.
         public var domains: [String]
+        /// Running domains whose live XML holds the device now.
+        public var inUseBy: [String]
     }
 
     public struct MdevType: Codable, Hashable, Sendable {
@@ -43,7 +46,8 @@ public struct Listing: Codable, Hashable, Sendable {
         devices = snapshot.sortedDevices.map { d in
             Device(uuid: d.uuid, parent: d.parent, parentAddress: d.definition.parentAddress, name: d.name,
                    mdevType: d.mdevType, iommuGroup: d.definition.iommuGroup, attrs: d.definition.attrs,
-                   active: d.active, persistent: d.persistent, autostart: d.autostart, domains: d.domains)
+                   active: d.active, persistent: d.persistent, autostart: d.autostart, domains: d.domains,
+                   inUseBy: d.inUseBy)
         }
         parents = snapshot.sortedParents.map { p in
             Parent(name: p.name, kind: p.kind, types: p.types.map {
@@ -53,23 +57,27 @@ public struct Listing: Codable, Hashable, Sendable {
     }
 
     /// Pretty, key-sorted JSON with snake_case keys, ending in a newline.
-    public func json() -> Data {
+    public func json() -> Data { Self.json(self) }
+
+    /// The listings' one JSON style (devices here, domains in Policy).
+    public static func json(_ value: some Encodable) -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         // Encoding plain structs of strings, ints and bools cannot fail.
-        var data = try! encoder.encode(self)
+        var data = try! encoder.encode(value)
         data.append(0x0A)
         return data
     }
 
     /// A fixed-width text table of devices, and of parents' capacity when `parents` is set.
     public func table(parents showParents: Bool) -> String {
-        var rows = [["UUID", "PARENT", "TYPE", "STATE", "PERSISTENCE", "AUTOSTART", "DOMAINS"]]
+        var rows = [["UUID", "PARENT", "TYPE", "STATE", "PERSISTENCE", "AUTOSTART", "DOMAINS", "IN_USE_BY"]]
         for d in devices {
             rows.append([d.uuid, d.parent, d.mdevType, d.active ? "active" : "inactive",
                          d.persistent ? "persistent" : "transient", d.autostart ? "yes" : "no",
-                         d.domains.isEmpty ? "-" : d.domains.joined(separator: ",")])
+                         d.domains.isEmpty ? "-" : d.domains.joined(separator: ","),
+                         d.inUseBy.isEmpty ? "-" : d.inUseBy.joined(separator: ",")])
         }
         var out = Self.render(rows)
         if showParents {
@@ -84,7 +92,8 @@ public struct Listing: Codable, Hashable, Sendable {
         return out
     }
 
-    private static func render(_ rows: [[String]]) -> String {
+    /// Left-aligned columns two spaces apart; the last column is not padded.
+    public static func render(_ rows: [[String]]) -> String {
         let widths = rows[0].indices.map { col in rows.map { $0[col].count }.max() ?? 0 }
         return rows.map { row in
             row.enumerated().map { i, cell in

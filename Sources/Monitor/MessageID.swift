@@ -25,6 +25,8 @@ public enum MessageID: String, CaseIterable, Sendable {
     case hostCheckPassed = "e50533feaa1ae68fb37cbf26abfafd10"
     case hostCheckWarning = "1dfb931459d35ccc14fa56044309f131"
     case hostCheckFailed = "6d04e6c4babbbbb272c8411acf974adf"
+    case deviceUseChanged = "cc19ff07188b43bc91c5ab9c22dde7ca"
+    case deviceRemovalFailed = "8727d23047c24a02b394ed0dc3b06afa"
 
     /// The metadata key the journal handler maps to `MESSAGE_ID`.
     public static let metadataKey = "message.id"

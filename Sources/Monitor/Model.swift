@@ -72,11 +72,15 @@ public struct MdevDevice: Hashable, Sendable {
     public var flags: DeviceFlags
     /// Names of the domains whose inactive XML references this device's UUID, sorted.
     public var domains: [String]
+    /// Names of the running domains whose live XML holds this device's UUID now (configured or
+    /// hot-plugged), sorted. An mdev serves one VM at a time, so more than one is a transient state.
+    public var inUseBy: [String]
 
-    public init(definition: MdevDefinition, flags: DeviceFlags, domains: [String] = []) {
+    public init(definition: MdevDefinition, flags: DeviceFlags, domains: [String] = [], inUseBy: [String] = []) {
         self.definition = definition
         self.flags = flags
         self.domains = domains
+        self.inUseBy = inUseBy
     }
 
     public var key: MdevKey { definition.key }
@@ -118,19 +122,22 @@ public struct ParentDevice: Hashable, Sendable {
     }
 }
 
-/// A libvirt domain and the mdev UUIDs its inactive (persistent) XML references.
+/// A libvirt domain, the mdev UUIDs its configuration references and those it uses while it runs.
 public struct DomainInfo: Hashable, Sendable {
     public var name: String
     public var uuid: String
     public var active: Bool
     public var persistent: Bool
     public var autostart: Bool
-    /// mdev UUIDs from `<hostdev type='mdev'><source><address uuid=…/>`, in document order, unique.
+    /// mdev UUIDs from `<hostdev type='mdev'><source><address uuid=…/>` of the inactive (configuration)
+    /// XML, in document order, unique.
     public var mdevUUIDs: [String]
+    /// The same from the live XML while the domain runs (hot-plugged mdevs included); empty when shut off.
+    public var liveMdevUUIDs: [String]
 
     public init(
         name: String, uuid: String, active: Bool, persistent: Bool, autostart: Bool,
-        mdevUUIDs: [String]
+        mdevUUIDs: [String], liveMdevUUIDs: [String] = []
     ) {
         self.name = name
         self.uuid = uuid
@@ -138,5 +145,6 @@ public struct DomainInfo: Hashable, Sendable {
         self.persistent = persistent
         self.autostart = autostart
         self.mdevUUIDs = mdevUUIDs
+        self.liveMdevUUIDs = liveMdevUUIDs
     }
 }

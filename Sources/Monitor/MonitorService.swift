@@ -161,8 +161,8 @@ public final class MonitorService: Service, Sendable {
                 try await sync(connection)
             case .nodeDevice(let name, let kinds):
                 await handleNodeDevice(name, kinds, counts, connection)
-            case .domain(let name, _):
-                await handleDomain(name, counts, connection)
+            case .domain(let name, let kinds):
+                await handleDomain(name, kinds, counts, connection)
             }
         }
         try Task.checkCancellation()
@@ -217,12 +217,21 @@ public final class MonitorService: Service, Sendable {
         }
     }
 
-    private func handleDomain(_ name: String, _ counts: [EventCounterKey: Int], _ connection: any LibvirtConnection) async {
+    private func handleDomain(_ name: String, _ kinds: Set<DomainEventKind>, _ counts: [EventCounterKey: Int],
+                              _ connection: any LibvirtConnection) async {
         do {
             let record = try await Blocking.run { try connection.domain(named: name) }
             let domain = try record.map { record throws(XMLParseError) in try DomainInfo(record) }
             await index.mutate(events: counts) { state in
                 if let domain { state.upsertDomain(domain) } else { state.removeDomain(named: name) }
+            }
+            if kinds.contains(.deviceRemovalFailed) {
+                // Not an index change (the device simply stays), so no subscriber would say it: the failed
+                // unplug is libvirt's news, told here once per event.
+                let held = domain?.liveMdevUUIDs ?? []
+                logger.warning(
+                    "a live device detach from domain \(name) failed (libvirt DEVICE_REMOVAL_FAILED); its live mdevs: [\(held.joined(separator: ", "))]",
+                    metadata: MessageID.deviceRemovalFailed.metadata.merging([LogKey.domainName: .string(name)]) { $1 })
             }
         } catch {
             await index.mutate(events: counts) { _ in [] }

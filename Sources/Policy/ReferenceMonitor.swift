@@ -2,7 +2,8 @@ import Logging
 import Monitor
 import Synchronization
 
-/// Reports defined domains whose mdev references are broken (missing or inactive mdevs), in the
+/// Reports defined domains that could not start now because of an mdev they reference (missing,
+/// inactive, no capacity, parent missing, held by another running domain), in the
 /// journal once per appearance and clearance and in the metrics. Incremental: a change re-evaluates
 /// only the domains it can affect (`IndexState.domainsAffected(by:)`), never the whole index.
 final class ReferenceMonitor: Sendable {
@@ -46,7 +47,13 @@ final class ReferenceMonitor: Sendable {
 
     private func report(_ p: ReferenceProblem) {
         let level: Logger.Level = p.domainAutostart ? .error : .warning
-        let why = p.reason == .missing ? "no such mdev exists" : "the mdev is not active"
+        let why = switch p.reason {
+        case .missing: "no such mdev exists"
+        case .inactive: "the mdev is not active"
+        case .noCapacity: "the mdev is not active and its parent has no available instance of its type"
+        case .parentMissing: "the mdev is not active and its parent device is not present"
+        case .inUse: "running domain \(p.heldBy.joined(separator: ", ")) holds the mdev"
+        }
         let boot = p.domainAutostart ? "; the domain autostarts and will fail to start at boot" : ""
         logger.log(level: level, "domain \(p.domain) references mdev \(p.uuid) but \(why)\(boot)",
                    metadata: MessageID.referenceProblem.metadata.merging([

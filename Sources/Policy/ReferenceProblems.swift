@@ -1,20 +1,47 @@
 public import Monitor
 
-/// A defined domain referencing an mdev that is missing or inactive: it would fail to start.
+/// Why a defined domain could not start now: one of the mdevs its configuration references is not
+/// ready for it (an mdev must be active, and free, before its domain starts).
 public struct ReferenceProblem: Hashable, Sendable, Comparable {
-    public enum Reason: String, Hashable, Sendable { case missing, inactive }
+    public enum Reason: String, Hashable, Sendable, CaseIterable {
+        /// No mdev with this UUID exists.
+        case missing
+        /// Defined but inactive; its parent has room for it, so starting it would do.
+        case inactive
+        /// Inactive, and its parent offers no available instance of its type (used up, or not offered).
+        case noCapacity = "no_capacity"
+        /// Inactive, and libvirt files it under its placeholder parent: the real parent is not there.
+        case parentMissing = "parent_missing"
+        /// Active, but another running domain holds it: an mdev serves one VM at a time.
+        case inUse = "in_use"
+
+        /// Which reason stands for a UUID several devices share (under different parents): the one
+        /// nearest to startable.
+        var rank: Int {
+            switch self {
+            case .inactive: 0
+            case .inUse: 1
+            case .noCapacity: 2
+            case .parentMissing: 3
+            case .missing: 4
+            }
+        }
+    }
 
     public var domain: String
     public var uuid: String
     public var reason: Reason
     /// The domain autostarts, so the host's next boot will fail to start it.
     public var domainAutostart: Bool
+    /// For `in_use`: the running domains that hold the mdev.
+    public var heldBy: [String]
 
-    public init(domain: String, uuid: String, reason: Reason, domainAutostart: Bool) {
+    public init(domain: String, uuid: String, reason: Reason, domainAutostart: Bool, heldBy: [String] = []) {
         self.domain = domain
         self.uuid = uuid
         self.reason = reason
         self.domainAutostart = domainAutostart
+        self.heldBy = heldBy
     }
 
     public static func < (a: Self, b: Self) -> Bool { (a.domain, a.uuid) < (b.domain, b.uuid) }
@@ -27,42 +54,70 @@ extension IndexState {
     }
 
     /// The reference problems of one domain (none unless it is defined), in its document order: the work
-    /// of re-evaluating one domain after a change, not the whole index.
+    /// of re-evaluating one domain after a change, not the whole index. A domain with none would start.
     public func referenceProblems(ofDomain name: String) -> [ReferenceProblem] {
         guard let domain = domains[name], domain.persistent else { return [] }
         var out: [ReferenceProblem] = []
         for uuid in domain.mdevUUIDs {
-            let found = devices(uuid: uuid)
-            if found.isEmpty {
-                out.append(ReferenceProblem(domain: domain.name, uuid: uuid, reason: .missing, domainAutostart: domain.autostart))
-            } else if !found.contains(where: \.active) {
-                out.append(ReferenceProblem(domain: domain.name, uuid: uuid, reason: .inactive, domainAutostart: domain.autostart))
+            // libvirt finds the mdev by UUID alone: one ready device under any parent will do.
+            var best: (reason: ReferenceProblem.Reason, heldBy: [String])? = (.missing, [])
+            for device in devices(uuid: uuid) {
+                guard let blocker = blocker(device, for: domain.name) else { best = nil; break }
+                if blocker.reason.rank < best!.reason.rank { best = blocker }
+            }
+            if let best {
+                out.append(ReferenceProblem(domain: domain.name, uuid: uuid, reason: best.reason,
+                                            domainAutostart: domain.autostart, heldBy: best.heldBy))
             }
         }
         return out
     }
 
+    /// What keeps `device` from serving `domain` at its start, or nil when nothing does.
+    private func blocker(_ device: MdevDevice, for domain: String) -> (reason: ReferenceProblem.Reason, heldBy: [String])? {
+        if device.active {
+            let others = device.inUseBy.filter { $0 != domain }
+            return others.isEmpty ? nil : (.inUse, others)
+        }
+        if device.parent == IndexState.placeholderParent { return (.parentMissing, []) }
+        // A parent outside the index offers no mdev types at all (libvirt lists only parents that do).
+        let available = parents[device.parent]?.types.first { $0.id == device.mdevType }?.availableInstances ?? 0
+        return available > 0 ? (.inactive, []) : (.noCapacity, [])
+    }
+
     /// The domains whose reference problems these changes can alter: a device change concerns the
-    /// domains referencing its UUID, a domain change that domain. Parents and the connection concern none.
+    /// domains referencing its UUID (a running domain's hot(un)plug changes the device's users, so it
+    /// arrives as such a change too), a domain change that domain, and a parent's capacity the domains
+    /// referencing its inactive devices of the types whose capacity moved. The connection concerns none.
     public func domainsAffected(by changes: [IndexChange]) -> Set<String> {
         var out: Set<String> = []
+        func parentMoved(_ name: String, types: Set<String>?) {
+            for device in inactiveDevices(onParent: name) where types?.contains(device.mdevType) ?? true {
+                out.formUnion(domainsReferencing(device.uuid))
+            }
+        }
         for change in changes {
             switch change {
             case .deviceAdded(let d), .deviceRemoved(let d), .deviceChanged(_, let d):
                 out.formUnion(domainsReferencing(d.uuid))
             case .domainAdded(let d), .domainRemoved(let d), .domainChanged(_, let d):
                 out.insert(d.name)
-            default:
+            case .parentAdded(let p), .parentRemoved(let p):
+                parentMoved(p.name, types: nil)
+            case .parentChanged(let old, let new):
+                parentMoved(new.name, types: Set(old.types).symmetricDifference(new.types).reduce(into: []) { $0.insert($1.id) })
+            case .connection:
                 break
             }
         }
         return out
     }
 
-    /// Active mdevs that no defined domain references: candidates for leak hunting.
+    /// Active mdevs that no defined domain references and no running domain uses: candidates for leak
+    /// hunting.
     public var orphanedDevices: [MdevDevice] {
         devices.values.filter { device in
-            device.active && !device.domains.contains { domains[$0]?.persistent == true }
+            device.active && device.inUseBy.isEmpty && !device.domains.contains { domains[$0]?.persistent == true }
         }.sorted { $0.key < $1.key }
     }
 }

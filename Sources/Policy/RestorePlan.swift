@@ -44,6 +44,10 @@ public enum RestorePlanner {
         for saved in previous.active where config.owns(uuid: saved.uuid, parent: saved.parent, mdevType: saved.mdevType) {
             let now = state.current(saved)
             if now?.active == true { continue }
+            if !state.domainsUsing(saved.uuid).isEmpty {
+                skipped.append((saved, "a running domain uses it"))
+                continue
+            }
             if saved.persistent {
                 guard let now, now.persistent else {
                     skipped.append((saved, "its definition no longer exists"))
@@ -57,7 +61,7 @@ public enum RestorePlanner {
             }
         }
         for device in state.devices.values where includeAutostart && device.persistent && device.autostart && !device.active
-            && !tasks.keys.contains(where: { $0.uuid == device.uuid })
+            && !tasks.keys.contains(where: { $0.uuid == device.uuid }) && device.inUseBy.isEmpty
             && config.owns(uuid: device.uuid, parent: device.parent, mdevType: device.mdevType) {
             tasks[device.key] = RestoreTask(device: PersistedState.Device(device), kind: .start(name: device.name), reason: .autostart)
         }

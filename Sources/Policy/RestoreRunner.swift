@@ -96,6 +96,14 @@ final class RestoreRunner: Sendable {
                 metrics.count(policy: "restore", action: task.action, result: "skipped")
                 return true
             }
+            let users = index.snapshot.state.domainsUsing(device.uuid)
+            if !users.isEmpty {
+                // Policies never touch an mdev a running domain holds, whatever the index says of it.
+                logger.notice("mdev \(device.uuid) is in use by running domain \(users.sorted().joined(separator: ", ")); not restoring",
+                              metadata: fields)
+                metrics.count(policy: "restore", action: task.action, result: "skipped")
+                return true
+            }
             if cfg.dryRun {
                 logger.notice("dry run: would \(task.action) mdev \(device.uuid) on \(device.parent) (\(task.reason.rawValue))",
                               metadata: MessageID.restoreAttempted.metadata.merging(fields) { $1 })

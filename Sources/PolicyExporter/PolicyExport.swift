@@ -28,17 +28,26 @@ public struct PolicyExport: MetricsContributor, LandingContributor {
                       help: "When the configuration was last loaded successfully, in seconds since the epoch.")
         writer.sample("mdev_config_last_reload_success_timestamp_seconds", value: s.lastReloadSuccess)
         writer.family("mdev_domain_reference_problem", type: .gauge,
-                      help: "1 while a defined domain references an mdev that is missing or inactive.")
+                      help: "1 while a defined domain could not start because of an mdev it references; reason: missing, inactive, no_capacity (inactive, parent has no instance of its type left), parent_missing, in_use (held by another running domain).")
+        var blocked = Set<String>()
         for p in s.problems {
+            blocked.insert(p.domain)
             writer.sample("mdev_domain_reference_problem",
                           labels: ["domain": p.domain, "uuid": p.uuid, "reason": p.reason.rawValue], value: 1)
+        }
+        if s.referencesEnabled {
+            writer.family("mdev_domain_startable", type: .gauge,
+                          help: "1 when every mdev a defined domain references is ready for it to start now (active and not held by another running domain), else 0.")
+            for d in snapshot.sortedDomains where d.persistent && !d.mdevUUIDs.isEmpty {
+                writer.sample("mdev_domain_startable", labels: ["domain": d.name], value: blocked.contains(d.name) ? 0 : 1)
+            }
         }
         writer.family("mdev_domain_autostart", type: .gauge,
                       help: "1 when a defined domain that references mdevs starts at host boot, else 0.")
         for d in snapshot.sortedDomains where d.persistent && !d.mdevUUIDs.isEmpty {
             writer.sample("mdev_domain_autostart", labels: ["domain": d.name], value: d.autostart ? 1 : 0)
         }
-        writer.family("mdev_device_orphaned", type: .gauge, help: "1 for an active mdev that no defined domain references.")
+        writer.family("mdev_device_orphaned", type: .gauge, help: "1 for an active mdev that no defined domain references and no running domain uses.")
         for d in snapshot.state.orphanedDevices {
             writer.sample("mdev_device_orphaned", labels: ["uuid": d.uuid, "parent": d.parent], value: 1)
         }
@@ -49,8 +58,11 @@ public struct PolicyExport: MetricsContributor, LandingContributor {
         guard s.referencesEnabled else { return [] }
         return [LandingSection(
             title: "Domains that could not start now",
-            columns: ["Domain", "mdev UUID", "Reason", "Domain autostart"],
-            rows: s.problems.map { [$0.domain, $0.uuid, $0.reason.rawValue, $0.domainAutostart ? "yes" : "no"] },
-            emptyText: "Every defined domain's mdevs exist and are active.")]
+            columns: ["Domain", "mdev UUID", "Reason", "Held by", "Domain autostart"],
+            rows: s.problems.map {
+                [$0.domain, $0.uuid, $0.reason.rawValue, $0.heldBy.isEmpty ? "-" : $0.heldBy.joined(separator: ", "),
+                 $0.domainAutostart ? "yes" : "no"]
+            },
+            emptyText: "Every defined domain could start now: its mdevs exist, are active and free.")]
     }
 }

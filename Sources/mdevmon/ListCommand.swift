@@ -1,12 +1,21 @@
 import ArgumentParser
 import Foundation
 import Monitor
+import Policy
 
 extension Mdevmon {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print every mdev libvirt knows (active and defined) once, then exit.",
-            discussion: "Exits 1 with a one-line error when libvirt cannot be reached.")
+            discussion: """
+                Each mdev shows the domains whose configuration references it (DOMAINS) and the running \
+                domains whose live XML holds it now (IN_USE_BY, hot-plugged ones included).
+
+                --domains lists the domains instead: their mdevs, whether each defined domain could start \
+                now and, if not, why (per mdev: missing, inactive, no_capacity, parent_missing, in_use).
+
+                Exits 1 with a one-line error when libvirt cannot be reached.
+                """)
 
         @OptionGroup var connection: ConnectionOptions
 
@@ -15,6 +24,9 @@ extension Mdevmon {
 
         @Flag(help: "Also print each parent's mdev types and available instances.")
         var parents = false
+
+        @Flag(help: "List the domains that reference or use mdevs, with whether each could start now and its blockers.")
+        var domains = false
 
         func run() async throws {
             let uri = connection.connect
@@ -33,6 +45,11 @@ extension Mdevmon {
             } catch {
                 FileHandle.standardError.write(Data("mdevmon: error: \(error)\n".utf8))
                 throw ExitCode.failure
+            }
+            if domains {
+                let listing = DomainListing(snapshot.state)
+                FileHandle.standardOutput.write(json ? listing.json() : Data(listing.table().utf8))
+                return
             }
             let listing = Listing(snapshot)
             if json {

@@ -60,15 +60,18 @@ extension Fixtures {
             # HELP mdev_config_last_reload_successful 1 when the last load of the configuration file (start-up or SIGHUP) succeeded; 0 while an invalid file is ignored.
             # TYPE mdev_config_last_reload_successful gauge
             mdev_config_last_reload_successful 1
-            # HELP mdev_device_orphaned 1 for an active mdev that no defined domain references.
+            # HELP mdev_device_orphaned 1 for an active mdev that no defined domain references and no running domain uses.
             # TYPE mdev_device_orphaned gauge
             mdev_device_orphaned{uuid="33333333-3333-4333-8333-333333333333",parent="pci_0000_3b_00_0"} 1
             # HELP mdev_domain_autostart 1 when a defined domain that references mdevs starts at host boot, else 0.
             # TYPE mdev_domain_autostart gauge
             mdev_domain_autostart{domain="vm \"q\" \\ <b>\nx"} 0
-            # HELP mdev_domain_reference_problem 1 while a defined domain references an mdev that is missing or inactive.
+            # HELP mdev_domain_reference_problem 1 while a defined domain could not start because of an mdev it references; reason: missing, inactive, no_capacity (inactive, parent has no instance of its type left), parent_missing, in_use (held by another running domain).
             # TYPE mdev_domain_reference_problem gauge
             mdev_domain_reference_problem{domain="vm \"q\" \\ <b>\nx",uuid="22222222-2222-4222-8222-222222222222",reason="inactive"} 1
+            # HELP mdev_domain_startable 1 when every mdev a defined domain references is ready for it to start now (active and not held by another running domain), else 0.
+            # TYPE mdev_domain_startable gauge
+            mdev_domain_startable{domain="vm \"q\" \\ <b>\nx"} 0
             # HELP mdev_policy_actions_total Policy actions taken, by policy, action (start, create) and result (success, failure, gave_up, skipped, dry_run).
             # TYPE mdev_policy_actions_total counter
             mdev_policy_actions_total{policy="restore",action="create",result="dry_run"} 0
@@ -100,9 +103,10 @@ extension Fixtures {
         let export = Fixtures.makePolicy()
         let sections = export.landingSections(snapshot: Fixtures.small())
         #expect(sections == [LandingSection(
-            title: "Domains that could not start now", columns: ["Domain", "mdev UUID", "Reason", "Domain autostart"],
-            rows: [[Fixtures.problemDomain, "22222222-2222-4222-8222-222222222222", "inactive", "no"]],
-            emptyText: "Every defined domain's mdevs exist and are active.")])
+            title: "Domains that could not start now",
+            columns: ["Domain", "mdev UUID", "Reason", "Held by", "Domain autostart"],
+            rows: [[Fixtures.problemDomain, "22222222-2222-4222-8222-222222222222", "inactive", "-", "no"]],
+            emptyText: "Every defined domain could start now: its mdevs exist, are active and free.")])
         export.metrics.setProblems([], enabled: false)
         #expect(export.landingSections(snapshot: Fixtures.small()).isEmpty)
     }

@@ -30,6 +30,9 @@ import Testing
             # TYPE mdev_device_domain_references gauge
             mdev_device_domain_references{uuid="11111111-1111-4111-8111-111111111111",parent="pci_0000_3b_00_0"} 1
             mdev_device_domain_references{uuid="22222222-2222-4222-8222-222222222222",parent="pci_0000_3b_00_0"} 0
+            # HELP mdev_device_in_use One series per running domain whose live XML holds the mdev (configured or hot-plugged); always 1.
+            # TYPE mdev_device_in_use gauge
+            mdev_device_in_use{uuid="11111111-1111-4111-8111-111111111111",parent="pci_0000_3b_00_0",domain="vm \"q\" \\ <b>\nx"} 1
             # HELP mdev_device_info Metadata of each mdev libvirt knows (active or defined); always 1.
             # TYPE mdev_device_info gauge
             mdev_device_info{uuid="11111111-1111-4111-8111-111111111111",parent="pci_0000_3b_00_0",mdev_type="nvidia-558",name="mdev_11111111_1111_4111_8111_111111111111_0000_3b_00_0",iommu_group="12"} 1
@@ -188,7 +191,7 @@ import Testing
         #expect(families.contains("mdev_device_orphaned") && families.contains("mdev_policy_actions_total"))
         // The contributed family sits whole between two built-in ones.
         #expect(out.contains(#"""
-            # HELP mdev_device_orphaned 1 for an active mdev that no defined domain references.
+            # HELP mdev_device_orphaned 1 for an active mdev that no defined domain references and no running domain uses.
             # TYPE mdev_device_orphaned gauge
             mdev_device_orphaned{uuid="33333333-3333-4333-8333-333333333333",parent="pci_0000_3b_00_0"} 1
             # HELP mdev_device_persistent

@@ -34,7 +34,8 @@ enum Fixtures {
         ]
         let domain = DomainInfo(
             name: "vm \"q\" \\ <b>\nx", uuid: "99999999-9999-4999-8999-999999999999", active: true, persistent: true,
-            autostart: false, mdevUUIDs: ["11111111-1111-4111-8111-111111111111"])
+            autostart: false, mdevUUIDs: ["11111111-1111-4111-8111-111111111111"],
+            liveMdevUUIDs: ["11111111-1111-4111-8111-111111111111"])
         var status = MonitorStatus(uri: "qemu:///system")
         status.connected = connected
         status.synced = synced

@@ -47,13 +47,13 @@ enum LibvirtHost {
         run("/usr/bin/virsh", ["-c", uri] + args)
     }
 
-    /// Writes `xml` to a temp file and runs `virsh <command> <file>`.
+    /// Writes `xml` to a temp file and runs `virsh <command> <args…> <file>`.
     @discardableResult
-    static func virsh(_ command: String, xml: String) -> (status: Int32, out: String, err: String) {
+    static func virsh(_ command: String, _ args: String..., xml: String) -> (status: Int32, out: String, err: String) {
         let path = NSTemporaryDirectory() + "mdevmon-\(UUID().uuidString).xml"
         _ = FileManager.default.createFile(atPath: path, contents: Data(xml.utf8))
         defer { try? FileManager.default.removeItem(atPath: path) }
-        return run("/usr/bin/virsh", ["-c", uri, command, path])
+        return run("/usr/bin/virsh", ["-c", uri, command] + args + [path])
     }
 
     static func newUUID() -> String { UUID().uuidString.lowercased() }
@@ -96,12 +96,14 @@ enum LibvirtHost {
         try #require(r.status == 0, "virsh define failed: \(r.err)")
     }
 
+    /// A domain with no OS that can run here under TCG; `<acpi/>` is what PCI hotplug on `pc` needs.
     static func domainXML(name: String, mdevUUIDs: [String]) -> String {
         """
         <domain type='qemu'>
           <name>\(name)</name>
           <memory unit='MiB'>64</memory>
           <os><type arch='x86_64' machine='pc'>hvm</type></os>
+          <features><acpi/></features>
           <devices>
             <emulator>/usr/bin/qemu-system-x86_64</emulator>
         \(mdevUUIDs.map { "    <hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='\($0)'/></source></hostdev>" }.joined(separator: "\n"))

@@ -12,7 +12,7 @@ struct ListCommandTests {
         #expect(table.status == 0, "mdevmon list failed: \(table.err)")
         let row = table.out.split(separator: "\n").first { $0.hasPrefix(uuid) }
         let fields = try #require(row).split(separator: " ", omittingEmptySubsequences: true)
-        #expect(fields.map(String.init) == [uuid, LibvirtHost.pciParent.name, "nvidia-64", "inactive", "persistent", "no", "-"])
+        #expect(fields.map(String.init) == [uuid, LibvirtHost.pciParent.name, "nvidia-64", "inactive", "persistent", "no", "-", "-"])
 
         let json = LibvirtHost.run(mdevmonBinary, ["list", "--json"])
         #expect(json.status == 0, "mdevmon list --json failed: \(json.err)")
@@ -23,11 +23,41 @@ struct ListCommandTests {
         #expect(device.mdevType == "nvidia-64" && device.persistent && !device.active)
     }
 
+    @Test func listDomainsShowsWhyADomainCouldNotStart() throws {
+        let uuid = LibvirtHost.newUUID()
+        let domain = "mdevmon-list-test-\(UUID().uuidString.prefix(8).lowercased())"
+        defer {
+            LibvirtHost.virsh("undefine", domain)
+            LibvirtHost.cleanup(uuid: uuid)
+        }
+        _ = try LibvirtHost.define(uuid: uuid, type: "nvidia-64")
+        try LibvirtHost.defineDomain(name: domain, mdevUUIDs: [uuid])
+        let table = LibvirtHost.run(mdevmonBinary, ["list", "--domains"])
+        #expect(table.status == 0, "mdevmon list --domains failed: \(table.err)")
+        let lines = table.out.split(separator: "\n")
+        #expect(lines.first?.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+                == ["DOMAIN", "STATE", "PERSISTENCE", "AUTOSTART", "MDEVS", "IN_USE", "STARTABLE", "BLOCKERS"])
+        let row = try #require(lines.first { $0.hasPrefix(domain + " ") })
+        // This host's PCI parent offers no mdev types: the defined mdev could never start there.
+        #expect(row.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+                == [domain, "inactive", "persistent", "no", uuid, "-", "no", "\(uuid):no_capacity"])
+
+        let json = LibvirtHost.run(mdevmonBinary, ["list", "--domains", "--json"])
+        #expect(json.status == 0, "mdevmon list --domains --json failed: \(json.err)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any])
+        let entry = try #require((object["domains"] as? [[String: Any]])?.first { $0["name"] as? String == domain })
+        #expect(entry["startable"] as? Bool == false)
+        #expect(entry["mdevs"] as? [String] == [uuid])
+        let blockers = try #require(entry["blockers"] as? [[String: Any]])
+        #expect(blockers.map { $0["reason"] as? String } == ["no_capacity"])
+    }
+
     @Test func helpExplainsFlags() {
         let r = LibvirtHost.run(mdevmonBinary, ["list", "--help"])
         #expect(r.status == 0)
         #expect(r.out.contains("--connect"))
         #expect(r.out.contains("--json"))
         #expect(r.out.contains("--parents"))
+        #expect(r.out.contains("--domains"))
     }
 }

@@ -12,8 +12,10 @@ struct PolicyDomainReferenceTests {
         let uuid = LibvirtHost.newUUID()
         let missing = LibvirtHost.newUUID()
         let domain = "mdevmon-policy-test-\(UUID().uuidString.prefix(8).lowercased())"
+        let marker = domain + "-marker"
         defer {
             LibvirtHost.virsh("undefine", domain)
+            LibvirtHost.virsh("undefine", marker)
             LibvirtHost.cleanup(uuid: uuid)
         }
         let stateDir = try PolicyTempDir()
@@ -45,14 +47,22 @@ struct PolicyDomainReferenceTests {
                 #expect([uuid, missing].contains(record.value(LogKey.mdevUUID) ?? ""))
             }
 
-            // Defining the mdev (not starting it) turns one reference into "inactive".
+            // Defining the mdev (not starting it) on this host's PCI parent: libvirt files it under that
+            // real device, which offers no mdev types (no vendor driver here), so starting it could not
+            // succeed: no_capacity, not merely inactive (issue 16).
             _ = try LibvirtHost.define(uuid: uuid)
-            #expect(await eventually(timeout: .seconds(30)) { problems().first { $0.uuid == uuid }?.reason == .inactive }, "got \(problems())")
+            #expect(await eventually(timeout: .seconds(30)) { problems().first { $0.uuid == uuid }?.reason == .noCapacity }, "got \(problems())")
+            #expect(monitor.device(uuid: uuid)?.parent == LibvirtHost.pciParent.name)
             #expect(problems().first { $0.uuid == missing }?.reason == .missing)
             #expect(await eventually(timeout: .seconds(30)) { logged(.referenceProblem).count == 3 })
             let changed = try #require(logged(.referenceProblem).last)
-            #expect(changed.value(LogKey.mdevUUID) == uuid && changed.value("reason") == "inactive")
+            #expect(changed.value(LogKey.mdevUUID) == uuid && changed.value("reason") == "no_capacity")
             #expect(logged(.referenceResolved).isEmpty, "a reason change is not a resolution")
+            let listed = try #require(DomainListing(monitor.index.snapshot.state).domains.first { $0.name == domain })
+            #expect(listed.startable == false)
+            // In the domain's document order.
+            #expect(listed.blockers.map(\.uuid) == [uuid, missing])
+            #expect(listed.blockers.map(\.reason) == ["no_capacity", "missing"])
 
             // Undefining the domain clears both, once each, at notice.
             #expect(LibvirtHost.virsh("undefine", domain).status == 0)
@@ -62,10 +72,14 @@ struct PolicyDomainReferenceTests {
             #expect(resolved.allSatisfy { $0.level == .notice })
             #expect(Set(resolved.compactMap { $0.value(LogKey.mdevUUID) }) == [uuid, missing])
 
-            // No repeats when unrelated things happen afterwards.
+            // No repeats when unrelated things happen afterwards. A second domain referencing a missing mdev
+            // is the marker: once its problem is logged, the policy has consumed every earlier change.
             #expect(LibvirtHost.virsh("nodedev-undefine", LibvirtHost.mdevName(uuid: uuid)).status == 0)
             #expect(await eventually(timeout: .seconds(30)) { monitor.device(uuid: uuid) == nil })
-            try await Task.sleep(for: .milliseconds(300))
+            try LibvirtHost.defineDomain(name: marker, mdevUUIDs: [missing])
+            #expect(await eventually(timeout: .seconds(30)) {
+                log.records(.referenceProblem).contains { $0.value(LogKey.domainName) == marker }
+            })
             #expect(logged(.referenceProblem).count == 3)
             #expect(logged(.referenceResolved).count == 2)
         }

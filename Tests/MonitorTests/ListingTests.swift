@@ -26,7 +26,7 @@ import Testing
                              availableInstances: 65536),
             ]),
         ]
-        let domains = [Sample.domain("vm2", [Sample.uuidA]), Sample.domain("vm1", [Sample.uuidA])]
+        let domains = [Sample.domain("vm2", [Sample.uuidA]), Sample.domain("vm1", [Sample.uuidA], live: [Sample.uuidA])]
         let state = IndexState(devices: [ap, gpu], parents: parents, domains: domains)
         return IndexSnapshot(state: state, status: MonitorStatus(uri: "test:///default"))
     }
@@ -44,7 +44,7 @@ import Testing
         let parents = try #require(object["parents"] as? [[String: Any]])
         #expect(Set(devices[0].keys) == [
             "uuid", "parent", "parent_address", "name", "mdev_type", "iommu_group", "attrs", "active", "persistent",
-            "autostart", "domains",
+            "autostart", "domains", "in_use_by",
         ])
         let types = try #require(parents[0]["types"] as? [[String: Any]])
         #expect(Set(types[0].keys) == ["id", "name", "device_api", "available_instances"])
@@ -54,6 +54,8 @@ import Testing
         let listing = Listing(snapshot())
         #expect(listing.devices.map(\.uuid) == [Sample.uuidA, Sample.uuidB])
         #expect(listing.devices[0].domains == ["vm1", "vm2"])
+        #expect(listing.devices[0].inUseBy == ["vm1"])
+        #expect(listing.devices[1].inUseBy == [])
         #expect(listing.devices[0].attrs.map(\.value) == ["42", "43"])
         #expect(listing.parents.map(\.name) == ["ap_matrix", Sample.gpu0])
     }
@@ -81,6 +83,9 @@ import Testing
                   "autostart" : false,
                   "domains" : [
                     "vm1"
+                  ],
+                  "in_use_by" : [
+
                   ],
                   "iommu_group" : 0,
                   "mdev_type" : "i915-GVTg_V5_4",
@@ -111,9 +116,9 @@ import Testing
 
     @Test func tableWithParents() {
         #expect(Listing(snapshot()).table(parents: true) == """
-            UUID                                  PARENT            TYPE                 STATE     PERSISTENCE  AUTOSTART  DOMAINS
-            11111111-1111-4111-8111-111111111111  pci_0000_00_02_0  i915-GVTg_V5_4       active    persistent   yes        vm1,vm2
-            22222222-2222-4222-8222-222222222222  ap_matrix         vfio_ap-passthrough  inactive  transient    no         -
+            UUID                                  PARENT            TYPE                 STATE     PERSISTENCE  AUTOSTART  DOMAINS  IN_USE_BY
+            11111111-1111-4111-8111-111111111111  pci_0000_00_02_0  i915-GVTg_V5_4       active    persistent   yes        vm1,vm2  vm1
+            22222222-2222-4222-8222-222222222222  ap_matrix         vfio_ap-passthrough  inactive  transient    no         -        -
 
             PARENT            KIND       TYPE                 NAME                        DEVICE_API  AVAILABLE
             ap_matrix         ap_matrix  vfio_ap-passthrough  VFIO AP Passthrough Device  vfio-ap     65536
@@ -124,6 +129,6 @@ import Testing
 
     @Test func tableWithoutParents() {
         let empty = Listing(IndexSnapshot(state: IndexState(), status: MonitorStatus(uri: "x")))
-        #expect(empty.table(parents: false) == "UUID  PARENT  TYPE  STATE  PERSISTENCE  AUTOSTART  DOMAINS\n")
+        #expect(empty.table(parents: false) == "UUID  PARENT  TYPE  STATE  PERSISTENCE  AUTOSTART  DOMAINS  IN_USE_BY\n")
     }
 }

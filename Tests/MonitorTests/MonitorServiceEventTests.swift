@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import Monitor
 
 /// `MonitorService` against `FakeLibvirt`: the initial sync, then each event fetching only what it concerns.
@@ -244,6 +245,45 @@ import Testing
             #expect(undefined == [.domainRemoved(running), .deviceChanged(old: referenced, new: device)])
             #expect(try h.snapshot.state == fake.freshSync().state)
             #expect(h.snapshot.status.events[EventCounterKey(source: "domain", event: "started")] == 1)
+        }
+    }
+
+    @Test func hotplugEventsTrackTheLiveXML() async throws {
+        let fake = try Self.populatedFake()
+        let capture = LogCapture()
+        try await withMonitor(fake, logger: capture.logger) { h in
+            await h.waitForFirstSync()
+            let device = try #require(h.snapshot.state.device(named: Self.apName))
+            let config = Self.domainXML("guest", [])
+            let stopped = DomainRecord(name: "guest", inactiveXML: config, active: false, persistent: true, autostart: false)
+            fake.putDomain(stopped)
+            _ = await h.changes(from: .domain(name: "guest", kind: .defined), marker: "m0")
+
+            // `virsh attach-device --live`: only the live XML changes, and only DEVICE_ADDED says so.
+            fake.putDomain(DomainRecord(name: "guest", inactiveXML: config, liveXML: Self.domainXML("guest", [device.uuid]),
+                                        active: true, persistent: true, autostart: false))
+            let added = await h.changes(from: .domain(name: "guest", kind: .deviceAdded), marker: "m1")
+            var inUse = device
+            inUse.inUseBy = ["guest"]
+            #expect(added?.last == .deviceChanged(old: device, new: inUse))
+            #expect(h.snapshot.state.devices[device.key]?.domains == [], "a live attach is no reference")
+            #expect(added?.last?.logEntry?.event == .deviceUseChanged)
+
+            // A detach the guest refused: the device stays, and the failure is journaled.
+            let mark = capture.records.count
+            fake.emit(.domain(name: "guest", kind: .deviceRemovalFailed))
+            #expect(await eventually { capture.records(.deviceRemovalFailed).count == 1 })
+            #expect(capture.records.dropFirst(mark).first { $0.level == .warning }?.message.contains(device.uuid) == true)
+            #expect(h.snapshot.state.devices[device.key]?.inUseBy == ["guest"])
+
+            // DEVICE_REMOVED: released.
+            fake.putDomain(DomainRecord(name: "guest", inactiveXML: config, liveXML: config, active: true, persistent: true,
+                                        autostart: false))
+            let removed = await h.changes(from: .domain(name: "guest", kind: .deviceRemoved), marker: "m2")
+            #expect(removed?.last == .deviceChanged(old: inUse, new: device))
+            #expect(try h.snapshot.state == fake.freshSync().state)
+            #expect(h.snapshot.status.events[EventCounterKey(source: "domain", event: "device_added")] == 1)
+            #expect(h.snapshot.status.events[EventCounterKey(source: "domain", event: "device_removal_failed")] == 1)
         }
     }
 

@@ -35,8 +35,11 @@ enum Sample {
             flags: flags(active: active, persistent: persistent, autostart: autostart), domains: domains)
     }
 
-    static func domain(_ name: String, _ uuids: [String], active: Bool = false) -> DomainInfo {
-        DomainInfo(name: name, uuid: "", active: active, persistent: true, autostart: false, mdevUUIDs: uuids)
+    /// A defined domain; `live` are the mdevs its live XML holds (it runs when there are any, or when `active`).
+    static func domain(_ name: String, _ uuids: [String], active: Bool = false, live: [String] = [],
+                       persistent: Bool = true, autostart: Bool = false) -> DomainInfo {
+        DomainInfo(name: name, uuid: "", active: active || !live.isEmpty, persistent: persistent, autostart: autostart,
+                   mdevUUIDs: uuids, liveMdevUUIDs: live)
     }
 
     static func parent(_ name: String = gpu0, available: Int = 2) -> ParentDevice {

@@ -1,5 +1,6 @@
+import Foundation
 import Monitor
-import Policy
+@testable import Policy
 import Testing
 
 @Suite struct ReferenceProblemsTests {
@@ -97,9 +98,107 @@ import Testing
         #expect(state.domainsAffected(by: [.deviceAdded(Sample.device(b))]) == ["vm-ab"])
         #expect(state.domainsAffected(by: [.deviceRemoved(Sample.device(a))]) == ["vm-a", "vm-ab"])
         #expect(state.domainsAffected(by: [.domainAdded(Sample.domain("vm-x", uuids: [a]))]) == ["vm-x"])
-        #expect(state.domainsAffected(by: [.parentAdded(Sample.parentDevice()), .connection(.synced)]).isEmpty)
+        #expect(state.domainsAffected(by: [.parentAdded(Sample.parentDevice(Sample.otherParent)), .connection(.synced)]).isEmpty)
+        // A parent concerns the domains of its inactive devices (their capacity), for the types that moved.
+        #expect(state.domainsAffected(by: [.parentAdded(Sample.parentDevice())]) == ["vm-a", "vm-ab"])
+        #expect(state.domainsAffected(by: [.parentChanged(old: Sample.parentDevice(available: 4),
+                                                          new: Sample.parentDevice(available: 0))]) == ["vm-a", "vm-ab"])
+        #expect(state.domainsAffected(by: [.parentChanged(old: Sample.parentDevice(available: 4, type: "other"),
+                                                          new: Sample.parentDevice(available: 0, type: "other"))]).isEmpty)
         // Ten thousand other devices change nothing for these domains.
         let others = (0..<10_000).map { IndexChange.deviceAdded(Sample.device(String(format: "00000000-0000-4000-8000-%012d", $0))) }
         #expect(state.domainsAffected(by: others).isEmpty)
+    }
+}
+
+/// Why a defined domain could not start now, per referenced mdev (issue 16).
+@Suite struct StartBlockerTests {
+    let u = "aaaaaaaa-1111-4000-8000-000000000001"
+
+    private func reasons(_ state: IndexState, _ domain: String = "vm") -> [ReferenceProblem.Reason] {
+        state.referenceProblems(ofDomain: domain).map(\.reason)
+    }
+
+    @Test func inactiveWithRoomIsInactive() {
+        let state = IndexState.with([Sample.device(u)], domains: [Sample.domain("vm", uuids: [u])])
+        #expect(reasons(state) == [.inactive])
+    }
+
+    @Test func inactiveWithoutRoomIsNoCapacity() {
+        let domains = [Sample.domain("vm", uuids: [u])]
+        // Used up.
+        var state = IndexState(devices: [Sample.device(u)], parents: [Sample.parentDevice(available: 0)], domains: domains)
+        #expect(reasons(state) == [.noCapacity])
+        // Freeing one instance clears it to inactive.
+        _ = state.upsertParent(Sample.parentDevice(available: 1))
+        #expect(reasons(state) == [.inactive])
+        // The parent does not offer the type at all, or offers no mdev types (outside the index).
+        state = IndexState(devices: [Sample.device(u)], parents: [Sample.parentDevice(available: 3, type: "other")], domains: domains)
+        #expect(reasons(state) == [.noCapacity])
+        state = IndexState(devices: [Sample.device(u)], parents: [], domains: domains)
+        #expect(reasons(state) == [.noCapacity])
+    }
+
+    @Test func underThePlaceholderParentIsParentMissing() {
+        let state = IndexState.with([Sample.device(u, parent: IndexState.placeholderParent)],
+                                    domains: [Sample.domain("vm", uuids: [u])])
+        #expect(reasons(state) == [.parentMissing])
+    }
+
+    @Test func heldByAnotherRunningDomainIsInUse() {
+        let state = IndexState.with([Sample.device(u, active: true)], domains: [
+            Sample.domain("vm", uuids: [u]), Sample.domain("runner", uuids: [u], live: [u]),
+        ])
+        let problems = state.referenceProblems(ofDomain: "vm")
+        #expect(problems == [ReferenceProblem(domain: "vm", uuid: u, reason: .inUse, domainAutostart: false, heldBy: ["runner"])])
+        // The holder itself is fine: it has what it needs.
+        #expect(state.referenceProblems(ofDomain: "runner").isEmpty)
+    }
+
+    @Test func aHotplugAffectsTheOtherDomainsReferencingTheDevice() {
+        var state = IndexState.with([Sample.device(u, active: true)], domains: [
+            Sample.domain("vm", uuids: [u]), Sample.domain("runner", uuids: [], active: true),
+        ])
+        #expect(reasons(state).isEmpty)
+        let changes = state.upsertDomain(Sample.domain("runner", uuids: [], live: [u]))
+        #expect(state.domainsAffected(by: changes) == ["vm", "runner"])
+        #expect(reasons(state) == [.inUse])
+    }
+
+    @Test func theBestDeviceOfAUUIDStands() {
+        // The same UUID under two parents: one whose parent is gone, one that could be started.
+        let state = IndexState.with(
+            [Sample.device(u, parent: IndexState.placeholderParent), Sample.device(u, parent: Sample.otherParent)],
+            domains: [Sample.domain("vm", uuids: [u])], parents: [Sample.otherParent])
+        #expect(reasons(state) == [.inactive])
+    }
+
+    @Test func aDeviceInUseIsNotOrphaned() {
+        let state = IndexState.with([Sample.device(u, active: true)], domains: [
+            Sample.domain("runner", uuids: [], live: [u]),
+        ])
+        #expect(state.orphanedDevices.isEmpty)
+        #expect(IndexState.with([Sample.device(u, active: true)]).orphanedDevices.map(\.uuid) == [u])
+    }
+
+    @Test func domainListingShowsStateAndBlockers() throws {
+        let state = IndexState.with([Sample.device(u, active: true)], domains: [
+            Sample.domain("vm", uuids: [u], autostart: true), Sample.domain("runner", uuids: [u], live: [u]),
+            Sample.domain("plain", uuids: []),
+        ])
+        let listing = DomainListing(state)
+        #expect(listing.domains.map(\.name) == ["runner", "vm"], "a domain without mdevs is left out")
+        #expect(listing.domains[1].startable == false)
+        #expect(listing.domains[1].blockers == [.init(uuid: u, reason: "in_use", heldBy: ["runner"])])
+        #expect(listing.table() == """
+            DOMAIN  STATE     PERSISTENCE  AUTOSTART  MDEVS                                 IN_USE                                STARTABLE  BLOCKERS
+            runner  active    persistent   no         \(u)  \(u)  yes        -
+            vm      inactive  persistent   yes        \(u)  -                                     no         \(u):in_use(runner)
+
+            """)
+        let json = try #require(try JSONSerialization.jsonObject(with: listing.json()) as? [String: Any])
+        let domains = try #require(json["domains"] as? [[String: Any]])
+        #expect(Set(domains[1].keys) == ["name", "uuid", "state", "persistent", "autostart", "mdevs", "live_mdevs",
+                                         "startable", "blockers"])
     }
 }

@@ -121,9 +121,16 @@ enum Sample {
             MdevTypeInfo(id: type, name: "GRID", deviceAPI: "vfio-pci", availableInstances: 4)])
     }
 
+    /// `live`: the mdevs the running domain's live XML holds (it runs when there are any, or when `active`).
     static func domain(_ name: String, uuids: [String], persistent: Bool = true, autostart: Bool = false,
-                       active: Bool = false) -> DomainInfo {
-        DomainInfo(name: name, uuid: uuid(), active: active, persistent: persistent, autostart: autostart, mdevUUIDs: uuids)
+                       active: Bool = false, live: [String] = []) -> DomainInfo {
+        DomainInfo(name: name, uuid: uuid(), active: active || !live.isEmpty, persistent: persistent,
+                   autostart: autostart, mdevUUIDs: uuids, liveMdevUUIDs: live)
+    }
+
+    static func parentDevice(_ name: String = parent, available: Int, type: String = type) -> ParentDevice {
+        ParentDevice(name: name, kind: "pci", types: [
+            MdevTypeInfo(id: type, name: "GRID", deviceAPI: "vfio-pci", availableInstances: available)])
     }
 
     static func saved(_ uuid: String, parent: String = parent, type: String = type, persistent: Bool = true,
