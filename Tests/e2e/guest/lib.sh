@@ -41,6 +41,7 @@ declare -A MSGID=(
   [restoreAttempted]=96d95f84ede645a5a93a0d434be17cc2 [restoreSucceeded]=bbfa2ce917cb44fd8bf21a9f81cc114f
   [restoreFailed]=ecbbc38f1a6e4e3291993e77d59e2f02 [restoreGaveUp]=7ea09811fff94b9eb90d12d1bbcdd1f5
   [referenceProblem]=5fb8310ebd9e4045a60c41deca91a9fa [referenceResolved]=337eb4be11954663930d3186f213c1cd
+  [deviceUseChanged]=cc19ff07188b43bc91c5ab9c22dde7ca [deviceRemovalFailed]=8727d23047c24a02b394ed0dc3b06afa
 )
 
 # --- clock and log ---------------------------------------------------------------------------------------
