@@ -146,6 +146,14 @@ series_sum() {
   done <<<"$SCRAPE"
   SERIES=$sum
 }
+# last_or_new COND...: COND (a test on SCRAPE that does not scrape) on the last scrape, else on a fresh one.
+# For a condition that follows from the same change as the one `within` just waited for: it is not made
+# one scrape later than the change by scraping again first. Its latency stays an upper bound (the time it
+# is checked, with data at most that old).
+last_or_new() { "$@" || { scrape && "$@"; }; }
+# log_metrics TEXT: logs the samples of the last SCRAPE that mention TEXT (a UUID, a domain), for a failure's
+# account of what mdevmon exported.
+log_metrics() { log "exported samples naming $1: $(grep -F "$1" <<<"$SCRAPE" | grep -v '^#' | tr '\n' ' ')"; }
 metric() { scrape && series "$@" && echo "$SERIES"; }
 metric_sum() { scrape && series_sum "$@" && echo "$SERIES"; }
 # device_state UUID: STATE = "active/persistent/autostart" from SCRAPE ("//" when absent).

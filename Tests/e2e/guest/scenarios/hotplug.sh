@@ -5,21 +5,23 @@
 # device: no longer in use, and orphaned (no domain references it). An `attach-device --config` to the
 # defined domain makes it a reference: not orphaned, referenced in the metrics and in `mdevmon list --json`.
 
-in_use_is() { # UUID DOMAIN 1|absent (fork-free, for `within`)
-  scrape || return 1
+# in_use_seen UUID DOMAIN 1|absent: in SCRAPE, the mdev is (1) or is not in use by the running domain.
+in_use_seen() {
   series mdev_device_in_use uuid="$1" domain="$2"
   if [ "$3" = absent ]; then [ -z "$SERIES" ]; else [ "$SERIES" = "$3" ]; fi
 }
-orphaned_is() { # UUID 1|absent
-  scrape || return 1
+orphaned_seen() { # UUID 1|absent
   series mdev_device_orphaned uuid="$1"
   if [ "$2" = absent ]; then [ -z "$SERIES" ]; else [ "$SERIES" = "$2" ]; fi
 }
-referenced_is() { # DOMAIN UUID 1|absent: the domain's configuration references the mdev (metrics)
-  scrape || return 1
+referenced_seen() { # DOMAIN UUID 1|absent: the domain's configuration references the mdev
   series mdev_domain_device_info domain="$1" uuid="$2"
   if [ "$3" = absent ]; then [ -z "$SERIES" ]; else [ "$SERIES" = "$3" ]; fi
 }
+# The same on a fresh scrape (fork-free, for `within`).
+in_use_is() { scrape && in_use_seen "$@"; }
+orphaned_is() { scrape && orphaned_seen "$@"; }
+referenced_is() { scrape && referenced_seen "$@"; }
 # list_device_has UUID FIELD DOMAIN: `mdevmon list --json` lists DOMAIN in the device's FIELD
 # (domains: referenced by; in_use_by: held by a running domain).
 list_device_has() {
@@ -44,7 +46,7 @@ scenario_hotplug() {
 
   before_step; check "attach-device --live $u" run virsh attach-device $dom /tmp/hd-$u.xml --live
   within "live attach: in use by $dom" in_use_is $u $dom 1
-  within "live attach: not orphaned" orphaned_is $u absent
+  within "live attach: not orphaned" last_or_new orphaned_seen $u absent
   journal_within "live attach: journal" deviceUseChanged MDEV_UUID=$u
   check "libvirt's live XML holds $u" live_holds $dom $u
   check "list --json: $u in use by $dom" list_device_has $u in_use_by $dom
@@ -75,14 +77,14 @@ scenario_hotplug() {
 
   before_step; check "virsh destroy $dom" run virsh destroy $dom
   within "destroy: $u no longer in use" in_use_is $u $dom absent
-  within "destroy: $v no longer in use" in_use_is $v $dom absent
-  within "destroy: $u orphaned (no domain references it)" orphaned_is $u 1
+  within "destroy: $v no longer in use" last_or_new in_use_seen $v $dom absent
+  within "destroy: $u orphaned (no domain references it)" last_or_new orphaned_seen $u 1
 
   # libvirt 9.0 sends no domain event for a --config attach (probed: none at all), so mdevmon learns of it
   # only if it watches more than events; the step reports what it sees.
   before_step; check "attach-device --config $u" run virsh attach-device $dom /tmp/hd-$u.xml --config
-  within "config attach: $dom references $u (metrics)" referenced_is $dom $u 1
-  within "config attach: $u not orphaned" orphaned_is $u absent
+  within "config attach: $dom references $u (metrics)" referenced_is $dom $u 1 || log_metrics $u
+  within "config attach: $u not orphaned" last_or_new orphaned_seen $u absent || log_metrics $u
   check "list --json: $u referenced by $dom" list_device_has $u domains $dom
   if dom_event_seen $dom lifecycle; then note "libvirt sent a lifecycle event for the config attach +$DOM_EVENT_MS ms"
   else note "libvirt sent no domain event for the config attach"; fi

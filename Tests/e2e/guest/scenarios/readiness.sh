@@ -7,18 +7,19 @@
 # the blockers. A late capacity step is reported with the delay of libvirt's own event for the instance
 # (as in lifecycle): mdevmon cannot show a change libvirt has not announced.
 
-startable_is() { # DOMAIN 0|1 (fork-free)
-  scrape || return 1
+startable_seen() { # DOMAIN 0|1: in SCRAPE, the domain's startable gauge
   series mdev_domain_startable domain="$1"
   [ "$SERIES" = "$2" ]
 }
+startable_is() { scrape && startable_seen "$@"; }
+available_seen() { available_ok mtty-2; }   # in SCRAPE, mtty-2's available instances are the kernel's
 # list_blocked DOMAIN UUID REASON: `mdevmon list --domains --json` says the domain cannot start, with this
 # blocker among its blockers.
 list_blocked() {
   mdevmon list --domains --json | jq -e --arg d "$1" --arg u "$2" --arg r "$3" \
     '.domains[] | select(.name == $d and .startable == false) | .blockers[] | select(.uuid == $u and .reason == $r)' > /dev/null
 }
-mtty2_exported() { scrape && available_ok mtty-2; }
+mtty2_exported() { scrape && available_seen; }
 
 scenario_readiness() {
   scenario_begin readiness
@@ -55,7 +56,7 @@ scenario_readiness() {
   if ! check "virsh start $a" run virsh start $a; then readiness_end; return; fi
   note "nested start $((CHECK_END - t0)) ms"
   within "$a running: $b blocked by $u, in_use" problem_is $b $u in_use
-  within "$a running: $b startable 0" startable_is $b 0
+  within "$a running: $b startable 0" last_or_new startable_seen $b 0
   check "$a holds $u itself: no blocker for $a" problem_is $a $u absent
   check "list --domains --json: $b blocked by $u in_use" list_blocked $b $u in_use
   out=$(timeout 60 virsh start $b 2>&1); rc=$?
@@ -64,7 +65,7 @@ scenario_readiness() {
 
   before_step; check "virsh destroy $a" run virsh destroy $a
   within "$a stopped: $b no longer blocked" problem_is $b $u absent
-  within "$a stopped: $b startable 1" startable_is $b 1
+  within "$a stopped: $b startable 1" last_or_new startable_seen $b 1
 
   # --- no_capacity: an inactive mdev whose parent has no instance of its type left ---
   check "nodedev-define $x (mtty-2, inactive)" nd_define $x mtty-2
@@ -76,7 +77,7 @@ scenario_readiness() {
   before_step; check "create the last mtty-2 instance (sysfs)" fill_one
   last=${fill[-1]} late=${#LATE[@]}
   within "mtty-2 used up: $c blocked by $x, no_capacity" problem_is $c $x no_capacity
-  within "mtty-2 used up: exported available instances 0" mtty2_exported
+  within "mtty-2 used up: exported available instances 0" last_or_new available_seen
   ((${#LATE[@]} > late)) && libvirt_share $last $late
   check "kernel: mtty-2 available_instances 0 after ${#fill[@]} instances" test "$(sysfs_available mtty-2)" -eq 0
   check "$c startable 0" startable_is $c 0
@@ -89,7 +90,7 @@ scenario_readiness() {
   before_step; check "remove one mtty-2 instance (sysfs)" remove_last
   late=${#LATE[@]}
   within "one instance free: $c blocked by $x, inactive again" problem_is $c $x inactive
-  within "one instance free: exported available instances 1" mtty2_exported
+  within "one instance free: exported available instances 1" last_or_new available_seen
   ((${#LATE[@]} > late)) && libvirt_share $last $late
   readiness_end
 }
