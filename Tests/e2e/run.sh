@@ -224,7 +224,7 @@ boot() {
 expect_results() {
   local s r found
   declare -A want=([one]="package-install guest-baseline lifecycle sysfs references"
-                   [two]="stock-autostart-bug recovery doctor-stock-rule"
+                   [two]="stock-autostart-bug recovery doctor-stock-rule hotplug readiness"
                    [three]="late-parent" [four]="symlink-autostart doctor-symlink racing systemd package-upgrade")
   for s in ${want[$1]:-}; do
     found=0

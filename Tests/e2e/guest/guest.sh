@@ -5,7 +5,7 @@
 #   one:   installs the mdevmon .deb with apt-get; baseline (no daemon needed), lifecycle, sysfs, references;
 #          prepares the reboot
 #   two:   stock mdevctl autostart bug (no daemon needed), reboot recovery, doctor on the stock udev rule,
-#          domain start; removes mtty from boot
+#          domain start, hotplug and readiness (nested domains); removes mtty from boot
 #   three: late parent; installs the /usr/sbin/mdevctl symlink
 #   four:  symlink autostart (no daemon needed), doctor with the symlink, racing mdevctl, systemd watchdog,
 #          package upgrade over itself
@@ -59,6 +59,12 @@ case $PHASE in
     if have_daemon; then scenario_recovery; else skip recovery "mdevmon not installed"; fi
     if have_daemon; then scenario_doctor_stock; else skip doctor-stock-rule "mdevmon not installed"; fi
     try_domain_start
+    if have_daemon; then
+      scenario_hotplug
+      scenario_readiness
+    else
+      for s in hotplug readiness; do skip $s "mdevmon not installed"; done
+    fi
     prepare_late_parent
     ;;
   three)

@@ -29,6 +29,10 @@ U_TRAN=e2e00003-0000-4000-8000-00000000000c   # transient, active before the reb
 U_EXCL=e2e00003-0000-4000-8000-00000000000d   # like U_PERS but in ownership.exclude_uuids
 U_RACE1=e2e00005-0000-4000-8000-000000000001  # autostart on and active before the reboot
 U_RACE2=e2e00005-0000-4000-8000-000000000002  # autostart on, inactive before the reboot
+U_HOT=e2e00007-0000-4000-8000-000000000001    # hot-plugged into a running domain, then --config attached
+U_HOT2=e2e00007-0000-4000-8000-000000000002   # hot-plugged after the pending detach of U_HOT
+U_RDY=e2e00008-0000-4000-8000-000000000001    # referenced by two domains, one running
+U_RDYCAP=e2e00008-0000-4000-8000-000000000002 # mtty-2, defined and inactive while mtty-2 is used up
 
 declare -A MSGID=(
   [deviceCreated]=202ea77633e84d68920fd63160db7796 [deviceDeleted]=9bf4b6fba937428b83297b40068e5d20
@@ -37,6 +41,7 @@ declare -A MSGID=(
   [restoreAttempted]=96d95f84ede645a5a93a0d434be17cc2 [restoreSucceeded]=bbfa2ce917cb44fd8bf21a9f81cc114f
   [restoreFailed]=ecbbc38f1a6e4e3291993e77d59e2f02 [restoreGaveUp]=7ea09811fff94b9eb90d12d1bbcdd1f5
   [referenceProblem]=5fb8310ebd9e4045a60c41deca91a9fa [referenceResolved]=337eb4be11954663930d3186f213c1cd
+  [deviceUseChanged]=cc19ff07188b43bc91c5ab9c22dde7ca [deviceRemovalFailed]=8727d23047c24a02b394ed0dc3b06afa
 )
 
 # --- clock and log ---------------------------------------------------------------------------------------
@@ -141,6 +146,14 @@ series_sum() {
   done <<<"$SCRAPE"
   SERIES=$sum
 }
+# last_or_new COND...: COND (a test on SCRAPE that does not scrape) on the last scrape, else on a fresh one.
+# For a condition that follows from the same change as the one `within` just waited for: it is not made
+# one scrape later than the change by scraping again first. Its latency stays an upper bound (the time it
+# is checked, with data at most that old).
+last_or_new() { "$@" || { scrape && "$@"; }; }
+# log_metrics TEXT: logs the samples of the last SCRAPE that mention TEXT (a UUID, a domain), for a failure's
+# account of what mdevmon exported.
+log_metrics() { log "exported samples naming $1: $(grep -F "$1" <<<"$SCRAPE" | grep -v '^#' | tr '\n' ' ')"; }
 metric() { scrape && series "$@" && echo "$SERIES"; }
 metric_sum() { scrape && series_sum "$@" && echo "$SERIES"; }
 # device_state UUID: STATE = "active/persistent/autostart" from SCRAPE ("//" when absent).
@@ -279,20 +292,50 @@ forget() {
   done
   return 0
 }
-dom_xml() { # NAME UUID
-  cat <<EOF
-<domain type='qemu'>
-  <name>$1</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <devices>
-    <hostdev mode='subsystem' type='mdev' model='vfio-pci'>
-      <source><address uuid='$2'/></source>
-    </hostdev>
-  </devices>
-</domain>
-EOF
+# dom_xml NAME [UUID ...]: a domain with no OS and no disk, one hostdev per mdev UUID. ACPI is on: PCI
+# hotplug on the `pc` machine goes through it (without it `attach-device --live` of a hostdev fails).
+dom_xml() {
+  local u
+  printf "<domain type='qemu'>\n  <name>%s</name>\n  <memory unit='MiB'>64</memory>\n  <vcpu>1</vcpu>\n" "$1"
+  printf "  <os><type arch='x86_64' machine='pc'>hvm</type></os>\n  <features><acpi/></features>\n  <devices>\n"
+  shift
+  for u; do hostdev_xml "$u" | sed 's/^/    /'; done
+  printf "  </devices>\n</domain>\n"
+}
+hostdev_xml() { # UUID
+  printf "<hostdev mode='subsystem' type='mdev' model='vfio-pci'>\n  <source><address uuid='%s'/></source>\n</hostdev>\n" "$1"
+}
+dom_running() { [ "$(virsh domstate "$1" 2>/dev/null)" = running ]; }
+dom_defined() { virsh dominfo "$1" > /dev/null 2>&1; }
+# live_holds DOMAIN UUID: libvirt's live XML of the domain has a hostdev for the mdev (libvirt's truth).
+live_holds() { virsh dumpxml "$1" 2>/dev/null | grep -q "<address uuid='$2'/>"; }
+# Removes domains whatever their state, ignoring errors (cleanup, also after a failure).
+dom_forget() {
+  local d
+  for d; do
+    dom_running "$d" && run virsh destroy "$d"
+    dom_defined "$d" && run virsh undefine "$d"
+  done
+  return 0
+}
+# Background `virsh event --all` recorder (domain lifecycle, device-added/-removed/-removal-failed...).
+dom_events_start() {
+  virsh event --all --loop --timestamp >> "$E2E_DIR/$PHASE-domain-events.txt" 2>&1 &
+  DOM_EV_PID=$!
+  sleep 1   # let it register before the first step
+}
+dom_events_stop() { kill "$DOM_EV_PID" 2>/dev/null; wait "$DOM_EV_PID" 2>/dev/null; return 0; }
+# dom_event_seen DOMAIN EVENT: the recorder saw libvirt's EVENT (e.g. device-removal-failed) for DOMAIN
+# since the step began; DOM_EVENT_MS = its delay after the step's end.
+dom_event_seen() {
+  local line ts ms
+  while IFS= read -r line; do
+    [[ $line == *"event '$2' for domain '$1'"* ]] || continue
+    ts=${line%%: event *}
+    ms=$(date -d "$ts" +%s%3N 2>/dev/null) || continue
+    ((ms >= STEP_START)) && { DOM_EVENT_MS=$((ms - CHECK_END)); return 0; }
+  done < "$E2E_DIR/$PHASE-domain-events.txt"
+  return 1
 }
 
 # --- mdevmon ---------------------------------------------------------------------------------------------
