@@ -237,7 +237,7 @@ struct AlertingStackTests {
 
         let scrape = AlertingNet.get("http://\(real)/metrics").body
         var expected: [(String, [String: String])] = [
-            ("MdevDomainReferenceProblem", ["instance": real, "domain": domain, "uuid": device, "reason": "inactive", "severity": "warning", "job": "mdevmon"]),
+            ("MdevDomainReferenceProblem", ["instance": real, "domain": domain, "uuid": device, "reason": "no_capacity", "severity": "warning", "job": "mdevmon"]),
             ("MdevDomainReferenceProblem", ["instance": real, "domain": domain, "uuid": missing, "reason": "missing", "severity": "warning"]),
             ("MdevRestoreFailed", ["instance": real, "policy": "restore", "action": "start", "result": "gave_up", "severity": "critical"]),
             ("MdevmonLibvirtDown", ["instance": blind, "severity": "warning"]),
@@ -261,7 +261,7 @@ struct AlertingStackTests {
 
         let alerts = prom.firingAlerts()
         // The description found the device's parent and type through the query template.
-        let plainAlert = alerts.first { $0.matches("MdevDomainReferenceProblem", ["domain": domain, "reason": "inactive"]) }
+        let plainAlert = alerts.first { $0.matches("MdevDomainReferenceProblem", ["domain": domain, "reason": "no_capacity"]) }
         #expect(plainAlert?.annotations["description"]?.contains("(parent \(LibvirtHost.pciParent.name), type nvidia-63)") == true,
                 "\(plainAlert?.annotations ?? [:])")
         #expect(plainAlert?.annotations["summary"]?.contains(domain) == true && plainAlert?.annotations["summary"]?.contains(real) == true)
@@ -284,7 +284,7 @@ struct AlertingStackTests {
         }
         #expect(received, "not received by Alertmanager: \(amUnmet)\n\(logs())")
         mark("alertmanager")
-        let amPlain = am.receivedAlerts().first { $0.matches("MdevDomainReferenceProblem", ["domain": domain, "reason": "inactive"]) }
+        let amPlain = am.receivedAlerts().first { $0.matches("MdevDomainReferenceProblem", ["domain": domain, "reason": "no_capacity"]) }
         #expect(amPlain?.state == "active", "state \(amPlain?.state ?? "absent") (inhibited or silenced?)")
 
         try await Self.checkDashboardQueries(prom: prom, real: real, scrape: scrape)

@@ -24,6 +24,11 @@ enum ProcessResources {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).count
     }
 
+    /// inotify instances `pid` holds open (mdevmon's `DomainConfigWatch`, one per live local connection).
+    static func inotifyFDs(of pid: Int32 = getpid()) -> Int {
+        fdTargets(of: pid).count { $0 == "anon_inode:inotify" }
+    }
+
     /// What each open fd of `pid` points at (`socket:[…]`, `pipe:[…]`, a path), for failure messages.
     static func fdTargets(of pid: Int32 = getpid()) -> [String] {
         let dir = "/proc/\(pid)/fd"
