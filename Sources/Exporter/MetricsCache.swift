@@ -12,7 +12,10 @@ public final class MetricsCache: Sendable {
         /// The index data the cached text was rendered from, and which snapshot of which index that was.
         var devices: TreeDictionary<MdevKey, MdevDevice> = [:]
         var generation: Int?
-        var history: ObjectIdentifier?
+        /// Held, so that no other index's history can take its address and pass for it.
+        var history: ChangeHistory?
+        /// Renders that compared whole maps because the history could not say what changed (tests).
+        var fullComparisons = 0
         var parents: TreeDictionary<String, ParentDevice> = [:]
         var domains: TreeDictionary<String, DomainInfo> = [:]
         var deviceRows = RowBlocks(families: MetricsRenderer.deviceFamilies)
@@ -27,6 +30,9 @@ public final class MetricsCache: Sendable {
 
     public init() {}
 
+    /// How many renders compared whole maps (the first one, and any the history could not serve).
+    var fullComparisons: Int { state.withLock { $0.fullComparisons } }
+
     /// The index-derived families for `snapshot`, in no particular order.
     func families(_ snapshot: IndexSnapshot) -> [(name: String, chunks: [Chunk])] {
         let index = snapshot.state
@@ -34,11 +40,12 @@ public final class MetricsCache: Sendable {
             // The index says which keys its mutations since the cached snapshot touched; only when it no
             // longer remembers (or the snapshot is from elsewhere) are the whole maps compared.
             var touched: ChangeHistory.Touched?
-            if let history = snapshot.history, ObjectIdentifier(history) == state.history, let generation = state.generation {
+            if let history = snapshot.history, history === state.history, let generation = state.generation {
                 touched = history.touched(after: generation, through: snapshot.generation)
             }
+            if touched == nil { state.fullComparisons += 1 }
             state.generation = snapshot.generation
-            state.history = snapshot.history.map(ObjectIdentifier.init)
+            state.history = snapshot.history
             let devices = touched.map { Self.changes(of: $0.devices, from: state.devices, to: index.devices) }
                 ?? Self.changes(from: state.devices, to: index.devices)
             state.deviceRows.apply(devices)

@@ -34,8 +34,10 @@ extension IndexChange {
             } else if old.persistent && !new.persistent {
                 (event, what) = (.deviceUndefined, "undefined")
             } else if old.inUseBy != new.inUseBy {
-                let users = new.inUseBy.isEmpty ? "released by [\(old.inUseBy.joined(separator: ", "))]; in use by no running domain"
+                var users = new.inUseBy.isEmpty ? "released by [\(old.inUseBy.joined(separator: ", "))]; in use by no running domain"
                     : "now in use by running domain [\(new.inUseBy.joined(separator: ", "))]"
+                // A transient domain started with it (`virsh create`) references and uses it in one change.
+                if old.domains != new.domains { users += "; referenced by [\(new.domains.joined(separator: ", "))]" }
                 (event, what) = (.deviceUseChanged, users)
             } else if old.domains != new.domains {
                 (event, what) = (.domainReferencesChanged, "now referenced by [\(new.domains.joined(separator: ", "))]")

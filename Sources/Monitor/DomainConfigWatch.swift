@@ -5,7 +5,9 @@ import Glibc
 /// rewrites a defined domain's configuration (seen on this host and in the e2e guest): it only rewrites
 /// the domain's file in its configuration directory. On a local `qemu:///system` connection mdevmon
 /// therefore watches that directory with inotify, on libvirt's own event-loop thread (no polling), and
-/// treats a rewritten or removed `<name>.xml` like a domain event: the domain is fetched again.
+/// treats a rewritten or removed `<name>.xml` like a domain event: the domain is fetched again. Its
+/// `autostart/` subdirectory holds a `<name>.xml` link per autostart domain, which `virsh autostart`
+/// adds or removes, again without an event: watched the same way when it exists.
 ///
 /// Owned by the `LibvirtClient` it feeds: started with the connection, stopped by its `close()`.
 final class DomainConfigWatch: Sendable {
@@ -22,14 +24,16 @@ final class DomainConfigWatch: Sendable {
     init?(directory: String, queue: EventQueue) {
         let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard fd >= 0 else { return nil }
-        let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)
+        let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE)
         guard inotify_add_watch(fd, directory, mask) >= 0 else {
             close(fd)
             return nil
         }
+        // libvirt creates it with the first autostart domain; the sink adds it when it appears.
+        _ = inotify_add_watch(fd, directory + "/autostart", mask)
         // Retained by libvirt until its free callback, which runs once the watch is removed and no
         // callback is running any more: only then is the descriptor closed.
-        let sink = Unmanaged.passRetained(ConfigFileSink(fd: fd, queue: queue)).toOpaque()
+        let sink = Unmanaged.passRetained(ConfigFileSink(fd: fd, directory: directory, mask: mask, queue: queue)).toOpaque()
         let id = virEventAddHandle(fd, Int32(VIR_EVENT_HANDLE_READABLE.rawValue), Self.readable, sink, Self.release)
         guard id >= 0 else {
             Unmanaged<ConfigFileSink>.fromOpaque(sink).release()
@@ -53,10 +57,14 @@ final class DomainConfigWatch: Sendable {
 /// The inotify descriptor and where its news go; closes the descriptor when libvirt lets go of it.
 private final class ConfigFileSink: Sendable {
     let fd: Int32
+    let directory: String
+    let mask: UInt32
     let queue: EventQueue
 
-    init(fd: Int32, queue: EventQueue) {
+    init(fd: Int32, directory: String, mask: UInt32, queue: EventQueue) {
         self.fd = fd
+        self.directory = directory
+        self.mask = mask
         self.queue = queue
     }
 
@@ -64,7 +72,8 @@ private final class ConfigFileSink: Sendable {
 
     /// Reads every pending inotify record (`struct inotify_event`: wd, mask, cookie, len, then `len`
     /// bytes of NUL-padded name) and pushes one domain event per `<name>.xml`; libvirt's temporary
-    /// `<name>.xml.new` is not one.
+    /// `<name>.xml.new` is not one. When the kernel dropped records (its queue overflowed), nobody knows
+    /// which domains changed: the Monitor resyncs.
     func drain() {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -72,11 +81,31 @@ private final class ConfigFileSink: Sendable {
             guard n > 0 else { return }
             var offset = 0
             while offset + 16 <= n {
+                let happened = buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self) }
+                if happened & UInt32(IN_Q_OVERFLOW) != 0 { queue.requestResync() }
                 let length = buffer.withUnsafeBytes { Int($0.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)) }
                 let name = buffer[(offset + 16)..<min(offset + 16 + length, n)].prefix { $0 != 0 }
                 offset += 16 + length
                 let file = String(decoding: name, as: UTF8.self)
+                if file == "autostart", happened & UInt32(IN_CREATE | IN_ISDIR) == UInt32(IN_CREATE | IN_ISDIR) {
+                    watchAutostart()
+                    continue
+                }
                 guard file.hasSuffix(".xml"), file.count > 4 else { continue }
+                queue.push(.domain(name: String(file.dropLast(4)), kind: .configWritten))
+            }
+        }
+    }
+
+    /// The first `virsh autostart` created the directory and, at once, its link: watch it, and take
+    /// what is already there as changed, since the link may predate the watch.
+    private func watchAutostart() {
+        let path = directory + "/autostart"
+        guard inotify_add_watch(fd, path, mask) >= 0, let dir = opendir(path) else { return }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let file = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if file.hasSuffix(".xml"), file.count > 4 {
                 queue.push(.domain(name: String(file.dropLast(4)), kind: .configWritten))
             }
         }

@@ -76,6 +76,19 @@ public final class EventQueue: Sendable {
         }
     }
 
+    /// Drops every queued object for one resync: a source lost track of what changed (inotify's own
+    /// queue overflowed).
+    func requestResync() {
+        mailbox.post { c in
+            guard c.closed == nil else { return }
+            c.order = []
+            c.head = 0
+            c.nodeDeviceKinds = [:]
+            c.domainKinds = [:]
+            c.resync = true
+        }
+    }
+
     /// Queues a new object, or, at capacity, drops every queued object for one resync.
     private static func admit(_ key: Key, into c: inout Contents, capacity: Int) -> Bool {
         if c.resync || c.closed != nil { return false }

@@ -13,11 +13,6 @@ enum LibvirtEventLoop {
     private static let heartbeatTimer = Mutex<Int32?>(nil)
 
     private static let started: Void = {
-        // libvirt writes RPCs to its socket with write(2): a libvirtd that dies mid-write raises SIGPIPE,
-        // whose default action kills the process. libvirt leaves ignoring it to the application (systemd
-        // does it for services, but not for `mdevmon run` in a shell or a test process). The restart
-        // soak died of it at round 18.
-        signal(SIGPIPE, SIG_IGN)
         // libvirt prints every error to stderr by default; mdevmon reports errors itself.
         virSetErrorFunc(nil, { _, _ in })
         precondition(virInitialize() == 0, "virInitialize failed")

@@ -155,8 +155,8 @@ public final class MonitorService: Service, Sendable {
                 await index.mutate(events: counts) { _ in [] }
                 return reason
             case .resync:
-                // More objects changed at once than the queue holds: read libvirt's truth instead.
-                logger.notice("event queue overflowed (more than \(connection.events.capacity) objects changed at once); resyncing")
+                // More objects changed at once than the queue (or inotify's) holds: read libvirt's truth instead.
+                logger.notice("more objects changed at once than the event queues hold (\(connection.events.capacity) here); resyncing")
                 await index.mutate(events: counts) { _ in [] }
                 try await sync(connection)
             case .nodeDevice(let name, let kinds):
@@ -225,10 +225,10 @@ public final class MonitorService: Service, Sendable {
             await index.mutate(events: counts) { state in
                 if let domain { state.upsertDomain(domain) } else { state.removeDomain(named: name) }
             }
-            if kinds.contains(.deviceRemovalFailed) {
-                // Not an index change (the device simply stays), so no subscriber would say it: the failed
-                // unplug is libvirt's news, told here once per event.
-                let held = domain?.liveMdevUUIDs ?? []
+            // Not an index change (the device simply stays), so no subscriber would say it: the failed unplug
+            // is libvirt's news, told here once per batch of the domain's events. The event does not say
+            // which device (mdevmon keeps no aliases), so only a domain holding mdevs is worth a warning.
+            if kinds.contains(.deviceRemovalFailed), let held = domain?.liveMdevUUIDs, !held.isEmpty {
                 logger.warning(
                     "a live device detach from domain \(name) failed (libvirt DEVICE_REMOVAL_FAILED); its live mdevs: [\(held.joined(separator: ", "))]",
                     metadata: MessageID.deviceRemovalFailed.metadata.merging([LogKey.domainName: .string(name)]) { $1 })

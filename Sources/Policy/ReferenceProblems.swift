@@ -59,11 +59,18 @@ extension IndexState {
         guard let domain = domains[name], domain.persistent else { return [] }
         var out: [ReferenceProblem] = []
         for uuid in domain.mdevUUIDs {
-            // libvirt finds the mdev by UUID alone: one ready device under any parent will do.
+            // libvirt finds the mdev by UUID alone. An active one decides alone: while it exists the kernel
+            // creates no other with its UUID, whatever the parent. Otherwise the inactive one nearest to
+            // startable stands.
+            let found = devices(uuid: uuid)
             var best: (reason: ReferenceProblem.Reason, heldBy: [String])? = (.missing, [])
-            for device in devices(uuid: uuid) {
-                guard let blocker = blocker(device, for: domain.name) else { best = nil; break }
-                if blocker.reason.rank < best!.reason.rank { best = blocker }
+            if let active = found.first(where: \.active) {
+                best = blocker(active, for: domain.name)
+            } else {
+                for device in found {
+                    guard let blocker = blocker(device, for: domain.name) else { best = nil; break }
+                    if blocker.reason.rank < best!.reason.rank { best = blocker }
+                }
             }
             if let best {
                 out.append(ReferenceProblem(domain: domain.name, uuid: uuid, reason: best.reason,
@@ -88,7 +95,8 @@ extension IndexState {
     /// The domains whose reference problems these changes can alter: a device change concerns the
     /// domains referencing its UUID (a running domain's hot(un)plug changes the device's users, so it
     /// arrives as such a change too), a domain change that domain, and a parent's capacity the domains
-    /// referencing its inactive devices of the types whose capacity moved. The connection concerns none.
+    /// referencing its inactive devices of the types whose availability appeared or ran out. The connection
+    /// concerns none.
     public func domainsAffected(by changes: [IndexChange]) -> Set<String> {
         var out: Set<String> = []
         func parentMoved(_ name: String, types: Set<String>?) {
@@ -105,7 +113,12 @@ extension IndexState {
             case .parentAdded(let p), .parentRemoved(let p):
                 parentMoved(p.name, types: nil)
             case .parentChanged(let old, let new):
-                parentMoved(new.name, types: Set(old.types).symmetricDifference(new.types).reduce(into: []) { $0.insert($1.id) })
+                // Blockers ask only whether an instance is available: a count that moves without crossing
+                // zero (every start and stop on the parent moves it) changes no answer.
+                let before = Dictionary(old.types.map { ($0.id, $0.availableInstances > 0) }) { a, _ in a }
+                let after = Dictionary(new.types.map { ($0.id, $0.availableInstances > 0) }) { a, _ in a }
+                let crossed = Set(before.keys).union(after.keys).filter { before[$0] != after[$0] }
+                if !crossed.isEmpty { parentMoved(new.name, types: crossed) }
             case .connection:
                 break
             }

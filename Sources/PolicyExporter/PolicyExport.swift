@@ -35,16 +35,17 @@ public struct PolicyExport: MetricsContributor, LandingContributor {
             writer.sample("mdev_domain_reference_problem",
                           labels: ["domain": p.domain, "uuid": p.uuid, "reason": p.reason.rawValue], value: 1)
         }
+        let defined = snapshot.sortedDomains.filter { $0.persistent && !$0.mdevUUIDs.isEmpty }
         if s.referencesEnabled {
             writer.family("mdev_domain_startable", type: .gauge,
                           help: "1 when every mdev a defined domain references is ready for it to start now (active and not held by another running domain), else 0.")
-            for d in snapshot.sortedDomains where d.persistent && !d.mdevUUIDs.isEmpty {
+            for d in defined {
                 writer.sample("mdev_domain_startable", labels: ["domain": d.name], value: blocked.contains(d.name) ? 0 : 1)
             }
         }
         writer.family("mdev_domain_autostart", type: .gauge,
                       help: "1 when a defined domain that references mdevs starts at host boot, else 0.")
-        for d in snapshot.sortedDomains where d.persistent && !d.mdevUUIDs.isEmpty {
+        for d in defined {
             writer.sample("mdev_domain_autostart", labels: ["domain": d.name], value: d.autostart ? 1 : 0)
         }
         writer.family("mdev_device_orphaned", type: .gauge, help: "1 for an active mdev that no defined domain references and no running domain uses.")

@@ -1,7 +1,17 @@
 import CMalloc
+import Glibc
 
 /// Process-wide settings applied once at start-up, before any thread starts.
 enum ProcessSetup {
+    /// libvirt writes RPCs to its socket with write(2): a libvirtd that dies mid-write raises SIGPIPE,
+    /// whose default action kills the process, and libvirt leaves ignoring it to the application.
+    /// systemd ignores it for services, but not for `mdevmon run` in a shell (the restart soak's test
+    /// process died of it at round 18). Only the daemon: `list` and `doctor` piped into `head` should
+    /// end quietly, as any command-line tool does.
+    static func ignoreBrokenPipes() {
+        signal(SIGPIPE, SIG_IGN)
+    }
+
     /// glibc raises its mmap threshold after a large block is freed (up to 32 MiB), so the multi-MiB
     /// buffers a 10,000-device scrape renders then come from the heap and stay there once freed. A
     /// fixed 1 MiB threshold keeps them mmap'd and returned at once (10,000 mdevs, 64 concurrent

@@ -49,6 +49,7 @@ extension Mdevmon {
             log.bootstrap()
             let logger = Logger(label: "mdevmon")
             ProcessSetup.returnLargeBuffersToTheSystem()
+            ProcessSetup.ignoreBrokenPipes()
             if let raised = OpenFilesLimit.raiseToHard() {
                 logger.debug("raised the open-files soft limit from \(raised.from) to \(raised.to)")
             }

@@ -187,16 +187,18 @@ import Testing
             }
         }
         #expect(render(index.snapshot, cache: cache).contains("mdev_device_in_use{"))
+        #expect(cache.fullComparisons == 1, "only the first render compared whole maps")
         let behind = MetricsCache()
         _ = render(index.snapshot, cache: behind)
         for device in devices.suffix(20) {
             await index.mutate { $0.upsertDevice(device.definition, flags: DeviceFlags(active: true, persistent: false, autostart: false)) }
         }
-        for _ in 0..<1030 {
-            await index.mutate { $0.upsertParent(ParentDevice(name: "p-\(Int.random(in: 0..<1_000_000))", kind: "pci", types: [])) }
+        for n in 0..<1030 {
+            await index.mutate { $0.upsertParent(ParentDevice(name: "p-\(n)", kind: "pci", types: [])) }
         }
         #expect(index.snapshot.history?.touched(after: 0, through: index.snapshot.generation) == nil)
         #expect(render(index.snapshot, cache: behind) == render(index.snapshot))
+        #expect(behind.fullComparisons == 2, "the history no longer reached back: compared whole maps")
     }
 
     @Test func orderDoesNotDependOnInsertionOrder() {

@@ -32,9 +32,9 @@ struct DomainReferenceTests {
     }
 
     /// The host has no mdev to hot-plug, but its libvirtd shows the rest: a running domain's live attach
-    /// raises DEVICE_ADDED, which mdevmon receives (counted) and answers by reading the live XML, while a
-    /// running domain whose live XML holds no mdev marks nothing in use. The mdev side of hotplug runs
-    /// on a real kernel in the e2e guest (Tests/e2e, scenario hotplug).
+    /// raises DEVICE_ADDED, which mdevmon receives (counted) and answers by reading the domain's live XML
+    /// without an error. The mdev side of hotplug runs on a real kernel in the e2e guest (Tests/e2e,
+    /// scenario hotplug).
     @Test func liveAttachToARunningDomainIsReceived() async throws {
         let domain = "mdevmon-hotplug-\(UUID().uuidString.prefix(8).lowercased())"
         defer {
@@ -52,7 +52,6 @@ struct DomainReferenceTests {
             let nic = LibvirtHost.virsh("attach-device", domain, "--live", xml: "<interface type='user'><model type='e1000'/></interface>")
             #expect(nic.status == 0, "attach-device failed: \(nic.err)")
             #expect(await eventually(timeout: .seconds(30)) { (monitor.index.snapshot.status.events[key] ?? 0) > before })
-            #expect(monitor.index.snapshot.state.domains[domain]?.liveMdevUUIDs == [])
             #expect(log.records(atLeast: .error).isEmpty, "errors: \(log.records(atLeast: .error).map(\.message))")
             #expect(LibvirtHost.virsh("destroy", domain).status == 0)
             #expect(await eventually(timeout: .seconds(30)) { monitor.index.snapshot.state.domains[domain]?.active == false })

@@ -49,9 +49,18 @@ import Testing
     @Test func incrementalAndBulkBuildsAgree() {
         let a = Sample.device(Sample.uuidA, active: true), b = Sample.device(Sample.uuidB)
         let domains = [Sample.domain("vm1", [Sample.uuidB], live: [Sample.uuidA]), Sample.domain("vm2", [Sample.uuidA])]
+        // Devices first, then domains (the bulk init goes the other way), with detours on the way: a
+        // device under the placeholder parent re-parented, a start and stop, a domain that comes and goes.
         var incremental = IndexState()
+        let placeholder = Sample.definition(Sample.uuidB, parent: IndexState.placeholderParent, name: b.name)
+        _ = incremental.upsertDevice(placeholder, flags: b.flags)
+        _ = incremental.upsertDevice(a.definition, flags: Sample.flags(active: false))
+        _ = incremental.upsertDomain(Sample.domain("gone", [Sample.uuidA], live: [Sample.uuidB]))
+        _ = incremental.upsertDevice(b.definition, flags: b.flags)
+        _ = incremental.upsertDevice(a.definition, flags: a.flags)
+        _ = incremental.upsertDomain(Sample.domain("vm1", [], active: false))
+        _ = incremental.removeDomain(named: "gone")
         for d in domains { _ = incremental.upsertDomain(d) }
-        for d in [a, b] { _ = incremental.upsertDevice(d.definition, flags: d.flags) }
         let bulk = IndexState(devices: [a, b], parents: [], domains: domains)
         #expect(incremental == bulk)
         #expect(bulk.devices[a.key]?.inUseBy == ["vm1"] && bulk.devices[a.key]?.domains == ["vm2"])

@@ -103,6 +103,9 @@ import Testing
         #expect(state.domainsAffected(by: [.parentAdded(Sample.parentDevice())]) == ["vm-a", "vm-ab"])
         #expect(state.domainsAffected(by: [.parentChanged(old: Sample.parentDevice(available: 4),
                                                           new: Sample.parentDevice(available: 0))]) == ["vm-a", "vm-ab"])
+        // Every start and stop moves the count; only running out (or becoming available) matters.
+        #expect(state.domainsAffected(by: [.parentChanged(old: Sample.parentDevice(available: 4),
+                                                          new: Sample.parentDevice(available: 2))]).isEmpty)
         #expect(state.domainsAffected(by: [.parentChanged(old: Sample.parentDevice(available: 4, type: "other"),
                                                           new: Sample.parentDevice(available: 0, type: "other"))]).isEmpty)
         // Ten thousand other devices change nothing for these domains.
@@ -171,6 +174,19 @@ import Testing
             [Sample.device(u, parent: IndexState.placeholderParent), Sample.device(u, parent: Sample.otherParent)],
             domains: [Sample.domain("vm", uuids: [u])], parents: [Sample.otherParent])
         #expect(reasons(state) == [.inactive])
+    }
+
+    @Test func anActiveDeviceOfTheUUIDDecidesAlone() {
+        // Inactive with room under one parent, but active and held under another: the kernel would refuse
+        // a second mdev with this UUID, so starting the inactive one would not do.
+        let state = IndexState.with(
+            [Sample.device(u), Sample.device(u, parent: Sample.otherParent, active: true)],
+            domains: [Sample.domain("vm", uuids: [u]), Sample.domain("runner", uuids: [], live: [u])])
+        #expect(reasons(state) == [.inUse])
+        let free = IndexState.with(
+            [Sample.device(u), Sample.device(u, parent: Sample.otherParent, active: true)],
+            domains: [Sample.domain("vm", uuids: [u])])
+        #expect(reasons(free).isEmpty)
     }
 
     @Test func aDeviceInUseIsNotOrphaned() {
