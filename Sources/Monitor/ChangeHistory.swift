@@ -59,6 +59,9 @@ public final class ChangeHistory: Sendable {
         let entry = Entry(generation: generation,
                           keys: devices.count + domains.count > maxKeys ? nil : (devices, domains))
         ring.withLock { r in
+            // Slots are found from generations, so they must be consecutive (DeviceIndex counts one by one).
+            precondition(r.count == 0 || generation == r.slots[r.head]!.generation + r.count,
+                         "ChangeHistory: generation \(generation) does not follow the last one recorded")
             if r.count == capacity { r.dropOldest() }
             while r.count > 0 && r.keys + entry.size > maxKeys { r.dropOldest() }
             r.slots[(r.head + r.count) % capacity] = entry

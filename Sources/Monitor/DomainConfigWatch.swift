@@ -19,15 +19,16 @@ final class DomainConfigWatch: Sendable {
     /// libvirt's id of the handle watch.
     private let watch: Int32
 
-    /// nil when the directory cannot be watched (absent, inotify refused): then libvirt's events are all
-    /// there is, as before.
-    init?(directory: String, queue: EventQueue) {
+    /// Fails when the directory cannot be watched (absent, inotify refused, e.g. `fs.inotify.max_user_instances`
+    /// used up): then libvirt's events are all there is, and the error says why.
+    init(directory: String, queue: EventQueue) throws(WatchError) {
         let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else { throw WatchError("inotify_init1: \(String(cString: strerror(errno)))") }
         let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE)
         guard inotify_add_watch(fd, directory, mask) >= 0 else {
+            let reason = String(cString: strerror(errno))
             close(fd)
-            return nil
+            throw WatchError("watch \(directory): \(reason)")
         }
         // libvirt creates it with the first autostart domain; the sink adds it when it appears.
         _ = inotify_add_watch(fd, directory + "/autostart", mask)
@@ -37,9 +38,14 @@ final class DomainConfigWatch: Sendable {
         let id = virEventAddHandle(fd, Int32(VIR_EVENT_HANDLE_READABLE.rawValue), Self.readable, sink, Self.release)
         guard id >= 0 else {
             Unmanaged<ConfigFileSink>.fromOpaque(sink).release()
-            return nil
+            throw WatchError("libvirt's event loop refused the watch")
         }
         watch = id
+    }
+
+    struct WatchError: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
     }
 
     func stop() { _ = virEventRemoveHandle(watch) }

@@ -62,6 +62,7 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         var nodeDeviceCallbacks: [Int32] = []
         var domainCallbacks: [Int32] = []
         var configWatch: DomainConfigWatch?
+        var configWatchProblem: String?
         var closeRegistered = false
         var closed = false
         var leases = 0
@@ -151,8 +152,12 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
                            unsafeBitCast(removalFailed, to: DomainGeneric.self))
 
         if isLocal, let directory = DomainConfigWatch.directory(for: uri) {
-            let watch = DomainConfigWatch(directory: directory, queue: events)
-            state.withLock { $0.configWatch = watch }
+            do {
+                let watch = try DomainConfigWatch(directory: directory, queue: events)
+                state.withLock { $0.configWatch = watch }
+            } catch {
+                state.withLock { $0.configWatchProblem = error.description }
+            }
         }
     }
 
@@ -177,6 +182,8 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         }
         state.withLock { $0.nodeDeviceCallbacks.append(id) }
     }
+
+    var configWatchProblem: String? { state.withLock { $0.configWatchProblem } }
 
     var isAlive: Bool {
         // Checked under the lock: `close()` must not free the connection while libvirt reads it.

@@ -87,6 +87,9 @@ public protocol LibvirtConnection: AnyObject, Sendable {
     /// Whether this connection's libvirtd runs on this host, so mdevctl's definitions in
     /// `/etc/mdevctl.d` are the ones it reads (a remote URI names a host or a transport).
     var isLocal: Bool { get }
+    /// Why this connection could not watch what libvirt changes without an event (`DomainConfigWatch`),
+    /// or nil when it watches or has nothing to watch.
+    var configWatchProblem: String? { get }
     /// nil when the device does not exist (any more).
     func nodeDevice(named name: String) throws -> NodeDeviceRecord?
     func listDomains() throws -> [String]
@@ -103,6 +106,11 @@ public protocol LibvirtConnection: AnyObject, Sendable {
     /// Deregisters callbacks and releases the owner's reference; idempotent. The connection is gone
     /// once the last lease ends.
     func close()
+}
+
+extension LibvirtConnection {
+    /// Fakes watch nothing.
+    public var configWatchProblem: String? { nil }
 }
 
 /// Opens connections; the Monitor reconnects through it.

@@ -82,6 +82,10 @@ public final class MonitorService: Service, Sendable {
                 everConnected = true
                 outage = OutageLog()
                 current.withLock { $0 = connection }
+                if let problem = connection.configWatchProblem {
+                    logger.warning("cannot watch libvirt's domain configuration files (\(problem)): a --config attach or detach, or virsh autostart, shows only at the domain's next event",
+                                   metadata: MessageID.libvirtOperationFailed.metadata)
+                }
                 let outcome: Result<String, any Error>
                 do {
                     try afterConnect(connection)

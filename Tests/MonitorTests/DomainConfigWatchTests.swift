@@ -11,7 +11,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let queue = EventQueue()
-        let watch = try #require(DomainConfigWatch(directory: dir, queue: queue))
+        let watch = try DomainConfigWatch(directory: dir, queue: queue)
         defer { watch.stop() }
 
         // libvirt's virFileRewrite: write <name>.xml.new, then rename it over <name>.xml.
@@ -46,6 +46,8 @@ import Testing
         #expect(DomainConfigWatch.directory(for: "qemu:///system") == "/etc/libvirt/qemu")
         #expect(DomainConfigWatch.directory(for: "qemu:///session") == nil)
         #expect(DomainConfigWatch.directory(for: "test:///default") == nil)
-        #expect(DomainConfigWatch(directory: "/nonexistent-\(UUID().uuidString)", queue: EventQueue()) == nil)
+        #expect(throws: DomainConfigWatch.WatchError.self) {
+            try DomainConfigWatch(directory: "/nonexistent-\(UUID().uuidString)", queue: EventQueue())
+        }
     }
 }

@@ -214,6 +214,8 @@ final class FakeLibvirt: LibvirtConnector {
 
     /// Whether connections report libvirtd as local (then the full sync reads `mdevctlRoot`).
     let local = Atomic(false)
+    /// What the connections report as `configWatchProblem`.
+    let configWatchProblem = Mutex<String?>(nil)
     /// While paused, counted device fetches block (on the Monitor's blocking thread), as a slow libvirtd would.
     private let paused = Atomic(false)
     func pauseFetches() { paused.store(true, ordering: .sequentiallyConsistent) }
@@ -313,6 +315,7 @@ final class FakeConnection: LibvirtConnection {
     }
 
     var isLocal: Bool { server.local.load(ordering: .relaxed) }
+    var configWatchProblem: String? { server.configWatchProblem.withLock { $0 } }
 
     func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?) throws -> [(name: String, xml: String)] {
         try checkOpen("list node devices", uri)

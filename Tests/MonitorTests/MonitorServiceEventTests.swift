@@ -287,6 +287,17 @@ import TestSupport
         }
     }
 
+    @Test func aConfigWatchThatCouldNotStartIsAWarning() async throws {
+        let fake = try Self.populatedFake()
+        fake.configWatchProblem.withLock { $0 = "inotify_init1: Too many open files" }
+        let capture = LogCapture()
+        try await withMonitor(fake, logger: capture.logger) { h in
+            await h.waitForFirstSync()
+            let warning = capture.records(atLeast: .warning).first { $0.message.contains("cannot watch libvirt's domain configuration files") }
+            #expect(warning?.message.contains("Too many open files") == true)
+        }
+    }
+
     @Test func createdEventForATransientDeviceWithoutAKnownParent() async throws {
         let fake = try Self.populatedFake()
         try await withMonitor(fake) { h in
