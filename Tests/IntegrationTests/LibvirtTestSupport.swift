@@ -20,7 +20,8 @@ enum LibvirtHost {
         return required || reachable
     }
 
-    private static let ignoringBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN) }()
+    /// Evaluated by the suites' conditions (`enabled`, `disruptiveTestsEnabled`) before any test runs.
+    static let ignoringBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN) }()
 
     /// The first PCI device of the machine, as libvirt names it and as mdevctl addresses it.
     /// libvirt (and so these tests) accepts any existing PCI device as a would-be mdev parent.
