@@ -97,10 +97,15 @@ private final class ConfigFileSink: Sendable {
                     watchAutostart()
                     continue
                 }
-                guard file.hasSuffix(".xml"), file.count > 4 else { continue }
-                queue.push(.domain(name: String(file.dropLast(4)), kind: .configWritten))
+                pushDomain(ofFile: file)
             }
         }
+    }
+
+    /// `<name>.xml` (a configuration, or an autostart link) concerns domain `name`; other files none.
+    private func pushDomain(ofFile file: String) {
+        guard file.hasSuffix(".xml"), file.count > 4 else { return }
+        queue.push(.domain(name: String(file.dropLast(4)), kind: .configWritten))
     }
 
     /// The first `virsh autostart` created the directory and, at once, its link: watch it, and take
@@ -111,9 +116,7 @@ private final class ConfigFileSink: Sendable {
         defer { closedir(dir) }
         while let entry = readdir(dir) {
             let file = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if file.hasSuffix(".xml"), file.count > 4 {
-                queue.push(.domain(name: String(file.dropLast(4)), kind: .configWritten))
-            }
+            pushDomain(ofFile: file)
         }
     }
 }

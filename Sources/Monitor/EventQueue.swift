@@ -80,12 +80,7 @@ public final class EventQueue: Sendable {
     /// queue overflowed).
     func requestResync() {
         mailbox.post { c in
-            guard c.closed == nil else { return }
-            c.order = []
-            c.head = 0
-            c.nodeDeviceKinds = [:]
-            c.domainKinds = [:]
-            c.resync = true
+            if c.closed == nil { Self.dropAllForResync(&c) }
         }
     }
 
@@ -93,16 +88,21 @@ public final class EventQueue: Sendable {
     private static func admit(_ key: Key, into c: inout Contents, capacity: Int) -> Bool {
         if c.resync || c.closed != nil { return false }
         guard c.waiting < capacity else {
-            c.order = []
-            c.head = 0
-            c.nodeDeviceKinds = [:]
-            c.domainKinds = [:]
-            c.resync = true
+            dropAllForResync(&c)
             c.stats.overflows += 1
             return false
         }
         c.order.append(key)
         return true
+    }
+
+    /// Forgets every queued object: the one resync that replaces them reads libvirt's truth.
+    private static func dropAllForResync(_ c: inout Contents) {
+        c.order = []
+        c.head = 0
+        c.nodeDeviceKinds = [:]
+        c.domainKinds = [:]
+        c.resync = true
     }
 
     /// Ends the queue (the connection was closed by its owner); the consumer then gets nil.

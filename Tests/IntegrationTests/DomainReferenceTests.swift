@@ -73,7 +73,7 @@ struct DomainReferenceTests {
             _ = try LibvirtHost.define(uuid: uuid)
             try LibvirtHost.defineDomain(name: domain, mdevUUIDs: [])
             #expect(await eventually(timeout: .seconds(30)) { monitor.index.snapshot.state.domains[domain] != nil })
-            let hostdev = "<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='\(uuid)'/></source></hostdev>"
+            let hostdev = LibvirtHost.hostdevXML(uuid: uuid)
             let attach = LibvirtHost.virsh("attach-device", domain, "--config", xml: hostdev)
             #expect(attach.status == 0, "attach-device --config failed: \(attach.err)")
             #expect(await eventually(timeout: .seconds(30)) { monitor.device(uuid: uuid)?.domains == [domain] })

@@ -104,6 +104,11 @@ enum LibvirtHost {
         try #require(r.status == 0, "virsh define failed: \(r.err)")
     }
 
+    /// A domain's `<hostdev>` for the mdev `uuid`, as in its XML and for `virsh attach-device`.
+    static func hostdevXML(uuid: String) -> String {
+        "<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='\(uuid)'/></source></hostdev>"
+    }
+
     /// A domain with no OS that can run here under TCG; `<acpi/>` is what PCI hotplug on `pc` needs.
     static func domainXML(name: String, mdevUUIDs: [String]) -> String {
         """
@@ -114,7 +119,7 @@ enum LibvirtHost {
           <features><acpi/></features>
           <devices>
             <emulator>/usr/bin/qemu-system-x86_64</emulator>
-        \(mdevUUIDs.map { "    <hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='\($0)'/></source></hostdev>" }.joined(separator: "\n"))
+        \(mdevUUIDs.map { "    " + hostdevXML(uuid: $0) }.joined(separator: "\n"))
           </devices>
         </domain>
         """
