@@ -7,7 +7,7 @@
  *     connection. Prints one line per repetition: "rep <devices> <nanoseconds> <xml bytes>".
  *       xml       the floor: one virNodeDeviceGetXMLDesc per listed device (1 RPC per device)
  *       state     xml plus IsActive, IsPersistent, GetAutostart on the listed object
- *       fullsync  what mdevmon's FullSync does per device: LookupByName, GetXMLDesc, IsActive,
+ *       fullsync  what mdevmon's FullSync did per device before issue 15: LookupByName, GetXMLDesc, IsActive,
  *                 IsPersistent, GetAutostart
  *     On a read-only connection libvirt 9.0 refuses GetAutostart in the client, without an RPC, so
  *     state costs 3 RPCs per device and fullsync 4.

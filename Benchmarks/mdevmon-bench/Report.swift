@@ -124,12 +124,12 @@ extension Report {
         row("libvirt picked up fixture") { String(format: "%.1f s", $0.fixtureSeconds) }
         row("load average (1 min)") { String(format: "%.2f", $0.loadAverage) }
         section("1. full sync (p50 / p99 ms)")
-        row("  FullSync.read (Swift, 4 RPC/dev)") { p($0.fullSync) }
+        row("  FullSync.read (Swift, 1 RPC/dev)") { p($0.fullSync) }
         row("  MonitorService start → first sync") { ms($0.monitorFirstSync) }
         row("  mdevmon run spawn → /healthz 200") { ms($0.daemonStart) }
         row("  floor.c: list + XML (1 RPC/dev)") { p($0.floor["xml"]) }
         row("  floor.c: + IsActive, IsPersistent") { p($0.floor["state"]) }
-        row("  floor.c: as FullSync (4 RPC/dev)") { p($0.floor["fullsync"]) }
+        row("  floor.c: 4 RPC/dev (the old FullSync)") { p($0.floor["fullsync"]) }
         row("  FullSync ÷ floor (p50)") { s in
             guard let a = s.fullSync?.p50, let b = s.floor["xml"]?.p50, b > 0 else { return nil }
             return String(format: "%.1f×", a / b)

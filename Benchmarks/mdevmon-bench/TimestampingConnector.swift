@@ -74,8 +74,9 @@ final class TimestampingConnection: LibvirtConnection, Sendable {
     }
     func listDomains() throws -> [String] { try inner.listDomains() }
     var isLocal: Bool { inner.isLocal }
-    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?) throws -> [(name: String, xml: String)] {
-        try inner.listNodeDeviceXMLs(which, active: active)
+    var version: LibvirtVersion { inner.version }
+    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?) throws -> [(name: String, xml: String)] {
+        try inner.listNodeDeviceXMLs(which, active: active, persistent: persistent)
     }
     func domain(named name: String) throws -> DomainRecord? { try inner.domain(named: name) }
     func startNodeDevice(named name: String) throws { try inner.startNodeDevice(named: name) }

@@ -11,6 +11,17 @@ extension MetricsRenderer {
         .init("mdev_device_autostart", type: .gauge, help: "Whether libvirt starts the mdev at boot: 1 or 0.") {
             deviceSample("mdev_device_autostart", $0, value: $0.autostart ? 1 : 0, into: &$1)
         },
+        .init("mdev_device_definition_drift", type: .gauge,
+              help: "For each persistent mdev, one-hot: in_sync (it runs with its definition; always so when inactive), drifted (its next start applies another type or attrs) or unknown (libvirt before 10.1 cannot tell).") { device, w in
+            guard let drift = device.drift else { return }
+            for state in DefinitionDrift.allCases {
+                w.beginSample("mdev_device_definition_drift")
+                w.label("uuid", device.uuid)
+                w.label("parent", device.parent)
+                w.label("state", state.rawValue)
+                w.endSample(state == drift ? 1 : 0)
+            }
+        },
         .init("mdev_device_domain_references", type: .gauge,
               help: "Number of domains whose persistent XML references the mdev's UUID.") {
             deviceSample("mdev_device_domain_references", $0, value: $0.domains.count, into: &$1)

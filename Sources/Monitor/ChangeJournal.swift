@@ -3,8 +3,9 @@ public import ServiceLifecycle
 
 /// Tells the journal about every index change, as a subscriber like Policy and the systemd status.
 ///
-/// The first full sync is not narrated device by device (the Monitor logs one summary line for it);
-/// every later change, including a resync's difference after a reconnect, gets its own entry.
+/// The first full sync is not narrated device by device (the Monitor logs one summary line for it), except
+/// for devices found drifted from their definition; every later change, including a resync's difference
+/// after a reconnect, gets its own entry.
 public struct ChangeJournal: Service {
     private let index: DeviceIndex
     private let logger: Logger
@@ -28,9 +29,12 @@ public struct ChangeJournal: Service {
             for change in update.changes {
                 if !initialSyncSeen {
                     if case .connection(.synced) = change { initialSyncSeen = true }
+                    // A device found drifted is news even in the first sync: nothing else would say it.
+                    if let entry = change.driftLogEntry { logger.log(entry) }
                     if case .connection(.disconnected) = change {} else { continue }
                 }
                 if let entry = change.logEntry { logger.log(entry) }
+                if let entry = change.driftLogEntry { logger.log(entry) }
             }
         }
     }

@@ -77,6 +77,36 @@ extension IndexChange {
     }
 }
 
+extension IndexChange {
+    /// The entry for a device whose definition stopped or started matching its live state, beside
+    /// `logEntry` (which tells the lifecycle): said once when it drifts and once when it is back in line.
+    /// Drift that becomes unknown (libvirt stopped telling) or ends with the device's removal is not news.
+    public var driftLogEntry: ChangeLogEntry? {
+        let old: MdevDevice?, new: MdevDevice
+        switch self {
+        case .deviceAdded(let d): (old, new) = (nil, d)
+        case .deviceChanged(let before, let after): (old, new) = (before, after)
+        default: return nil
+        }
+        if new.drift == .drifted && old?.drift != .drifted, let defined = new.definedConfig {
+            return entry(.definitionDrifted, .warning,
+                         "mdev \(new.uuid) on \(new.parent) runs as \(new.liveConfig.words) but its definition now says \(defined.words); its next start applies the definition", new)
+        }
+        if old?.drift == .drifted && new.drift == .inSync {
+            return entry(.definitionInSync, .notice,
+                         "mdev \(new.uuid) on \(new.parent) runs with its definition again (\(new.active ? new.liveConfig.words : "stopped"))", new)
+        }
+        return nil
+    }
+}
+
+extension MdevConfig {
+    /// "type nvidia-63, attrs [a=1, b=2]" for log lines.
+    public var words: String {
+        "type \(mdevType)" + (attrs.isEmpty ? "" : ", attrs [\(attrs.map { "\($0.name)=\($0.value)" }.joined(separator: ", "))]")
+    }
+}
+
 extension MdevDevice {
     /// "active, persistent, autostart" style summary for logs and tables.
     public var stateWords: String {

@@ -10,12 +10,13 @@ public enum FullSync {
     }
 
     /// Reads at libvirt's own pace: one listing per device state and one XML RPC per device. The listing
-    /// says active or inactive; an inactive mdev is persistent by definition; persistence and autostart
+    /// says active or inactive (and on libvirt ≥ 10.1 persistent or transient); an inactive mdev is
+    /// persistent by definition; persistence, autostart and (≥ 10.1) an active device's definition
     /// otherwise come from mdevctl's definitions (where libvirt itself reads them) on a local connection,
     /// and only where those cannot answer (a remote libvirtd, no parent address) from per-device RPCs.
     /// - Parameter mdevctlRoot: mdevctl's configuration directory (tests point it elsewhere).
     public static func read(from connection: any LibvirtConnection) throws -> Result {
-        try read(from: connection, mdevctlRoot: MdevctlAutostart.configRoot)
+        try read(from: connection, mdevctlRoot: MdevctlDefinitions.configRoot)
     }
 
     static func read(from connection: any LibvirtConnection, mdevctlRoot: String) throws -> Result {
@@ -23,30 +24,40 @@ public enum FullSync {
         var devices: [MdevDevice] = []
         // No configuration directory at all: the files cannot answer for any device.
         let local = connection.isLocal && FileManager.default.fileExists(atPath: mdevctlRoot)
-        // Two listings: a device that starts or stops between them may be in neither. Its lifecycle event
+        let definitions = connection.version.readsDefinitions
+        // Several listings: a device that changes state between them may be in none. Its lifecycle event
         // is queued since registration (before this sync), so the next fetch puts it back.
-        for active in [true, false] {
-            for (name, xml) in try connection.listNodeDeviceXMLs(.mdevs, active: active) {
+        let listings: [(active: Bool, persistent: Bool?)] = definitions
+            ? [(true, true), (true, false), (false, nil)] : [(true, nil), (false, nil)]
+        for (active, listedPersistent) in listings {
+            for (name, xml) in try connection.listNodeDeviceXMLs(.mdevs, active: active, persistent: listedPersistent) {
                 do {
                     guard case .mdev(let definition) = try NodeDeviceXML.parse(xml, fallbackName: name) else { continue }
-                    let mdevctl = local ? MdevctlAutostart.definition(of: definition, root: mdevctlRoot) : nil
-                    let flags: DeviceFlags
-                    switch (active, mdevctl) {
-                    case (_, .defined(let autostart)?):
-                        flags = DeviceFlags(active: active, persistent: true, autostart: autostart)
-                    case (true, MdevctlAutostart.Definition.none?):
-                        flags = DeviceFlags(active: true, persistent: false, autostart: false)
+                    let persistent = active ? listedPersistent : true
+                    if persistent == false {
+                        devices.append(MdevDevice(definition: definition, flags: DeviceFlags(active: true, persistent: false, autostart: false)))
+                        continue
+                    }
+                    let mdevctl = local ? MdevctlDefinitions.definition(of: definition, root: mdevctlRoot) : nil
+                    // Only an active persistent device on libvirt ≥ 10.1 has a definition apart from its XML.
+                    let wantsConfig = definitions && active
+                    switch mdevctl {
+                    case .defined(let autostart, let config)? where !wantsConfig || config != nil:
+                        devices.append(MdevDevice(definition: definition, flags: DeviceFlags(active: active, persistent: true, autostart: autostart),
+                                                  definedConfig: wantsConfig ? config : nil))
+                    case MdevctlDefinitions.Definition.none? where active && persistent == nil:
+                        devices.append(MdevDevice(definition: definition, flags: DeviceFlags(active: true, persistent: false, autostart: false)))
                     default:
                         // The files cannot answer (or an inactive device has no file yet): ask libvirt.
                         guard let record = try connection.nodeDevice(named: name) else { continue }
-                        flags = record.flags
+                        devices.append(MdevDevice(definition: definition, flags: record.flags,
+                                                  definedConfig: NodeDeviceXML.config(ofDefinition: record.definedXML)))
                     }
-                    devices.append(MdevDevice(definition: definition, flags: flags))
                 } catch let error as XMLParseError { problems.append(error) }
             }
         }
         var parents: [ParentDevice] = []
-        for (name, xml) in try connection.listNodeDeviceXMLs(.mdevParents, active: nil) {
+        for (name, xml) in try connection.listNodeDeviceXMLs(.mdevParents, active: nil, persistent: nil) {
             do {
                 if case .parent(let parent) = try NodeDeviceXML.parse(xml, fallbackName: name) {
                     parents.append(parent)

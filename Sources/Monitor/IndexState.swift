@@ -28,7 +28,7 @@ public struct IndexState: Hashable, Sendable {
     public init(devices: [MdevDevice], parents: [ParentDevice], domains: [DomainInfo]) {
         for domain in domains { _ = upsertDomain(domain) }
         for parent in parents { _ = upsertParent(parent) }
-        for device in devices { _ = upsertDevice(device.definition, flags: device.flags) }
+        for device in devices { _ = upsertDevice(device.definition, flags: device.flags, definedConfig: device.definedConfig) }
     }
 
     public func device(named name: String) -> MdevDevice? {
@@ -64,14 +64,17 @@ public struct IndexState: Hashable, Sendable {
     // MARK: devices
 
     /// Inserts or replaces the device libvirt reported under `definition.name`.
-    public mutating func upsertDevice(_ definition: MdevDefinition, flags: DeviceFlags) -> [IndexChange] {
+    /// - Parameter definedConfig: what its definition makes the next start apply, when libvirt said.
+    public mutating func upsertDevice(_ definition: MdevDefinition, flags: DeviceFlags,
+                                      definedConfig: MdevConfig? = nil) -> [IndexChange] {
         var changes: [IndexChange] = []
         // A name that now maps to another key (parent re-parented, UUID edited) retires the old entry.
         if let oldKey = keysByName[definition.name], oldKey != definition.key {
             changes += removeDevice(named: definition.name)
         }
         let key = definition.key
-        let new = MdevDevice(definition: definition, flags: flags, domains: Self.sorted(referencesByUUID[definition.uuid]),
+        let new = MdevDevice(definition: definition, flags: flags, definedConfig: definedConfig,
+                             domains: Self.sorted(referencesByUUID[definition.uuid]),
                              inUseBy: Self.sorted(usersByUUID[definition.uuid]))
         let old = devices[key]
         if let old, old.name != definition.name { keysByName[old.name] = nil }

@@ -57,6 +57,7 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
     // the mutable callback ids are guarded by `state`.
     let uri: String
     let events: EventQueue
+    let version: LibvirtVersion
     private let conn: virConnectPtr
     private struct State {
         var nodeDeviceCallbacks: [Int32] = []
@@ -76,6 +77,9 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         let opened = uri.withCString { readOnly ? virConnectOpenReadOnly($0) : virConnectOpen($0) }
         guard let opened else { throw Self.lastError(operation: "connect to", object: uri) }
         conn = opened
+        // A version libvirt does not tell (never seen) counts as the oldest: no newer calls are made.
+        var encoded: UInt = 0
+        version = LibvirtVersion(encoded: virConnectGetLibVersion(opened, &encoded) == 0 ? UInt64(encoded) : 0)
         do {
             try register()
         } catch {
@@ -229,14 +233,21 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
 
     func listNodeDevices(_ which: NodeDeviceListing) throws -> [String] {
         var names: [String] = []
-        try forEachListed(which, active: nil) { _, name in names.append(name) }
+        try forEachListed(which, active: nil, persistent: nil) { _, name in names.append(name) }
         return names
     }
 
+    /// `VIR_CONNECT_LIST_NODE_DEVICES_PERSISTENT` and `_TRANSIENT` (libvirt 10.1; this build's headers are 9.0's).
+    private static let listPersistent: UInt32 = 1 << 28
+    private static let listTransient: UInt32 = 1 << 29
+    /// `VIR_NODE_DEVICE_XML_INACTIVE` (libvirt 10.1).
+    private static let xmlInactive: UInt32 = 1 << 0
+
     /// One `virConnectListAllNodeDevices` call: hands each listed device and its name to `body`, and frees
     /// every device and the array whatever `body` throws (the first error ends the calls to `body`).
-    private func forEachListed(_ which: NodeDeviceListing, active: Bool?,
+    private func forEachListed(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?,
                                _ body: (virNodeDevicePtr, String) throws -> Void) throws {
+        precondition(persistent == nil || version.readsDefinitions, "libvirt \(version) has no persistence filter")
         let cap = switch which {
         case .mdevs: VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV.rawValue
         case .mdevParents: VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV_TYPES.rawValue
@@ -246,8 +257,13 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         case false?: VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE.rawValue
         case nil: VIR_CONNECT_LIST_NODE_DEVICES_ACTIVE.rawValue | VIR_CONNECT_LIST_NODE_DEVICES_INACTIVE.rawValue
         }
+        let persistence = switch persistent {
+        case true?: Self.listPersistent
+        case false?: Self.listTransient
+        case nil: UInt32(0)
+        }
         var list: UnsafeMutablePointer<virNodeDevicePtr?>?
-        let count = virConnectListAllNodeDevices(conn, &list, UInt32(cap | state))
+        let count = virConnectListAllNodeDevices(conn, &list, UInt32(cap | state) | persistence)
         guard count >= 0, let list else { throw Self.lastError(operation: "list node devices on", object: uri) }
         defer { free(list) }
         var failure: (any Error)?
@@ -271,9 +287,9 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         return driver != "test" && !driver.contains("+") && (rest.isEmpty || rest.hasPrefix("/"))
     }
 
-    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?) throws -> [(name: String, xml: String)] {
+    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?) throws -> [(name: String, xml: String)] {
         var out: [(name: String, xml: String)] = []
-        try forEachListed(which, active: active) { dev, name in
+        try forEachListed(which, active: active, persistent: persistent) { dev, name in
             guard let raw = virNodeDeviceGetXMLDesc(dev, 0) else {
                 let error = Self.lastError(operation: "get XML of node device", object: name)
                 // Vanished since the listing: not an error of the sync. Anything else fails it.
@@ -318,11 +334,20 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
             let error = Self.lastError(operation: "get autostart of node device", object: name)
             if error.isNoSuchObject { return nil }
             guard error.code == LibvirtError.Code.operationDenied else { throw error }
-            autostart = MdevctlAutostart.read(deviceXML: xml) ? 1 : 0
+            autostart = MdevctlDefinitions.read(deviceXML: xml) ? 1 : 0
+        }
+        // What the next start applies. A device undefined or stopped since the calls above has no
+        // separate definition (libvirt says "not persistent"): its own event refetches it, so the
+        // definition is simply not known for this moment.
+        var definedXML: String?
+        if active == 1 && persistent == 1 && version.readsDefinitions, let raw = virNodeDeviceGetXMLDesc(dev, Self.xmlInactive) {
+            definedXML = String(cString: raw)
+            free(raw)
         }
         return NodeDeviceRecord(
             name: name, xml: xml,
-            flags: DeviceFlags(active: active == 1, persistent: persistent == 1, autostart: autostart != 0))
+            flags: DeviceFlags(active: active == 1, persistent: persistent == 1, autostart: autostart != 0),
+            definedXML: definedXML)
     }
 
     func listDomains() throws -> [String] {

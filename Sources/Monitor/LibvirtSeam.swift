@@ -29,12 +29,37 @@ public struct NodeDeviceRecord: Hashable, Sendable {
     public var name: String
     public var xml: String
     public var flags: DeviceFlags
+    /// An active persistent device's definition (`VIR_NODE_DEVICE_XML_INACTIVE`, libvirt ≥ 10.1): what its
+    /// next start applies. nil before 10.1, for other devices, or when libvirt did not answer.
+    public var definedXML: String?
 
-    public init(name: String, xml: String, flags: DeviceFlags) {
+    public init(name: String, xml: String, flags: DeviceFlags, definedXML: String? = nil) {
         self.name = name
         self.xml = xml
         self.flags = flags
+        self.definedXML = definedXML
     }
+}
+
+/// The version of the libvirt a connection talks to (`virConnectGetLibVersion`: the daemon's, also over a
+/// remote URI), which decides the calls mdevmon may make: one binary serves libvirt 9 and 11.
+public struct LibvirtVersion: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// libvirt's encoding: major × 1,000,000 + minor × 1,000 + micro.
+    public var encoded: UInt64
+
+    public init(encoded: UInt64) { self.encoded = encoded }
+    public init(major: UInt64, minor: UInt64, micro: UInt64) { encoded = major * 1_000_000 + minor * 1_000 + micro }
+
+    /// libvirt 10.1 added `VIR_NODE_DEVICE_XML_INACTIVE` (a device's definition beside its live state,
+    /// which older versions merge into one XML) and the `PERSISTENT`/`TRANSIENT` listing filters.
+    public static let definitions = LibvirtVersion(major: 10, minor: 1, micro: 0)
+
+    /// Whether libvirt tells an mdev's definition from its live state, and lists persistent devices apart.
+    public var readsDefinitions: Bool { self >= .definitions }
+
+    public static func < (a: LibvirtVersion, b: LibvirtVersion) -> Bool { a.encoded < b.encoded }
+
+    public var description: String { "\(encoded / 1_000_000).\(encoded / 1_000 % 1_000).\(encoded % 1_000)" }
 }
 
 /// One domain as fetched: its inactive (configuration) XML, its live XML while it runs, and state flags.
@@ -79,18 +104,22 @@ public protocol LibvirtConnection: AnyObject, Sendable {
     /// False once the connection is closed or libvirtd is gone (`virConnectIsAlive`); a failed call on
     /// a dead connection is the connection's loss, reported by the close event, not an error of its own.
     var isAlive: Bool { get }
+    /// The connected libvirt's version, read once at connect.
+    var version: LibvirtVersion { get }
     func listNodeDevices(_ which: NodeDeviceListing) throws -> [String]
     /// One listing RPC, then one XML RPC per listed device (no lookups, no flag calls): the full sync's
-    /// cost floor. `active` filters mdevs by state (nil: both); the names come with their XML.
-    /// A device that vanishes between the listing and its XML is left out.
-    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?) throws -> [(name: String, xml: String)]
+    /// cost floor. `active` filters mdevs by state and `persistent` by persistence (nil: both); the names
+    /// come with their XML. A device that vanishes between the listing and its XML is left out.
+    /// - Precondition: `persistent` is nil unless `version.readsDefinitions` (older libvirt rejects the filter).
+    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?) throws -> [(name: String, xml: String)]
     /// Whether this connection's libvirtd runs on this host, so mdevctl's definitions in
     /// `/etc/mdevctl.d` are the ones it reads (a remote URI names a host or a transport).
     var isLocal: Bool { get }
     /// Why this connection could not watch what libvirt changes without an event (`DomainConfigWatch`),
     /// or nil when it watches or has nothing to watch.
     var configWatchProblem: String? { get }
-    /// nil when the device does not exist (any more).
+    /// nil when the device does not exist (any more). On libvirt ≥ 10.1 an active persistent device comes
+    /// with its definition too (one more RPC).
     func nodeDevice(named name: String) throws -> NodeDeviceRecord?
     func listDomains() throws -> [String]
     /// nil when the domain does not exist (any more).

@@ -17,6 +17,15 @@ public struct Listing: Codable, Hashable, Sendable {
         public var domains: [String]
         /// Running domains whose live XML holds the device now.
         public var inUseBy: [String]
+        /// `in_sync`, `drifted` or `unknown` (`DefinitionDrift`); absent for a transient device.
+        public var drift: String?
+        /// What an active persistent device's next start applies, where libvirt (≥ 10.1) says.
+        public var definition: Definition?
+    }
+
+    public struct Definition: Codable, Hashable, Sendable {
+        public var mdevType: String
+        public var attrs: [MdevAttr]
     }
 
     public struct MdevType: Codable, Hashable, Sendable {
@@ -47,7 +56,8 @@ public struct Listing: Codable, Hashable, Sendable {
             Device(uuid: d.uuid, parent: d.parent, parentAddress: d.definition.parentAddress, name: d.name,
                    mdevType: d.mdevType, iommuGroup: d.definition.iommuGroup, attrs: d.definition.attrs,
                    active: d.active, persistent: d.persistent, autostart: d.autostart, domains: d.domains,
-                   inUseBy: d.inUseBy)
+                   inUseBy: d.inUseBy, drift: d.drift?.rawValue,
+                   definition: d.definedConfig.map { Definition(mdevType: $0.mdevType, attrs: $0.attrs) })
         }
         parents = snapshot.sortedParents.map { p in
             Parent(name: p.name, kind: p.kind, types: p.types.map {
@@ -72,12 +82,15 @@ public struct Listing: Codable, Hashable, Sendable {
 
     /// A fixed-width text table of devices, and of parents' capacity when `parents` is set.
     public func table(parents showParents: Bool) -> String {
-        var rows = [["UUID", "PARENT", "TYPE", "STATE", "PERSISTENCE", "AUTOSTART", "DOMAINS", "IN_USE_BY"]]
+        var rows = [["UUID", "PARENT", "TYPE", "STATE", "PERSISTENCE", "AUTOSTART", "DOMAINS", "IN_USE_BY", "DRIFT"]]
         for d in devices {
+            // A drifted device names what its next start applies.
+            var drift = d.drift ?? "-"
+            if drift == DefinitionDrift.drifted.rawValue, let next = d.definition { drift += " (next start: \(next.mdevType))" }
             rows.append([d.uuid, d.parent, d.mdevType, d.active ? "active" : "inactive",
                          d.persistent ? "persistent" : "transient", d.autostart ? "yes" : "no",
                          d.domains.isEmpty ? "-" : d.domains.joined(separator: ","),
-                         d.inUseBy.isEmpty ? "-" : d.inUseBy.joined(separator: ",")])
+                         d.inUseBy.isEmpty ? "-" : d.inUseBy.joined(separator: ","), drift])
         }
         var out = Self.render(rows)
         if showParents {

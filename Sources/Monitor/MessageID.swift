@@ -27,6 +27,8 @@ public enum MessageID: String, CaseIterable, Sendable {
     case hostCheckFailed = "6d04e6c4babbbbb272c8411acf974adf"
     case deviceUseChanged = "cc19ff07188b43bc91c5ab9c22dde7ca"
     case deviceRemovalFailed = "8727d23047c24a02b394ed0dc3b06afa"
+    case definitionDrifted = "5dc25d7424044f988312caf6715613bc"
+    case definitionInSync = "2e49b99ccfcd4b7db9360793a5071574"
 
     /// The metadata key the journal handler maps to `MESSAGE_ID`.
     public static let metadataKey = "message.id"

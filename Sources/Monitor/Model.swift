@@ -66,19 +66,57 @@ public struct DeviceFlags: Hashable, Sendable {
     }
 }
 
+/// An mdev's type and attrs: what its live state has, or what its definition makes the next start apply.
+public struct MdevConfig: Hashable, Sendable {
+    public var mdevType: String
+    public var attrs: [MdevAttr]
+
+    public init(mdevType: String, attrs: [MdevAttr]) {
+        self.mdevType = mdevType
+        self.attrs = attrs
+    }
+}
+
+/// Whether an active persistent mdev runs what its definition says: a `nodedev-update --config` (libvirt
+/// ≥ 10.1) changes the definition of a running device, and only its next start applies it.
+public enum DefinitionDrift: String, Hashable, Sendable, CaseIterable {
+    /// The live state is the definition (always so for an inactive mdev: it has no live state).
+    case inSync = "in_sync"
+    /// The next start applies another type or other attrs than the device runs with now.
+    case drifted
+    /// libvirt cannot tell: before 10.1 its live XML shows the definition's type and attrs, not the
+    /// device's; and mdevctl reports an active device's attrs only through a vendor callout, so defined
+    /// attrs beside no reported live attrs are not a difference anyone can see.
+    case unknown
+
+    /// Compares an active device's live state with its definition; nil definition: libvirt did not say.
+    public static func compare(live: MdevConfig, defined: MdevConfig?) -> DefinitionDrift {
+        guard let defined else { return .unknown }
+        if live.mdevType != defined.mdevType { return .drifted }
+        if !live.attrs.isEmpty { return live.attrs == defined.attrs ? .inSync : .drifted }
+        return defined.attrs.isEmpty ? .inSync : .unknown
+    }
+}
+
 /// One mdev as the index holds it.
 public struct MdevDevice: Hashable, Sendable {
     public var definition: MdevDefinition
     public var flags: DeviceFlags
+    /// What the definition of an active persistent mdev makes its next start apply, as libvirt ≥ 10.1 says
+    /// (`VIR_NODE_DEVICE_XML_INACTIVE`, or mdevctl's file it reads); nil when not read (older libvirt,
+    /// inactive or transient devices).
+    public var definedConfig: MdevConfig?
     /// Names of the domains whose inactive XML references this device's UUID, sorted.
     public var domains: [String]
     /// Names of the running domains whose live XML holds this device's UUID now (configured or
     /// hot-plugged), sorted. An mdev serves one VM at a time, so more than one is a transient state.
     public var inUseBy: [String]
 
-    public init(definition: MdevDefinition, flags: DeviceFlags, domains: [String] = [], inUseBy: [String] = []) {
+    public init(definition: MdevDefinition, flags: DeviceFlags, definedConfig: MdevConfig? = nil, domains: [String] = [],
+                inUseBy: [String] = []) {
         self.definition = definition
         self.flags = flags
+        self.definedConfig = flags.active && flags.persistent ? definedConfig : nil
         self.domains = domains
         self.inUseBy = inUseBy
     }
@@ -91,6 +129,15 @@ public struct MdevDevice: Hashable, Sendable {
     public var active: Bool { flags.active }
     public var persistent: Bool { flags.persistent }
     public var autostart: Bool { flags.autostart }
+    /// The live type and attrs libvirt reports.
+    public var liveConfig: MdevConfig { MdevConfig(mdevType: mdevType, attrs: definition.attrs) }
+
+    /// Whether the next start applies what the device runs with now; nil for a transient mdev (no definition).
+    public var drift: DefinitionDrift? {
+        guard persistent else { return nil }
+        guard active else { return .inSync }
+        return DefinitionDrift.compare(live: liveConfig, defined: definedConfig)
+    }
 }
 
 /// One mdev type a parent offers (`<capability type='mdev_types'><type id=…>`).

@@ -144,8 +144,10 @@ public final class MonitorService: Service, Sendable {
         await index.replace(with: result.state)
         if first {
             let s = result.state
+            let drift = connection.version.readsDefinitions ? "definition drift is read"
+                : "definition drift is unknown before libvirt \(LibvirtVersion.definitions)"
             logger.notice(
-                "initial sync: \(s.devices.count) mdevs (\(s.activeCount) active), \(s.parents.count) parents, \(s.domains.count) domains",
+                "initial sync: \(s.devices.count) mdevs (\(s.activeCount) active), \(s.parents.count) parents, \(s.domains.count) domains; libvirt \(connection.version), \(drift)",
                 metadata: MessageID.initialSyncCompleted.metadata)
         }
         firstSync.signal()
@@ -182,27 +184,28 @@ public final class MonitorService: Service, Sendable {
             // The parent the index knows for this name: a transient mdev that vanished freed an instance there.
             let knownParent = refreshParent ? index.snapshot.state.device(named: name)?.parent : nil
             // nil record: the device vanished between the event and the fetch.
-            let fetched = try await Blocking.run { () -> (ParsedNodeDevice?, DeviceFlags, ParentDevice?) in
+            let fetched = try await Blocking.run { () -> (ParsedNodeDevice?, DeviceFlags, MdevConfig?, ParentDevice?) in
                 let record = try connection.nodeDevice(named: name)
                 let parsed = try record.map { try NodeDeviceXML.parse($0.xml, fallbackName: name) }
                 let flags = record?.flags ?? DeviceFlags(active: false, persistent: false, autostart: false)
+                let definedConfig = NodeDeviceXML.config(ofDefinition: record?.definedXML)
                 // An mdev's start or stop moves its parent's available instances: refresh the parent too.
                 var parentName = knownParent
                 if refreshParent, case .mdev(let def)? = parsed { parentName = def.parent }
                 guard let parentName, let parentRecord = try connection.nodeDevice(named: parentName),
                       case .parent(let parent) = try NodeDeviceXML.parse(parentRecord.xml, fallbackName: parentName)
-                else { return (parsed, flags, nil) }
-                return (parsed, flags, parent)
+                else { return (parsed, flags, definedConfig, nil) }
+                return (parsed, flags, definedConfig, parent)
             }
             await index.mutate(events: counts) { state in
-                let (parsed, flags, parent) = fetched
+                let (parsed, flags, definedConfig, parent) = fetched
                 guard let parsed else {
                     return state.removeDevice(named: name) + state.removeParent(named: name)
                         + (parent.map { state.upsertParent($0) } ?? [])
                 }
                 var changes: [IndexChange] = []
                 switch parsed {
-                case .mdev(let def): changes += state.upsertDevice(def, flags: flags)
+                case .mdev(let def): changes += state.upsertDevice(def, flags: flags, definedConfig: definedConfig)
                 case .parent(let parent): changes += state.upsertParent(parent)
                 case .other: break
                 }

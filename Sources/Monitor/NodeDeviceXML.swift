@@ -43,6 +43,13 @@ public enum NodeDeviceXML {
         return .other(name: name)
     }
 
+    /// The type and attrs of an mdev's definition XML (`VIR_NODE_DEVICE_XML_INACTIVE`); nil when there is
+    /// none or it is not an mdev's: the definition is then not known, which is never a difference.
+    public static func config(ofDefinition xml: String?) -> MdevConfig? {
+        guard let xml, case .mdev(let def)? = try? parse(xml) else { return nil }
+        return MdevConfig(mdevType: def.mdevType, attrs: def.attrs)
+    }
+
     private static func mdev(_ doc: borrowing XPathDocument, name: String) throws(XMLParseError) -> MdevDefinition {
         let cap = "/device/capability[@type='mdev']"
         guard let parent = doc.string("/device/parent") else {

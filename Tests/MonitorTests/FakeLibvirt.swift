@@ -11,6 +11,8 @@ final class FakeLibvirt: LibvirtConnector {
         var flags: DeviceFlags
         /// Which listing returns it; nil for a device that is neither (a plain PCI function).
         var listing: NodeDeviceListing?
+        /// Its definition apart from its live XML (`VIR_NODE_DEVICE_XML_INACTIVE`); nil: the same as `xml`.
+        var definedXML: String? = nil
     }
 
     private struct State {
@@ -61,6 +63,17 @@ final class FakeLibvirt: LibvirtConnector {
     func removeDevice(named name: String) {
         state.withLock { _ = $0.devices.removeValue(forKey: name) }
     }
+
+    /// Gives the device a definition apart from its live XML, as `nodedev-update --config` does (libvirt ≥ 10.1).
+    func updateDefinition(of name: String, xml: String?) {
+        state.withLock { s in
+            guard s.devices[name] != nil else { preconditionFailure("no device \(name) in the fake") }
+            s.devices[name]?.definedXML = xml
+        }
+    }
+
+    /// The libvirt version connections report (9.0.0 unless a test plays a newer one).
+    let version = Mutex(LibvirtVersion(major: 9, minor: 0, micro: 0))
 
     func updateFlags(of name: String, _ update: (inout DeviceFlags) -> Void) {
         state.withLock { s in
@@ -201,9 +214,13 @@ final class FakeLibvirt: LibvirtConnector {
         state.withLock { s in s.devices.filter { $0.value.listing == which }.keys.sorted() }
     }
 
-    fileprivate func listWithXML(_ which: NodeDeviceListing, active: Bool?, counted: Bool) -> [(name: String, xml: String)] {
-        state.withLock { s in
-            let names = s.devices.filter { $0.value.listing == which && (active == nil || $0.value.flags.active == active) }.keys.sorted()
+    fileprivate func listWithXML(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?, counted: Bool) -> [(name: String, xml: String)] {
+        precondition(persistent == nil || version.withLock { $0.readsDefinitions }, "libvirt before 10.1 rejects the persistence filter")
+        return state.withLock { s in
+            let names = s.devices.filter {
+                $0.value.listing == which && (active == nil || $0.value.flags.active == active)
+                    && (persistent == nil || $0.value.flags.persistent == persistent)
+            }.keys.sorted()
             return names.compactMap { name in
                 if counted { s.listedWithXML.append(name) }
                 if s.vanishOnFetch.remove(name) != nil { s.devices[name] = nil }
@@ -232,7 +249,11 @@ final class FakeLibvirt: LibvirtConnector {
         return state.withLock { s in
             if counted { s.nodeDeviceFetches.append(name) }
             if s.vanishOnFetch.remove(name) != nil { s.devices[name] = nil }
-            return s.devices[name].map { NodeDeviceRecord(name: name, xml: $0.xml, flags: $0.flags) }
+            guard let device = s.devices[name] else { return nil }
+            // libvirt ≥ 10.1 formats an active persistent device's definition apart (the same XML unless updated).
+            let separate = device.flags.active && device.flags.persistent && version.withLock { $0.readsDefinitions }
+            return NodeDeviceRecord(name: name, xml: device.xml, flags: device.flags,
+                                    definedXML: separate ? device.definedXML ?? device.xml : nil)
         }
     }
 
@@ -317,9 +338,11 @@ final class FakeConnection: LibvirtConnection {
     var isLocal: Bool { server.local.load(ordering: .relaxed) }
     var configWatchProblem: String? { server.configWatchProblem.withLock { $0 } }
 
-    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?) throws -> [(name: String, xml: String)] {
+    var version: LibvirtVersion { server.version.withLock { $0 } }
+
+    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?) throws -> [(name: String, xml: String)] {
         try checkOpen("list node devices", uri)
-        return server.listWithXML(which, active: active, counted: counted)
+        return server.listWithXML(which, active: active, persistent: persistent, counted: counted)
     }
 
     func nodeDevice(named name: String) throws -> NodeDeviceRecord? {

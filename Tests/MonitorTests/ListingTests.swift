@@ -44,7 +44,7 @@ import Testing
         let parents = try #require(object["parents"] as? [[String: Any]])
         #expect(Set(devices[0].keys) == [
             "uuid", "parent", "parent_address", "name", "mdev_type", "iommu_group", "attrs", "active", "persistent",
-            "autostart", "domains", "in_use_by",
+            "autostart", "domains", "in_use_by", "drift",
         ])
         let types = try #require(parents[0]["types"] as? [[String: Any]])
         #expect(Set(types[0].keys) == ["id", "name", "device_api", "available_instances"])
@@ -84,6 +84,7 @@ import Testing
                   "domains" : [
                     "vm1"
                   ],
+                  "drift" : "unknown",
                   "in_use_by" : [
 
                   ],
@@ -116,9 +117,9 @@ import Testing
 
     @Test func tableWithParents() {
         #expect(Listing(snapshot()).table(parents: true) == """
-            UUID                                  PARENT            TYPE                 STATE     PERSISTENCE  AUTOSTART  DOMAINS  IN_USE_BY
-            11111111-1111-4111-8111-111111111111  pci_0000_00_02_0  i915-GVTg_V5_4       active    persistent   yes        vm1,vm2  vm1
-            22222222-2222-4222-8222-222222222222  ap_matrix         vfio_ap-passthrough  inactive  transient    no         -        -
+            UUID                                  PARENT            TYPE                 STATE     PERSISTENCE  AUTOSTART  DOMAINS  IN_USE_BY  DRIFT
+            11111111-1111-4111-8111-111111111111  pci_0000_00_02_0  i915-GVTg_V5_4       active    persistent   yes        vm1,vm2  vm1        unknown
+            22222222-2222-4222-8222-222222222222  ap_matrix         vfio_ap-passthrough  inactive  transient    no         -        -          -
 
             PARENT            KIND       TYPE                 NAME                        DEVICE_API  AVAILABLE
             ap_matrix         ap_matrix  vfio_ap-passthrough  VFIO AP Passthrough Device  vfio-ap     65536
@@ -129,6 +130,6 @@ import Testing
 
     @Test func tableWithoutParents() {
         let empty = Listing(IndexSnapshot(state: IndexState(), status: MonitorStatus(uri: "x")))
-        #expect(empty.table(parents: false) == "UUID  PARENT  TYPE  STATE  PERSISTENCE  AUTOSTART  DOMAINS  IN_USE_BY\n")
+        #expect(empty.table(parents: false) == "UUID  PARENT  TYPE  STATE  PERSISTENCE  AUTOSTART  DOMAINS  IN_USE_BY  DRIFT\n")
     }
 }
