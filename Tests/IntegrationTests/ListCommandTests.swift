@@ -12,7 +12,7 @@ struct ListCommandTests {
         #expect(table.status == 0, "mdevmon list failed: \(table.err)")
         let row = table.out.split(separator: "\n").first { $0.hasPrefix(uuid) }
         let fields = try #require(row).split(separator: " ", omittingEmptySubsequences: true)
-        #expect(fields.map(String.init) == [uuid, LibvirtHost.pciParent.name, "nvidia-64", "inactive", "persistent", "no", "-", "-"])
+        #expect(fields.map(String.init) == [uuid, LibvirtHost.pciParent.name, "nvidia-64", "inactive", "persistent", "no", "-", "-", "in_sync"])
 
         let json = LibvirtHost.run(mdevmonBinary, ["list", "--json"])
         #expect(json.status == 0, "mdevmon list --json failed: \(json.err)")
@@ -21,6 +21,7 @@ struct ListCommandTests {
         let listing = try decoder.decode(Listing.self, from: Data(json.out.utf8))
         let device = try #require(listing.devices.first { $0.uuid == uuid })
         #expect(device.mdevType == "nvidia-64" && device.persistent && !device.active)
+        #expect(device.drift == "in_sync")
     }
 
     @Test func listDomainsShowsWhyADomainCouldNotStart() throws {
