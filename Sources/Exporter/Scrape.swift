@@ -48,9 +48,15 @@ public struct Scrape: Sendable {
         return out
     }
 
-    /// gzip of `bytes`. Chunks made for this scrape alone are compressed together, in runs; cached
-    /// chunks bring their own fragment.
+    /// Up to this size a body is compressed whole, in one stream: a small host's families are a few KB
+    /// each and repeat the same UUIDs, which one 32 KiB window finds and separate fragments do not (100
+    /// mdevs: 57 % of `gzip -6`'s ratio in fragments). Whole, it costs about 1 ms at this size.
+    static let wholeBodyLimit = 256 * 1024
+
+    /// gzip of `bytes`. A small body is compressed whole; otherwise chunks made for this scrape alone are
+    /// compressed together, in runs, and cached chunks bring their own fragment.
     public func gzipped() -> [UInt8] {
+        if byteCount <= Self.wholeBodyLimit { return Gzip.compress(bytes) }
         var fragments: [DeflateFragment] = []
         var run: [UInt8] = []
         for chunk in chunks {
