@@ -72,7 +72,11 @@ enum RenderOnly {
         out += "devices  snapshot shares storage (as DeviceIndex publishes)   state uniquely referenced\n"
         for n in sizes {
             let published = snapshot(devices: n, parents: parents)
-            let extra = snapshot(devices: 1, parents: ["0000:ff:00.0"]).state.devices.values.first!
+            // One more inactive mdev defined on a parent that already holds a share of the index.
+            var extra = snapshot(devices: 1, parents: [parents[0]]).state.devices.values.first!
+            extra.definition.uuid = "bec4ffff-0000-4000-8000-000000000000"
+            extra.definition.name = "mdev_bec4ffff_0000_4000_8000_000000000000_extra"
+            extra.flags.active = false
             var shared: [Double] = [], unique: [Double] = []
             for _ in 0..<20 {
                 // As DeviceIndex.mutate does while the previous snapshot is still published.

@@ -19,8 +19,10 @@ public struct IndexState: Hashable, Sendable {
     private var referencesByUUID: TreeDictionary<String, Set<String>> = [:]
     /// mdev UUID → names of running domains using it (their live XML).
     private var usersByUUID: TreeDictionary<String, Set<String>> = [:]
-    /// parent name → its inactive devices: those whose startability its capacity decides.
-    private var inactiveKeysByParent: TreeDictionary<String, Set<MdevKey>> = [:]
+    /// parent name → its inactive devices: those whose startability its capacity decides. One parent may
+    /// hold all 10,000, so the set is persistent too: a `Set` shared with the published snapshot was
+    /// copied whole by every define or start on that parent.
+    private var inactiveKeysByParent: TreeDictionary<String, TreeSet<MdevKey>> = [:]
 
     public init() {}
 
@@ -152,7 +154,7 @@ public struct IndexState: Hashable, Sendable {
     }
 
     /// Drops an emptied set too, so equal contents give equal states (the derived maps take part in `==`).
-    private static func remove<K: Hashable, V: Hashable>(_ value: V, under key: K, from map: inout TreeDictionary<K, Set<V>>) {
+    private static func remove<K: Hashable, S: SetAlgebra>(_ value: S.Element, under key: K, from map: inout TreeDictionary<K, S>) {
         map[key]?.remove(value)
         if map[key]?.isEmpty == true { map[key] = nil }
     }
