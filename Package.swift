@@ -99,7 +99,7 @@ let package = Package(
         .executableTarget(
             name: "mdevmon-bench",
             dependencies: [
-                "Monitor", "Exporter", "CLibvirt",
+                "Monitor", "Exporter", "Policy", "PolicyExporter", "CLibvirt",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,5 +1,7 @@
 import Exporter
 import Monitor
+import Policy
+import PolicyExporter
 
 /// `--render-only`: the renderer alone on a synthetic index shaped like the fixture, without libvirt.
 /// Quick to run anywhere, and the thing to profile (`perf record … mdevmon-bench --render-only`).
@@ -88,6 +90,31 @@ enum RenderOnly {
             out += "\(n)".padding(toLength: 9, withPad: " ", startingAt: 0)
                 + "\(Report.format(a.p50)) / \(Report.format(a.p99))".padding(toLength: 55, withPad: " ", startingAt: 0)
                 + "\(Report.format(b.p50)) / \(Report.format(b.p99))\n"
+        }
+        out += "\nwarm render as the daemon does it (CPU p50 / p99 ms): its per-scrape families on top of the cache;\n"
+        out += "a third of the devices are active and no domain references them, so the policy writes them all as orphaned\n"
+        out += "devices  index only           + process stats      + policy families    all\n"
+        for n in sizes {
+            // Published by a DeviceIndex, as the daemon's are (the policy's orphan list is kept per generation).
+            let index = DeviceIndex(uri: "bench:///")
+            await index.replace(with: snapshot(devices: n, parents: parents).state)
+            let snapshot = index.snapshot
+            let cache = MetricsCache()
+            let policy: [any MetricsContributor] = [PolicyExport(metrics: PolicyMetrics())]
+            func warm(process: Bool, contributors: [any MetricsContributor]) -> Summary {
+                _ = MetricsRenderer.render(snapshot: snapshot, build: build, process: nil, previousScrape: nil, cache: cache)
+                return Summary((0..<200).map { _ in
+                    ThreadCPU.time {
+                        MetricsRenderer.render(snapshot: snapshot, build: build, process: process ? ProcessStats.current() : nil,
+                                               previousScrape: nil, contributors: contributors, cache: cache)
+                    }.1
+                })!
+            }
+            let rows = [warm(process: false, contributors: []), warm(process: true, contributors: []),
+                        warm(process: false, contributors: policy), warm(process: true, contributors: policy)]
+            out += "\(n)".padding(toLength: 9, withPad: " ", startingAt: 0)
+                + rows.map { "\(Report.format($0.p50)) / \(Report.format($0.p99))".padding(toLength: 21, withPad: " ", startingAt: 0) }.joined()
+                + "\n"
         }
         return out
     }

@@ -1,11 +1,13 @@
 public import Exporter
 public import Monitor
 public import Policy
+import Synchronization
 
 /// Publishes the policies' state through the exporter (which must not depend on Policy). It lives in
 /// its own small module, between the two, so the daemon and the tests use the same one.
 public struct PolicyExport: MetricsContributor, LandingContributor {
     public let metrics: PolicyMetrics
+    private let orphans = OrphanCache()
 
     public init(metrics: PolicyMetrics) { self.metrics = metrics }
 
@@ -49,7 +51,7 @@ public struct PolicyExport: MetricsContributor, LandingContributor {
             writer.sample("mdev_domain_autostart", labels: ["domain": d.name], value: d.autostart ? 1 : 0)
         }
         writer.family("mdev_device_orphaned", type: .gauge, help: "1 for an active mdev that no defined domain references and no running domain uses.")
-        for d in snapshot.state.orphanedDevices {
+        for d in orphans.devices(of: snapshot) {
             writer.sample("mdev_device_orphaned", labels: ["uuid": d.uuid, "parent": d.parent], value: 1)
         }
     }
@@ -65,5 +67,29 @@ public struct PolicyExport: MetricsContributor, LandingContributor {
                  $0.domainAutostart ? "yes" : "no"]
             },
             emptyText: "Every defined domain could start now: its mdevs exist, are active and free.")]
+    }
+}
+
+/// The orphaned devices of the last index generation scraped. Finding them scans every device (10,000:
+/// most of a scrape's cost beyond the cached families), and between two scrapes the index usually did
+/// not change at all.
+private final class OrphanCache: Sendable {
+    private struct Entry {
+        /// Held, so that no other index's history can take its address and pass for it.
+        let history: ChangeHistory
+        let generation: Int
+        let devices: [MdevKey]
+    }
+    private let last = Mutex<Entry?>(nil)
+
+    func devices(of snapshot: IndexSnapshot) -> [MdevKey] {
+        // A snapshot built by hand (tests) has no history: its generation says nothing.
+        guard let history = snapshot.history else { return snapshot.state.orphanedDevices.map(\.key) }
+        if let entry = last.withLock({ $0 }), entry.history === history, entry.generation == snapshot.generation {
+            return entry.devices
+        }
+        let devices = snapshot.state.orphanedDevices.map(\.key)
+        last.withLock { $0 = Entry(history: history, generation: snapshot.generation, devices: devices) }
+        return devices
     }
 }

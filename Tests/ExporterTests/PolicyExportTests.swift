@@ -110,4 +110,28 @@ extension Fixtures {
         export.metrics.setProblems([], enabled: false)
         #expect(export.landingSections(snapshot: Fixtures.small()).isEmpty)
     }
+
+    /// The orphan list is kept per index generation: every mutation must still show in the next scrape.
+    @Test func orphansFollowEveryMutationOfTheIndex() async {
+        let export = Fixtures.makePolicy()
+        let index = DeviceIndex(uri: "test:///orphans")
+        func orphaned() -> [String] {
+            var writer = MetricsWriter()
+            export.contribute(to: &writer, snapshot: index.snapshot)
+            return text(writer.finish()).split(separator: "\n").filter { $0.hasPrefix("mdev_device_orphaned{") }.map(String.init)
+        }
+        let device = Fixtures.device(Fixtures.orphan, parent: Fixtures.parent.name, type: "nvidia-558", group: nil,
+                                     active: true, persistent: true, autostart: false)
+        let line = #"mdev_device_orphaned{uuid="\#(Fixtures.orphan)",parent="pci_0000_3b_00_0"} 1"#
+        await index.replace(with: IndexState(devices: [device], parents: [], domains: [
+            DomainInfo(name: "vm", uuid: "", active: false, persistent: true, autostart: false, mdevUUIDs: [Fixtures.orphan]),
+        ]))
+        #expect(orphaned() == [])
+        #expect(orphaned() == [])
+        await index.mutate { $0.removeDomain(named: "vm") }
+        #expect(orphaned() == [line])
+        #expect(orphaned() == [line])
+        await index.mutate { $0.upsertDevice(device.definition, flags: DeviceFlags(active: false, persistent: true, autostart: false)) }
+        #expect(orphaned() == [])
+    }
 }
