@@ -139,7 +139,7 @@ import Testing
             onListening: { address, port in ports.add(address.host, port) })
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await service.run() }
-            let deadline = ContinuousClock.now + .seconds(10)
+            let deadline = ContinuousClock.now + .seconds(30)
             while ports.all.count < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             for (host, port) in ports.all {
                 #expect(try await curl(["http://\(host):\(port)/healthz"]).status == 200, "\(host)")
