@@ -20,6 +20,7 @@ public struct ChangeJournal: Service {
     public func run() async throws {
         let subscription = await index.subscribe()
         var initialSyncSeen = subscription.startedSynced
+        var drift = DriftNarrator()
         var overflows = 0
         for await update in subscription.cancelOnGracefulShutdown() {
             if subscription.overflows > overflows {
@@ -27,14 +28,15 @@ public struct ChangeJournal: Service {
                 logger.notice("the journal fell behind the index by more than \(subscription.capacity) changes; logging the difference instead")
             }
             for change in update.changes {
+                // A device found drifted is news even in the first sync: nothing else would say it.
+                let driftEntry = drift.entry(for: change)
                 if !initialSyncSeen {
                     if case .connection(.synced) = change { initialSyncSeen = true }
-                    // A device found drifted is news even in the first sync: nothing else would say it.
-                    if let entry = change.driftLogEntry { logger.log(entry) }
+                    if let driftEntry { logger.log(driftEntry) }
                     if case .connection(.disconnected) = change {} else { continue }
                 }
                 if let entry = change.logEntry { logger.log(entry) }
-                if let entry = change.driftLogEntry { logger.log(entry) }
+                if let driftEntry { logger.log(driftEntry) }
             }
         }
     }

@@ -70,33 +70,54 @@ extension IndexChange {
     }
 
     private func entry(_ event: MessageID, _ level: Logger.Level, _ message: String, _ d: MdevDevice) -> ChangeLogEntry {
-        ChangeLogEntry(
-            event: event, level: level, message: message,
-            metadata: [LogKey.mdevUUID: d.uuid, LogKey.mdevParent: d.parent, LogKey.mdevType: d.mdevType,
-                       LogKey.mdevName: d.name])
+        ChangeLogEntry(event: event, level: level, message: message, metadata: d.logFields)
     }
 }
 
-extension IndexChange {
-    /// The entry for a device whose definition stopped or started matching its live state, beside
-    /// `logEntry` (which tells the lifecycle): said once when it drifts and once when it is back in line.
-    /// Drift that becomes unknown (libvirt stopped telling) or ends with the device's removal is not news.
-    public var driftLogEntry: ChangeLogEntry? {
-        let old: MdevDevice?, new: MdevDevice
-        switch self {
-        case .deviceAdded(let d): (old, new) = (nil, d)
-        case .deviceChanged(let before, let after): (old, new) = (before, after)
+/// Tells the journal when a device's definition stops matching what it runs, and when it matches again:
+/// once each way, whatever passed in between (an `unknown` while libvirt could not tell is neither news
+/// nor an end). Remembers only the devices it said are drifted, so it stays as small as they are.
+public struct DriftNarrator: Sendable {
+    private var said: Set<MdevKey> = []
+
+    public init() {}
+
+    /// The entry `change` calls for, beside `IndexChange.logEntry` (which tells the lifecycle), if any.
+    public mutating func entry(for change: IndexChange) -> ChangeLogEntry? {
+        let device: MdevDevice
+        switch change {
+        case .deviceAdded(let d): device = d
+        case .deviceChanged(let old, let new):
+            if old.key != new.key { said.remove(old.key) }
+            device = new
+        case .deviceRemoved(let d):
+            // Gone, and its definition with it: the removal's own entry says so.
+            said.remove(d.key)
+            return nil
         default: return nil
         }
-        if new.drift == .drifted && old?.drift != .drifted, let defined = new.definedConfig {
-            return entry(.definitionDrifted, .warning,
-                         "mdev \(new.uuid) on \(new.parent) runs as \(new.liveConfig.words) but its definition now says \(defined.words); its next start applies the definition", new)
+        switch device.drift {
+        case .drifted? where !said.contains(device.key):
+            said.insert(device.key)
+            // `drifted` means libvirt told the definition.
+            let defined = device.definedConfig.map(\.words) ?? "something else"
+            return ChangeLogEntry(
+                event: .definitionDrifted, level: .warning,
+                message: "mdev \(device.uuid) on \(device.parent) runs as \(device.liveConfig.words) but its definition now says \(defined); its next start applies the definition",
+                metadata: device.logFields)
+        case .inSync? where said.contains(device.key):
+            said.remove(device.key)
+            return ChangeLogEntry(
+                event: .definitionInSync, level: .notice,
+                message: "mdev \(device.uuid) on \(device.parent) runs with its definition again (\(device.active ? device.liveConfig.words : "stopped"))",
+                metadata: device.logFields)
+        case nil:
+            // Undefined: no definition left to differ from (the undefine's own entry says so).
+            said.remove(device.key)
+            return nil
+        default:
+            return nil
         }
-        if old?.drift == .drifted && new.drift == .inSync {
-            return entry(.definitionInSync, .notice,
-                         "mdev \(new.uuid) on \(new.parent) runs with its definition again (\(new.active ? new.liveConfig.words : "stopped"))", new)
-        }
-        return nil
     }
 }
 
@@ -108,6 +129,11 @@ extension MdevConfig {
 }
 
 extension MdevDevice {
+    /// The journal fields naming the device.
+    var logFields: [String: String] {
+        [LogKey.mdevUUID: uuid, LogKey.mdevParent: parent, LogKey.mdevType: mdevType, LogKey.mdevName: name]
+    }
+
     /// "active, persistent, autostart" style summary for logs and tables.
     public var stateWords: String {
         [active ? "active" : "inactive", persistent ? "persistent" : "transient",

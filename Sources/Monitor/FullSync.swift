@@ -49,8 +49,10 @@ public enum FullSync {
                         devices.append(MdevDevice(definition: definition, flags: DeviceFlags(active: true, persistent: false, autostart: false)))
                     default:
                         // The files cannot answer (or an inactive device has no file yet): ask libvirt.
-                        guard let record = try connection.nodeDevice(named: name) else { continue }
-                        devices.append(MdevDevice(definition: definition, flags: record.flags,
+                        // Live state, flags and definition all from this one fetch, not partly from the listing.
+                        guard let record = try connection.nodeDevice(named: name),
+                              case .mdev(let fetched) = try NodeDeviceXML.parse(record.xml, fallbackName: name) else { continue }
+                        devices.append(MdevDevice(definition: fetched, flags: record.flags,
                                                   definedConfig: NodeDeviceXML.config(ofDefinition: record.definedXML)))
                     }
                 } catch let error as XMLParseError { problems.append(error) }

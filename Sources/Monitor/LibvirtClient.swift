@@ -309,13 +309,6 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
             throw error
         }
         defer { virNodeDeviceFree(dev) }
-        guard let raw = virNodeDeviceGetXMLDesc(dev, 0) else {
-            let error = Self.lastError(operation: "get XML of node device", object: name)
-            if error.isNoSuchObject { return nil }
-            throw error
-        }
-        let xml = String(cString: raw)
-        free(raw)
         // Each error is read right after its call: the next libvirt call would reset it.
         let active = virNodeDeviceIsActive(dev)
         if active < 0 {
@@ -329,20 +322,31 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
             if error.isNoSuchObject { return nil }
             throw error
         }
+        // What an mdev's next start applies, read before its live state: a restart or update in between
+        // then pairs an old definition with the new live state (in sync until the event that follows
+        // refetches), never a new definition with the old live state (a false drift). libvirt names every
+        // mdev `mdev_…`; its placeholder parent `computer` is active and persistent too, but no mdev. A
+        // device undefined or stopped meanwhile has no separate definition ("not persistent"): not known
+        // for this moment, and its own event refetches it.
+        var definedXML: String?
+        if active == 1 && persistent == 1 && version.readsDefinitions && name.hasPrefix("mdev_"),
+           let raw = virNodeDeviceGetXMLDesc(dev, Self.xmlInactive) {
+            definedXML = String(cString: raw)
+            free(raw)
+        }
+        guard let raw = virNodeDeviceGetXMLDesc(dev, 0) else {
+            let error = Self.lastError(operation: "get XML of node device", object: name)
+            if error.isNoSuchObject { return nil }
+            throw error
+        }
+        let xml = String(cString: raw)
+        free(raw)
         var autostart: Int32 = 0
         if virNodeDeviceGetAutostart(dev, &autostart) < 0 {
             let error = Self.lastError(operation: "get autostart of node device", object: name)
             if error.isNoSuchObject { return nil }
             guard error.code == LibvirtError.Code.operationDenied else { throw error }
             autostart = MdevctlDefinitions.read(deviceXML: xml) ? 1 : 0
-        }
-        // What the next start applies. A device undefined or stopped since the calls above has no
-        // separate definition (libvirt says "not persistent"): its own event refetches it, so the
-        // definition is simply not known for this moment.
-        var definedXML: String?
-        if active == 1 && persistent == 1 && version.readsDefinitions, let raw = virNodeDeviceGetXMLDesc(dev, Self.xmlInactive) {
-            definedXML = String(cString: raw)
-            free(raw)
         }
         return NodeDeviceRecord(
             name: name, xml: xml,

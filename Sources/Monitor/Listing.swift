@@ -85,8 +85,8 @@ public struct Listing: Codable, Hashable, Sendable {
         var rows = [["UUID", "PARENT", "TYPE", "STATE", "PERSISTENCE", "AUTOSTART", "DOMAINS", "IN_USE_BY", "DRIFT"]]
         for d in devices {
             // A drifted device names what its next start applies.
-            var drift = d.drift ?? "-"
-            if drift == DefinitionDrift.drifted.rawValue, let next = d.definition { drift += " (next start: \(next.mdevType))" }
+            // One word, so the table stays split-able on spaces; the definition is in the JSON.
+            let drift = d.drift ?? "-"
             rows.append([d.uuid, d.parent, d.mdevType, d.active ? "active" : "inactive",
                          d.persistent ? "persistent" : "transient", d.autostart ? "yes" : "no",
                          d.domains.isEmpty ? "-" : d.domains.joined(separator: ","),

@@ -82,19 +82,20 @@ public struct MdevConfig: Hashable, Sendable {
 public enum DefinitionDrift: String, Hashable, Sendable, CaseIterable {
     /// The live state is the definition (always so for an inactive mdev: it has no live state).
     case inSync = "in_sync"
-    /// The next start applies another type or other attrs than the device runs with now.
+    /// The next start applies another type than the device runs with now.
     case drifted
-    /// libvirt cannot tell: before 10.1 its live XML shows the definition's type and attrs, not the
-    /// device's; and mdevctl reports an active device's attrs only through a vendor callout, so defined
-    /// attrs beside no reported live attrs are not a difference anyone can see.
+    /// Nobody can tell: before 10.1 libvirt's live XML shows the definition's type and attrs, not the
+    /// device's; and mdevctl reports a running device's attrs only through a vendor callout, in the
+    /// callout's own spelling (vfio-ap's turns `"5"` into `0x5`, sorted), so attrs that differ from the
+    /// definition, or are not reported at all, are no proof of a difference.
     case unknown
 
     /// Compares an active device's live state with its definition; nil definition: libvirt did not say.
+    /// Only a different type is a certain drift; equal attrs are certainly in sync.
     public static func compare(live: MdevConfig, defined: MdevConfig?) -> DefinitionDrift {
         guard let defined else { return .unknown }
         if live.mdevType != defined.mdevType { return .drifted }
-        if !live.attrs.isEmpty { return live.attrs == defined.attrs ? .inSync : .drifted }
-        return defined.attrs.isEmpty ? .inSync : .unknown
+        return live.attrs == defined.attrs ? .inSync : .unknown
     }
 }
 

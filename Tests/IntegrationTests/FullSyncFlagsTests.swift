@@ -29,7 +29,7 @@ struct FullSyncFlagsTests {
         #expect(synced.devices.values.first { $0.uuid == manual }?.flags == DeviceFlags(active: false, persistent: true, autostart: false))
     }
 
-    /// The version decides the calls: this host's libvirt is the one `virsh version` names, and the sync's
+    /// The version decides the calls: this host's libvirtd is the one `virsh version` names, and the sync's
     /// listings are ones it accepts (before 10.1 — Debian 12 has 9.0 — no persistence filter, which libvirt
     /// 9 rejects). An inactive mdev runs nothing, so its definition is all there is: in sync, never unknown.
     @Test func versionDecidesWhatTheSyncAsksAndInactiveDevicesAreInSync() async throws {
@@ -38,9 +38,10 @@ struct FullSyncFlagsTests {
         _ = try LibvirtHost.define(uuid: uuid)
         let connection = try LibvirtConnectorImpl().connect(uri: LibvirtHost.uri, readOnly: true)
         defer { connection.close() }
-        let r = LibvirtHost.virsh("version")
+        let r = LibvirtHost.virsh("version", "--daemon")
         try #require(r.status == 0, "virsh version failed: \(r.err)")
-        let line = try #require(r.out.split(separator: "\n").first { $0.contains("Using library: libvirt") })
+        // The daemon's version, which virConnectGetLibVersion returns (not the client library's).
+        let line = try #require(r.out.split(separator: "\n").first { $0.contains("Running against daemon:") })
         #expect(line.hasSuffix(" \(connection.version)"), "virsh: \(line); mdevmon: \(connection.version)")
         // Whatever the version, the sync's listings are ones this libvirt accepts.
         let device = try #require(try FullSync.read(from: connection).state.devices.values.first { $0.uuid == uuid })

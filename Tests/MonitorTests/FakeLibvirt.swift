@@ -214,8 +214,12 @@ final class FakeLibvirt: LibvirtConnector {
         state.withLock { s in s.devices.filter { $0.value.listing == which }.keys.sorted() }
     }
 
-    fileprivate func listWithXML(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?, counted: Bool) -> [(name: String, xml: String)] {
-        precondition(persistent == nil || version.withLock { $0.readsDefinitions }, "libvirt before 10.1 rejects the persistence filter")
+    fileprivate func listWithXML(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?, counted: Bool) throws -> [(name: String, xml: String)] {
+        if persistent != nil && !version.withLock({ $0.readsDefinitions }) {
+            // What libvirt 9's virCheckFlags answers.
+            throw LibvirtError(code: 3, domain: 50, message: "unsupported flags (0x30004000) in function virNodeDeviceObjListExport",
+                               operation: "list node devices on", object: uri)
+        }
         return state.withLock { s in
             let names = s.devices.filter {
                 $0.value.listing == which && (active == nil || $0.value.flags.active == active)
@@ -250,8 +254,9 @@ final class FakeLibvirt: LibvirtConnector {
             if counted { s.nodeDeviceFetches.append(name) }
             if s.vanishOnFetch.remove(name) != nil { s.devices[name] = nil }
             guard let device = s.devices[name] else { return nil }
-            // libvirt ≥ 10.1 formats an active persistent device's definition apart (the same XML unless updated).
-            let separate = device.flags.active && device.flags.persistent && version.withLock { $0.readsDefinitions }
+            // libvirt ≥ 10.1 formats an active persistent mdev's definition apart (the same XML unless updated).
+            let separate = device.flags.active && device.flags.persistent && name.hasPrefix("mdev_")
+                && version.withLock { $0.readsDefinitions }
             return NodeDeviceRecord(name: name, xml: device.xml, flags: device.flags,
                                     definedXML: separate ? device.definedXML ?? device.xml : nil)
         }
@@ -342,7 +347,7 @@ final class FakeConnection: LibvirtConnection {
 
     func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?) throws -> [(name: String, xml: String)] {
         try checkOpen("list node devices", uri)
-        return server.listWithXML(which, active: active, persistent: persistent, counted: counted)
+        return try server.listWithXML(which, active: active, persistent: persistent, counted: counted)
     }
 
     func nodeDevice(named name: String) throws -> NodeDeviceRecord? {

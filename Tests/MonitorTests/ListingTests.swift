@@ -132,4 +132,18 @@ import Testing
         let empty = Listing(IndexSnapshot(state: IndexState(), status: MonitorStatus(uri: "x")))
         #expect(empty.table(parents: false) == "UUID  PARENT  TYPE  STATE  PERSISTENCE  AUTOSTART  DOMAINS  IN_USE_BY  DRIFT\n")
     }
+
+    @Test func aDriftedDeviceShowsOneWordAndItsDefinitionInJSON() throws {
+        let device = MdevDevice(definition: Sample.definition(Sample.uuidC, type: "mtty-1"), flags: Sample.flags(active: true),
+                                definedConfig: MdevConfig(mdevType: "mtty-2", attrs: [MdevAttr(name: "a", value: "1")]))
+        let listing = Listing(IndexSnapshot(state: IndexState(devices: [device], parents: [], domains: []), status: MonitorStatus(uri: "x")))
+        let row = try #require(listing.table(parents: false).split(separator: "\n").last)
+        #expect(row.split(separator: " ", omittingEmptySubsequences: true).last == "drifted")
+        let object = try #require(try JSONSerialization.jsonObject(with: listing.json()) as? [String: Any])
+        let json = try #require((object["devices"] as? [[String: Any]])?.first)
+        #expect(json["drift"] as? String == "drifted")
+        let definition = try #require(json["definition"] as? [String: Any])
+        #expect(definition["mdev_type"] as? String == "mtty-2")
+        #expect((definition["attrs"] as? [[String: String]]) == [["name": "a", "value": "1"]])
+    }
 }
