@@ -13,6 +13,12 @@ public enum LibvirtWork: Hashable, Sendable {
 
 /// The mailbox between libvirt's callbacks and the Monitor: bounded and coalesced per object.
 ///
+/// Two lanes: lifecycle events (created, deleted, defined, undefined, and every domain event) are handed
+/// out before node-device objects that only had UPDATE events. libvirt 11.3 sends an UPDATE for every mdev
+/// of a parent whenever mdevctl's state changes, a dozen around one CREATED; the CREATED (a parent's
+/// capacity moving, a device appearing) must not wait for their fetches. An object gets no second fetch:
+/// one that an UPDATE queued moves ahead when a lifecycle event follows.
+///
 /// Overflow policy: at most `capacity` distinct objects wait; one more turns the whole queue into a
 /// single `.resync`, so memory stays bounded and nothing is lost (the resync reads libvirt's truth).
 /// Every event is still counted (`mdev_events_total`), coalesced or not.
@@ -22,9 +28,25 @@ public final class EventQueue: Sendable {
         case domain(String)
     }
 
-    private struct Contents: Sendable {
+    /// Keys in arrival order; a key whose object was handed out through the other lane is skipped.
+    private struct Lane: Sendable {
         var order: [Key] = []
         var head = 0
+
+        mutating func append(_ key: Key) { order.append(key) }
+
+        mutating func pop() -> Key? {
+            guard head < order.count else { return nil }
+            let key = order[head]
+            head += 1
+            if head * 2 > order.count { order.removeFirst(head); head = 0 }
+            return key
+        }
+    }
+
+    private struct Contents: Sendable {
+        var lifecycle = Lane()
+        var updates = Lane()
         var nodeDeviceKinds: [String: Set<NodeDeviceEventKind>] = [:]
         var domainKinds: [String: Set<DomainEventKind>] = [:]
         var counts: [EventCounterKey: Int] = [:]
@@ -32,7 +54,8 @@ public final class EventQueue: Sendable {
         var closed: String?
         var stats = EventQueueStats()
 
-        var waiting: Int { order.count - head }
+        /// Distinct objects waiting.
+        var waiting: Int { nodeDeviceKinds.count + domainKinds.count }
     }
 
     public let capacity: Int
@@ -59,9 +82,11 @@ public final class EventQueue: Sendable {
             case .nodeDevice(let name, let kind):
                 c.counts[EventCounterKey(source: "nodedev", event: kind.rawValue), default: 0] += 1
                 c.stats.received += 1
-                if c.nodeDeviceKinds[name] != nil {
+                if let queued = c.nodeDeviceKinds[name] {
                     c.nodeDeviceKinds[name]!.insert(kind)
-                } else if Self.admit(.nodeDevice(name), into: &c, capacity: capacity) {
+                    // Only updates so far: it waits in the update lane; now it moves ahead.
+                    if kind != .updated && queued == [.updated] { c.lifecycle.append(.nodeDevice(name)) }
+                } else if Self.admit(.nodeDevice(name), updateOnly: kind == .updated, into: &c, capacity: capacity) {
                     c.nodeDeviceKinds[name] = [kind]
                 }
             case .domain(let name, let kind):
@@ -69,7 +94,7 @@ public final class EventQueue: Sendable {
                 c.stats.received += 1
                 if c.domainKinds[name] != nil {
                     c.domainKinds[name]!.insert(kind)
-                } else if Self.admit(.domain(name), into: &c, capacity: capacity) {
+                } else if Self.admit(.domain(name), updateOnly: false, into: &c, capacity: capacity) {
                     c.domainKinds[name] = [kind]
                 }
             }
@@ -85,21 +110,21 @@ public final class EventQueue: Sendable {
     }
 
     /// Queues a new object, or, at capacity, drops every queued object for one resync.
-    private static func admit(_ key: Key, into c: inout Contents, capacity: Int) -> Bool {
+    private static func admit(_ key: Key, updateOnly: Bool, into c: inout Contents, capacity: Int) -> Bool {
         if c.resync || c.closed != nil { return false }
         guard c.waiting < capacity else {
             dropAllForResync(&c)
             c.stats.overflows += 1
             return false
         }
-        c.order.append(key)
+        if updateOnly { c.updates.append(key) } else { c.lifecycle.append(key) }
         return true
     }
 
     /// Forgets every queued object: the one resync that replaces them reads libvirt's truth.
     private static func dropAllForResync(_ c: inout Contents) {
-        c.order = []
-        c.head = 0
+        c.lifecycle = Lane()
+        c.updates = Lane()
         c.nodeDeviceKinds = [:]
         c.domainKinds = [:]
         c.resync = true
@@ -118,14 +143,8 @@ public final class EventQueue: Sendable {
             } else if c.resync {
                 c.resync = false
                 work = .resync
-            } else if c.head < c.order.count {
-                let key = c.order[c.head]
-                c.head += 1
-                if c.head * 2 > c.order.count { c.order.removeFirst(c.head); c.head = 0 }
-                switch key {
-                case .nodeDevice(let name): work = .nodeDevice(name: name, kinds: c.nodeDeviceKinds.removeValue(forKey: name) ?? [])
-                case .domain(let name): work = .domain(name: name, kinds: c.domainKinds.removeValue(forKey: name) ?? [])
-                }
+            } else if let next = Self.nextObject(&c) {
+                work = next
             } else {
                 return nil
             }
@@ -133,6 +152,20 @@ public final class EventQueue: Sendable {
             defer { c.counts = [:] }
             return (work, c.counts)
         }
+    }
+
+    /// The first waiting object, lifecycle lane first; keys already handed out through the other lane are
+    /// skipped.
+    private static func nextObject(_ c: inout Contents) -> LibvirtWork? {
+        while let key = c.lifecycle.pop() ?? c.updates.pop() {
+            switch key {
+            case .nodeDevice(let name):
+                if let kinds = c.nodeDeviceKinds.removeValue(forKey: name) { return .nodeDevice(name: name, kinds: kinds) }
+            case .domain(let name):
+                if let kinds = c.domainKinds.removeValue(forKey: name) { return .domain(name: name, kinds: kinds) }
+            }
+        }
+        return nil
     }
 
     /// Counters for tests and benchmarks: events in, work out, overflows.

@@ -178,9 +178,10 @@ public final class MonitorService: Service, Sendable {
     private func handleNodeDevice(_ name: String, _ kinds: Set<NodeDeviceEventKind>, _ counts: [EventCounterKey: Int],
                                   _ connection: any LibvirtConnection) async {
         do {
-            // Creating or removing an mdev in sysfs moves its parent's available instances; defining or
-            // undefining one only changes libvirt's (mdevctl's) records, so the parent is not re-read.
-            let refreshParent = !kinds.isSubset(of: [.defined, .undefined])
+            // Creating or removing an mdev in sysfs moves its parent's available instances; defining,
+            // undefining or updating one only changes libvirt's (mdevctl's) records, so the parent is not
+            // re-read (libvirt 11.3 sends an UPDATE for each of a parent's mdevs around every CREATED).
+            let refreshParent = kinds.contains(.created) || kinds.contains(.deleted)
             // The parent the index knows for this name: a transient mdev that vanished freed an instance there.
             let knownParent = refreshParent ? index.snapshot.state.device(named: name)?.parent : nil
             // nil record: the device vanished between the event and the fetch.

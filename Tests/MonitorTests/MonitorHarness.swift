@@ -42,11 +42,14 @@ struct MonitorHarness: Sendable {
         _ = await recorder.changes(after: 0, until: { $0 == .connection(.synced) })
     }
 
-    /// Emits `event` followed by an event for a marker domain with no mdevs, and returns exactly the
-    /// changes `event` caused: events are handled in order, so once the marker's `.domainAdded` is
-    /// recorded, everything `event` did has been recorded too. The marker is removed again afterwards.
+    /// Emits `event` followed by an event for a marker, and returns exactly the changes `event` caused:
+    /// the queue hands objects out in order within a lane, so once the marker's change is recorded,
+    /// everything `event` did has been recorded too. The marker is removed again afterwards.
+    /// A node-device UPDATE waits in the queue's update lane, behind every lifecycle event, so its marker
+    /// is an UPDATE too (of a marker mdev whose autostart flips); any other event's marker is a domain.
     /// - Returns: nil when the marker never arrived.
     func changes(from event: LibvirtEvent, marker: String = "marker") async -> [IndexChange]? {
+        if case .nodeDevice(_, .updated) = event { return await updateChanges(from: event, marker: marker) }
         let mark = recorder.count
         fake.putDomain(DomainRecord(name: marker, inactiveXML: "<domain type='kvm'><name>\(marker)</name></domain>",
                                     active: false, persistent: true, autostart: false))
@@ -61,6 +64,25 @@ struct MonitorHarness: Sendable {
         fake.emit(.domain(name: marker, kind: .undefined))
         _ = await recorder.changes(after: removalMark, until: { change in
             if case .domainRemoved(let d) = change { d.name == marker } else { false }
+        })
+        return changes
+    }
+
+    private func updateChanges(from event: LibvirtEvent, marker: String) async -> [IndexChange]? {
+        let uuid = "ffffffff-eeee-4eee-8eee-000000000000"
+        let name = "mdev_ffffffff_eeee_4eee_8eee_000000000000_\(marker)"
+        let xml = "<device><name>\(name)</name><parent>\(marker)_parent</parent><capability type='mdev'>"
+            + "<type id='marker'/><uuid>\(uuid)</uuid></capability></device>"
+        let mark = recorder.count
+        fake.putDevice(named: name, xml: xml, flags: DeviceFlags(active: false, persistent: true, autostart: false), listing: .mdevs)
+        guard fake.emit(event), fake.emit(.nodeDevice(name: name, kind: .updated)) else { return nil }
+        guard var changes = await recorder.changes(after: mark, until: { $0.device?.name == name }) else { return nil }
+        changes.removeLast()
+        fake.removeDevice(named: name)
+        let removalMark = recorder.count
+        fake.emit(.nodeDevice(name: name, kind: .undefined))
+        _ = await recorder.changes(after: removalMark, until: { change in
+            if case .deviceRemoved(let d) = change { d.name == name } else { false }
         })
         return changes
     }

@@ -38,21 +38,20 @@ import Testing
                     done.resume(returning: maxWaiting)
                 }.start()
             }
-            // The marker is handled after everything queued before it (first-arrival order).
+            // The marker is handled after everything queued before it: an UPDATE too, so in the same lane
+            // (first-arrival order).
             let mark = h.recorder.count
-            fake.putDomain(DomainRecord(name: "storm-end", inactiveXML: "<domain type='kvm'><name>storm-end</name></domain>",
-                                        active: false, persistent: true, autostart: false))
-            fake.emit(.domain(name: "storm-end", kind: .defined))
-            _ = try #require(await h.recorder.changes(after: mark, until: { change in
-                if case .domainAdded(let d) = change { d.name == "storm-end" } else { false }
-            }))
+            let end = Self.mdevXML(1000)
+            fake.putDevice(named: end.name, xml: end.xml, flags: FakeLibvirt.inactivePersistent, listing: .mdevs)
+            fake.emit(.nodeDevice(name: end.name, kind: .updated))
+            _ = try #require(await h.recorder.changes(after: mark, until: { $0.device?.name == end.name }))
             // Bounded by the number of objects, not events: at most one entry per device (and the marker).
             #expect(maxWaiting <= 1001)
             let fetches = fake.nodeDeviceFetches.count
             #expect(fetches < 100_000, "no coalescing: \(fetches) fetches")
             #expect(try h.snapshot.state == fake.freshSync().state)
             let counted = h.snapshot.status.events[EventCounterKey(source: "nodedev", event: "updated")]
-            #expect(counted == 100_000)
+            #expect(counted == 100_001)
             print("storm (fake seam): 100000 events → \(fetches) device fetches, at most \(maxWaiting) objects queued")
         }
     }
