@@ -1,6 +1,6 @@
 # nodedev-update (issue 17): a persistent mdev's definition against its live state.
 # libvirt ≥ 10.1 (Debian 13): define an mtty-1 mdev and start it (drift in_sync); `virsh nodedev-update
-# --config` with the same XML but mtty-2 changes its definition while it runs mtty-1: libvirt sends UPDATE,
+# --config` with its definition's XML but mtty-2 changes its definition while it runs mtty-1: libvirt sends UPDATE,
 # mdevmon exports drifted within BOUND_MS and journals it once; `nodedev-destroy` makes it inactive (in_sync
 # again, journaled once) and the next `nodedev-start` applies mtty-2, which mdevmon shows as its live type.
 # libvirt < 10.1 (Debian 12) has no nodedev-update and no inactive XML: the same binary exports an active
@@ -75,7 +75,11 @@ scenario_nodedev_update() {
   fi
 
   within "start: active, runs its definition: drift in_sync" drift_is $u in_sync || drift_explain $u
-  mdev_xml $u mtty-2 > /tmp/$u-mtty-2.xml
+  # The device's own definition with the other type: libvirt 11.3 validates the update against its
+  # schema, which needs <name> (the define XML without it fails: "Expecting an element name").
+  virsh nodedev-dumpxml --inactive "$name" > "$E2E_DIR/$PHASE-$u-defined.xml" 2>&1
+  sed "s|<type id='mtty-1'/>|<type id='mtty-2'/>|" "$E2E_DIR/$PHASE-$u-defined.xml" > /tmp/$u-mtty-2.xml
+  check "the update XML is the definition with type mtty-2" grep -q "<type id='mtty-2'/>" /tmp/$u-mtty-2.xml
   before_step
   if ! check "nodedev-update --config (type mtty-2) of the active device" run virsh nodedev-update "$name" /tmp/$u-mtty-2.xml --config; then
     note "nodedev-update: $(virsh nodedev-update "$name" /tmp/$u-mtty-2.xml --config 2>&1 | tr -s '\n' ' ' | cut -c1-160)"
