@@ -355,6 +355,7 @@ summary() {
 check_exposition() { # FLAVOUR
   local f=$1
   [ $daemon != none ] || { results+=("$f exposition SKIP mdevmon not installed"); return; }
+  [ -n "${phases// /}" ] || { results+=("$f exposition SKIP no boots (--phases \"\")"); return; }
   command -v promtool > /dev/null || { results+=("$f exposition SKIP no promtool on the host (apt-get install prometheus)"); return; }
   local m bad=() n=0 parents=0 devices=0 domains=0
   for m in "$logs/$f"/guest-*/mdevmon-e2e/*-metrics.txt; do
