@@ -47,7 +47,7 @@ update_event_ms() {
   done < "$E2E_DIR/$PHASE-nodedev-events.txt"
 }
 sysfs_type() { basename "$(readlink "/sys/bus/mdev/devices/$1/mdev_type")"; }
-list_type() { mdevmon list --json | jq -r --arg u "$1" '.devices[] | select(.uuid == $u) | .mdevType'; }
+list_type() { mdevmon list --json | jq -r --arg u "$1" '.devices[] | select(.uuid == $u) | .mdev_type'; }
 
 scenario_nodedev_update() {
   scenario_begin nodedev-update
