@@ -11,7 +11,7 @@
 #   --flavour    which guests (default both)
 #   --no-daemon  do not build or install mdevmon; daemon scenarios report SKIP
 #   --deb        use this mdevmon .deb instead of building one with scripts/package.sh
-# Environment: E2E_BOOT_TIMEOUT (seconds per boot, 300), E2E_BUILD_TIMEOUT (seconds, 1800),
+# Environment: E2E_BOOT_TIMEOUT (seconds per boot, 420), E2E_BUILD_TIMEOUT (seconds, 1800),
 #   E2E_BOUND_MS (the 1 s bound for metrics and journal, 1000), E2E_KERNEL_ABI (bookworm guest
 #   kernel, default: what linux-image-amd64 depends on; trixie's comes from trixie's own indexes).
 # Cache: .e2e-cache/ (per flavour: images keyed by a hash of their inputs, mtty.ko; per-run images,
@@ -38,7 +38,7 @@ while (($#)); do
   esac
 done
 ((EUID == 0)) || { echo "run.sh: run as root (debootstrap, chroot)" >&2; exit 2; }
-boot_timeout=${E2E_BOOT_TIMEOUT:-300}
+boot_timeout=${E2E_BOOT_TIMEOUT:-420}
 build_timeout=${E2E_BUILD_TIMEOUT:-1800}
 
 mkdir -p "$cache/logs"
