@@ -383,7 +383,7 @@ start_build
 for f in $flavours; do start_prepare $f; done
 t_wait=$SECONDS
 for f in $flavours; do finish_prepare $f && ready[$f]=1; done
-timings+=("images ready $((SECONDS - t_wait)) s after the package build started")
+timings+=("waited $((SECONDS - t_wait)) s for the images")
 finish_build
 timed "payload" stage_payload
 for f in $flavours; do

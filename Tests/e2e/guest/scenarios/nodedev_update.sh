@@ -89,7 +89,9 @@ scenario_nodedev_update() {
   within "update: drift drifted" drift_is $u drifted || drift_explain $u
   journal_within "update: journal entry (drifted)" definitionDrifted MDEV_UUID=$u SYSLOG_IDENTIFIER=mdevmon
   d=$(update_event_ms $u)
-  if [ -n "$d" ]; then note "libvirt's UPDATE event +$d ms after nodedev-update returned"
+  if [ -n "$d" ]; then
+    if ((d < 0)); then note "libvirt's UPDATE event came $((-d)) ms before nodedev-update returned"
+    else note "libvirt's UPDATE event +$d ms after nodedev-update returned"; fi
   else fail "libvirt sent no UPDATE event for $name after nodedev-update --config"; fi
   virsh nodedev-dumpxml --inactive "$name" > "$E2E_DIR/$PHASE-$u-inactive.xml" 2>&1
   virsh nodedev-dumpxml "$name" > "$E2E_DIR/$PHASE-$u-live.xml" 2>&1
