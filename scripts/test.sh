@@ -21,8 +21,8 @@ swift test --skip-build --skip IntegrationTests
 swift test --skip-build --no-parallel --filter IntegrationTests --skip LibvirtRestartTests
 # Kills and restarts libvirtd: alone, in its own process.
 MDEVMON_DISRUPTIVE=1 swift test --skip-build --filter LibvirtRestartTests
-# The proof on a real kernel (issue 10): a qemu guest with the mtty mdev driver, the release mdevmon
-# installed by deploy/install.sh, four boots. ~4 minutes with a cached image, ~10 without.
+# The proof on a real kernel (issues 10 and 17): qemu guests with the mtty mdev driver and the release
+# mdevmon .deb, four boots each, for both flavours (Debian 12 and Debian 13, the same .deb).
 # MDEVMON_SKIP_E2E=1 skips it (local iterations only; CI always runs it).
 if [ "${MDEVMON_SKIP_E2E:-0}" = 1 ] && [ "${CI:-}" != true ]; then
   echo "test.sh: skipping Tests/e2e/run.sh (MDEVMON_SKIP_E2E=1)"

@@ -1,33 +1,44 @@
 #!/usr/bin/env bash
-# End-to-end proof on a real kernel (issue 10). Boots a Debian 12 guest under QEMU (TCG) with the mtty
-# sample driver, stock libvirt and mdevctl, and mdevmon's Debian package (scripts/package.sh, built here,
-# installed in the guest with apt-get); the guest runs the scenarios over four boots (guest/guest.sh) and this script collects
-# one result per scenario. Run as root on Debian 12; prints `N passed, N failed, N skipped`, exits 1 on
-# any failure.
+# End-to-end proof on a real kernel (issues 10 and 17). Boots Debian guests under QEMU (TCG) with the mtty
+# sample driver, stock libvirt and mdevctl, and mdevmon's Debian package (scripts/package.sh, built here
+# on Debian 12, installed in the guest with apt-get); each guest runs the scenarios over four boots
+# (guest/guest.sh) and this script collects one result per scenario and flavour. Two flavours: bookworm
+# (Debian 12: libvirt 9.0, mdevctl 1.2, kernel 6.1) and trixie (Debian 13: libvirt 11.3, mdevctl 1.4,
+# kernel 6.12), the same .deb in both. Run as root on Debian 12; prints `N passed, N failed, N skipped`,
+# exits 1 on any failure.
 #
-# Usage: Tests/e2e/run.sh [--no-daemon] [--deb PATH] [--phases "one two three four"]
+# Usage: Tests/e2e/run.sh [--flavour bookworm|trixie|both] [--no-daemon] [--deb PATH] [--phases "one two three four"]
+#   --flavour    which guests (default both)
 #   --no-daemon  do not build or install mdevmon; daemon scenarios report SKIP
 #   --deb        use this mdevmon .deb instead of building one with scripts/package.sh
-# Environment: E2E_BOOT_TIMEOUT (seconds per boot, 300), E2E_BUILD_TIMEOUT (seconds, 1800),
-#   E2E_BOUND_MS (the issue's 1 s bound for metrics and journal, 1000), E2E_KERNEL_ABI (guest kernel,
-#   default: what linux-image-amd64 depends on).
-# Cache: .e2e-cache/ (image keyed by a hash of its inputs, mtty.ko, per-run image, logs/<run>/).
+# Environment: E2E_BOOT_TIMEOUT (seconds per boot, 420), E2E_BUILD_TIMEOUT (seconds, 1800),
+#   E2E_BOUND_MS (the issue's 1 s bound for metrics and journal, 1000), E2E_KERNEL_ABI (bookworm guest
+#   kernel, default: what linux-image-amd64 depends on; trixie's comes from trixie's own indexes).
+# Cache: .e2e-cache/ (per flavour: images keyed by a hash of their inputs, mtty.ko; per-run images,
+#   logs/<run>/<flavour>/).
 set -euo pipefail
 e2e=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$e2e/../.." && pwd)
 cache=$repo/.e2e-cache
-daemon=build deb="" phases="one two three four"
+daemon=build deb="" phases="one two three four" flavours="bookworm trixie"
 while (($#)); do
   case "$1" in
     --no-daemon) daemon=none; shift ;;
     --deb) daemon=given deb=$(readlink -f "$2"); shift 2 ;;
     --phases) phases=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --flavour|--flavor)
+      case "$2" in
+        bookworm|trixie) flavours=$2 ;;
+        both) flavours="bookworm trixie" ;;
+        *) echo "run.sh: --flavour takes bookworm, trixie or both, not '$2'" >&2; exit 2 ;;
+      esac
+      shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 ((EUID == 0)) || { echo "run.sh: run as root (debootstrap, chroot)" >&2; exit 2; }
-boot_timeout=${E2E_BOOT_TIMEOUT:-300}
+boot_timeout=${E2E_BOOT_TIMEOUT:-420}
 build_timeout=${E2E_BUILD_TIMEOUT:-1800}
 
 mkdir -p "$cache/logs"
@@ -41,23 +52,27 @@ t_all=$SECONDS
 say() { echo "e2e: $*"; echo "$(date +%T) $*" >> "$logs/run.log"; }
 die() { say "error: $*"; exit 2; }
 timings=()
+has_flavour() { [[ " $flavours " == *" $1 "* ]]; }
 timed() { local name=$1 t0=$SECONDS; shift; "$@"; timings+=("$name $((SECONDS - t0)) s"); }
-results=()   # "<name> PASS|FAIL|SKIP <detail>"
+results=()   # "<flavour> <name> PASS|FAIL|SKIP <detail>"
 infos=()
 
-# --- host packages ---------------------------------------------------------------------------------------
+# --- host packages and the flavours' inputs --------------------------------------------------------------
 installed() {
   local p
   for p; do dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || return 1; done
 }
 host_packages() {
-  local base=(debootstrap qemu-system-x86 linux-source-6.1 build-essential make gcc kmod e2fsprogs xz-utils curl)
-  if ! apt-cache policy linux-image-amd64 | grep -q 'Candidate: [0-9]'; then
-    timeout 300 apt-get -q update >> "$logs/apt.log" 2>&1 || die "apt-get update failed (see $logs/apt.log)"
+  local want=(debootstrap qemu-system-x86 kmod e2fsprogs xz-utils curl)
+  if has_flavour bookworm; then
+    if ! apt-cache policy linux-image-amd64 | grep -q 'Candidate: [0-9]'; then
+      timeout 300 apt-get -q update >> "$logs/apt.log" 2>&1 || die "apt-get update failed (see $logs/apt.log)"
+    fi
+    abi[bookworm]=${E2E_KERNEL_ABI:-$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: linux-image-\(.*\)/\1/p' | head -1)}
+    [ -n "${abi[bookworm]}" ] || die "cannot resolve the bookworm guest kernel (linux-image-amd64)"
+    # mtty.ko for bookworm is built on the host (its gcc is bookworm's).
+    want+=(linux-source-6.1 build-essential make gcc "linux-headers-${abi[bookworm]}")
   fi
-  abi=${E2E_KERNEL_ABI:-$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: linux-image-\(.*\)/\1/p' | head -1)}
-  [ -n "$abi" ] || die "cannot resolve the guest kernel (linux-image-amd64)"
-  local want=("${base[@]}" "linux-headers-$abi")
   # What `swift build` links against (Swift itself is expected in /opt/swift, as scripts/ assume).
   # dpkg-dev and binutils: scripts/package.sh (dpkg-shlibdeps, strip).
   [ $daemon != build ] || want+=(libvirt-dev libxml2-dev libsystemd-dev zlib1g-dev pkg-config dpkg-dev binutils)
@@ -66,9 +81,37 @@ host_packages() {
     DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -q -y install --no-install-recommends "${want[@]}" \
       >> "$logs/apt.log" 2>&1 || die "apt-get install failed (see $logs/apt.log)"
   fi
-  kernel_version=$(apt-cache policy "linux-image-$abi" | sed -n 's/.*Candidate: //p')
-  source_version=$(dpkg-query -W -f '${Version}' linux-source-6.1)
-  say "guest kernel linux-image-$abi $kernel_version, mtty from linux-source-6.1 $source_version"
+  if has_flavour bookworm; then
+    kver[bookworm]=$(apt-cache policy "linux-image-${abi[bookworm]}" | sed -n 's/.*Candidate: //p')
+    srcver[bookworm]=$(dpkg-query -W -f '${Version}' linux-source-6.1)
+    # The host's own Debian repositories (bookworm, -updates, -security), as apt resolved them.
+    repos[bookworm]=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' | sort -u |
+                      awk '$2 ~ /^bookworm(-updates|-security)?$/')
+    say "bookworm: guest kernel linux-image-${abi[bookworm]} ${kver[bookworm]}, mtty from linux-source-6.1 ${srcver[bookworm]}"
+  fi
+  if has_flavour trixie; then trixie_inputs; fi
+}
+# Debian 13's kernel, kernel source and repositories, from trixie's own package indexes: a private apt
+# state in the cache (the host's apt stays bookworm-only).
+trixie_inputs() {
+  local dir=$cache/apt-trixie opts
+  mkdir -p "$dir/etc/apt.conf.d" "$dir/etc/preferences.d" "$dir/lists/partial" "$dir/archives/partial"
+  repos[trixie]="http://deb.debian.org/debian trixie
+http://deb.debian.org/debian trixie-updates
+http://deb.debian.org/debian-security trixie-security"
+  while read -r uri s; do echo "deb $uri $s main"; done <<<"${repos[trixie]}" > "$dir/etc/sources.list"
+  opts=(-o "Dir::Etc=$dir/etc" -o "Dir::State=$dir" -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir"
+        -o Dir::State::status=/dev/null -o APT::Architecture=amd64 -o Acquire::Languages=none
+        -o Dir::Etc::TrustedParts=/usr/share/keyrings -o APT::Sandbox::User=root)
+  timeout 300 apt-get "${opts[@]}" -q update >> "$logs/apt.log" 2>&1 || die "apt-get update of trixie's indexes failed (see $logs/apt.log)"
+  abi[trixie]=$(apt-cache "${opts[@]}" depends linux-image-amd64 | sed -n 's/.*Depends: linux-image-\(.*\)/\1/p' | head -1)
+  [ -n "${abi[trixie]}" ] || die "cannot resolve the trixie guest kernel (linux-image-amd64 in trixie's indexes)"
+  kver[trixie]=$(apt-cache "${opts[@]}" policy "linux-image-${abi[trixie]}" | sed -n 's/.*Candidate: //p')
+  local series; series=$(cut -d. -f1,2 <<<"${abi[trixie]%%[-+]*}")
+  srcver[trixie]=$(apt-cache "${opts[@]}" policy "linux-source-$series" | sed -n 's/.*Candidate: //p')
+  [ -n "${kver[trixie]}" ] && [ -n "${srcver[trixie]}" ] && [ "${srcver[trixie]}" != "(none)" ] ||
+    die "trixie: no linux-image-${abi[trixie]} or linux-source-$series in trixie's indexes"
+  say "trixie: guest kernel linux-image-${abi[trixie]} ${kver[trixie]}, mtty from linux-source-$series ${srcver[trixie]} (built in a trixie root)"
 }
 
 # --- daemon ----------------------------------------------------------------------------------------------
@@ -92,37 +135,83 @@ finish_build() {
     say "mdevmon package built: $deb"
   else
     daemon=none
-    results+=("build FAIL scripts/package.sh exited $rc: $(grep -m1 -E 'error|package.sh:' "$logs/build.log" | cut -c1-200) (see $logs/build.log)")
+    results+=("all build FAIL scripts/package.sh exited $rc: $(grep -m1 -E 'error|package.sh:' "$logs/build.log" | cut -c1-200) (see $logs/build.log)")
     say "mdevmon did not build (exit $rc); continuing with the guest-only scenarios"
   fi
 }
 
-# --- mtty and the base image (cached) --------------------------------------------------------------------
-mtty_module() {
-  local key
-  key=$( { echo "$abi $kernel_version $source_version"; cat "$e2e/host/mtty.sh"; } | sha256sum | cut -c1-16)
-  mtty=$cache/mtty-$key/mtty.ko
-  if [ ! -s "$mtty" ]; then
-    say "building mtty.ko for $abi"
-    timeout 600 "$e2e/host/mtty.sh" "$abi" "$mtty.tmp" > "$logs/mtty.log" 2>&1 || die "mtty build failed (see $logs/mtty.log)"
-    mv "$mtty.tmp" "$mtty"
-    find "$cache" -maxdepth 1 -name 'mtty-*' ! -name "mtty-$key" -exec rm -rf {} +
-  fi
+# --- mtty and the base image, per flavour (cached) -------------------------------------------------------
+# Cache entries: bookworm's are mtty-<key> and image-<key> (as before flavours), trixie's mtty-trixie-<key>
+# and image-trixie-<key>. A flavour's older entries go once they are a day unused (run.sh touches what it
+# uses), so a worktree still on an older key is not made to rebuild by another one's run.
+prefix() { [ "$1" = bookworm ] && echo "" || echo "$1-"; }
+drop_stale() { # KIND FLAVOUR KEEP: removes the flavour's other KIND entries unused for a day
+  local pat=$1-[0-9a-f]{16}
+  [ "$2" = bookworm ] || pat=$1-$2-[0-9a-f]{16}
+  # Also what an interrupted build left (<entry>.tmp, its debootstrap root).
+  find "$cache" -maxdepth 1 -regextype posix-extended -regex ".*/$pat(\.tmp.*)?" ! -name "$3" -mtime +0 -exec rm -rf {} +
 }
-base_image() {
-  local key repos
-  repos=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' | sort -u)
-  key=$( { echo "$abi $kernel_version $repos"; sha256sum "$mtty"; cat "$e2e/host/image.sh" "$e2e/host/packages.txt"; } |
+mtty_module() { # FLAVOUR
+  local f=$1 key dir
+  key=$( { echo "${abi[$f]} ${kver[$f]} ${srcver[$f]}"; cat "$e2e/host/mtty.sh"
+           [ $f = bookworm ] || { echo "${repos[$f]}"; cat "$e2e/host/mtty-chroot.sh" "$e2e/host/chroot.sh"; }; } |
          sha256sum | cut -c1-16)
-  image=$cache/image-$key
-  if [ -s "$image/base.img" ]; then say "base image cached: $image"; image_state=warm; return; fi
-  image_state=cold
-  say "building the base image (debootstrap; a few minutes)"
-  rm -rf "$image.tmp"
-  timeout 1200 "$e2e/host/image.sh" "$abi" "$mtty" "$e2e/host/packages.txt" "$cache/debs" "$image.tmp" \
-    > "$logs/image.log" 2>&1 || die "image build failed (see $logs/image.log)"
-  mv "$image.tmp" "$image"
-  find "$cache" -maxdepth 1 -name 'image-*' ! -name "image-$key" -exec rm -rf {} +
+  dir=$cache/mtty-$(prefix $f)$key
+  mtty[$f]=$dir/mtty.ko
+  if [ -s "${mtty[$f]}" ]; then touch "$dir"; mtty_state[$f]=cached; return; fi
+  mtty_state[$f]=built
+  say "$f: building mtty.ko for ${abi[$f]}"
+  rm -rf "$dir.tmp"
+  if [ $f = bookworm ]; then
+    timeout 600 "$e2e/host/mtty.sh" "${abi[$f]}" "$dir.tmp/mtty.ko" > "$logs/$f/mtty.log" 2>&1 ||
+      die "$f: mtty build failed (see $logs/$f/mtty.log)"
+  else
+    timeout 1200 "$e2e/host/mtty-chroot.sh" $f "${repos[$f]}" "${abi[$f]}" "$cache/debs-$f" "$dir.tmp/mtty.ko" \
+      > "$logs/$f/mtty.log" 2>&1 || die "$f: mtty build failed (see $logs/$f/mtty.log)"
+  fi
+  rm -rf "$dir"; mv "$dir.tmp" "$dir"
+  drop_stale mtty $f "${dir##*/}"
+}
+base_image() { # FLAVOUR
+  local f=$1 key dir debs=$cache/debs
+  [ $f = bookworm ] || debs=$cache/debs-$f
+  key=$( { echo "${abi[$f]} ${kver[$f]} ${repos[$f]}"; sha256sum < "${mtty[$f]}"
+           cat "$e2e/host/image.sh" "$e2e/host/chroot.sh" "$e2e/host/packages.txt"; } | sha256sum | cut -c1-16)
+  dir=$cache/image-$(prefix $f)$key
+  image[$f]=$dir
+  if [ -s "$dir/base.img" ]; then touch "$dir"; image_state[$f]=warm; say "$f: base image cached: $dir"; return; fi
+  image_state[$f]=cold
+  say "$f: building the base image (debootstrap; a few minutes)"
+  rm -rf "$dir.tmp"
+  timeout 1500 "$e2e/host/image.sh" $f "${repos[$f]}" "${abi[$f]}" "${mtty[$f]}" "$e2e/host/packages.txt" "$debs" "$dir.tmp" \
+    > "$logs/$f/image.log" 2>&1 || die "$f: image build failed (see $logs/$f/image.log)"
+  mv "$dir.tmp" "$dir"
+  drop_stale image $f "${dir##*/}"
+}
+# Builds one flavour's mtty.ko and base image in the background (overlapping the package build and the
+# other flavour's); the subshell's outcome comes back as key=value lines in $logs/<flavour>/prepared.
+start_prepare() { # FLAVOUR
+  local f=$1
+  ( t0=$SECONDS
+    mtty_module $f
+    t1=$SECONDS
+    base_image $f
+    printf '%s=%s\n' mtty "${mtty[$f]}" image "${image[$f]}" mtty_state "${mtty_state[$f]}" \
+      image_state "${image_state[$f]}" mtty_s $((t1 - t0)) image_s $((SECONDS - t1)) > "$logs/$f/prepared" ) &
+  prepare_pid[$f]=$!
+}
+finish_prepare() { # FLAVOUR: 0 when the flavour's image is ready
+  local f=$1 rc=0 k v
+  wait "${prepare_pid[$f]}" || rc=$?
+  if ((rc == 0)) && [ -s "$logs/$f/prepared" ]; then
+    local -A got=()
+    while IFS== read -r k v; do got[$k]=$v; done < "$logs/$f/prepared"
+    mtty[$f]=${got[mtty]} image[$f]=${got[image]} mtty_state[$f]=${got[mtty_state]} image_state[$f]=${got[image_state]}
+    timings+=("$f mtty.ko (${got[mtty_state]}) ${got[mtty_s]} s" "$f base image (${got[image_state]}) ${got[image_s]} s")
+    return 0
+  fi
+  results+=("$f image FAIL mtty.ko or the base image did not build (exit $rc): $(cat "$logs/$f"/mtty.log "$logs/$f"/image.log 2>/dev/null | tail -n 2 | tr -s '\n' ' ' | cut -c1-200)(see $logs/$f)")
+  return 1
 }
 
 # --- per-run image: base + daemon + e2e scripts ----------------------------------------------------------
@@ -146,8 +235,8 @@ stage_payload() {
   payload=$root
 }
 # Copies a tree into the ext4 image with debugfs (no loop device or mount needed), root-owned, modes kept.
-inject() {
-  local img=$1 dir=$2 cmds=$logs/inject.debugfs p rel mode
+inject() { # IMAGE DIR LOGDIR
+  local img=$1 dir=$2 cmds=$3/inject.debugfs p rel mode
   ( cd "$dir"
     find . -mindepth 1 | sort | while read -r p; do
       rel=${p#.}
@@ -161,126 +250,147 @@ inject() {
       fi
       [ -L "$p" ] || { echo "sif $rel uid 0"; echo "sif $rel gid 0"; }
     done ) > "$cmds"
-  debugfs -w -f "$cmds" "$img" > "$logs/inject.log" 2>&1 || die "debugfs failed (see $logs/inject.log)"
+  debugfs -w -f "$cmds" "$img" > "$3/inject.log" 2>&1 || die "debugfs failed (see $3/inject.log)"
   # Expected noise: removing what is not there yet, creating folders that exist.
-  if grep -vqE '^debugfs[: ]|File not found by ext2_lookup|directory already exists|^Allocated inode' "$logs/inject.log"; then
-    die "debugfs reported errors (see $logs/inject.log)"
+  if grep -vqE '^debugfs[: ]|File not found by ext2_lookup|directory already exists|^Allocated inode' "$3/inject.log"; then
+    die "debugfs reported errors (see $3/inject.log)"
   fi
 }
-run_image() {
+run_image() { # FLAVOUR
+  local f=$1
   mkdir -p "$cache/run"
-  run_img=$cache/run/run.img
-  cp --sparse=always "$image/base.img" "$run_img"
-  inject "$run_img" "$payload"
-  e2fsck -fn "$run_img" > "$logs/fsck.log" 2>&1 || die "the injected image fails e2fsck (see $logs/fsck.log)"
+  run_img=$cache/run/$f.img
+  cp --sparse=always "${image[$f]}/base.img" "$run_img"
+  # host/debug-boot.sh boots this image with that kernel.
+  echo "${image[$f]}" > "$cache/run/$f.image"
+  inject "$run_img" "$payload" "$logs/$f"
+  e2fsck -fn "$run_img" > "$logs/$f/fsck.log" 2>&1 || die "$f: the injected image fails e2fsck (see $logs/$f/fsck.log)"
   if [ $daemon != none ]; then
     local size
     size=$(debugfs -R 'stat /usr/local/lib/mdevmon-e2e/mdevmon.deb' "$run_img" 2>/dev/null | sed -n 's/.*Size: \([0-9]*\).*/\1/p' | head -1)
-    [ "$size" = "$(stat -c %s "$deb")" ] || die "mdevmon.deb in the image has size '$size', want $(stat -c %s "$deb")"
+    [ "$size" = "$(stat -c %s "$deb")" ] || die "$f: mdevmon.deb in the image has size '$size', want $(stat -c %s "$deb")"
   fi
 }
 
 # --- boots -----------------------------------------------------------------------------------------------
-boot() {
-  local n=$1 phase=$2 console qlog rc=0 t0=$SECONDS qpid
-  console=$logs/boot-$n-$phase.console.log qlog=$logs/boot-$n-$phase.qemu.log
-  say "boot $n: phase $phase (timeout ${boot_timeout} s)"
+boot() { # FLAVOUR N PHASE
+  local f=$1 n=$2 phase=$3 console qlog rc=0 t0=$SECONDS qpid
+  console=$logs/$f/boot-$n-$phase.console.log qlog=$logs/$f/boot-$n-$phase.qemu.log
+  say "$f boot $n: phase $phase (timeout ${boot_timeout} s)"
   : > "$console"
   timeout -k 10 "$boot_timeout" qemu-system-x86_64 -accel tcg -m 2048 -smp 2 -display none -no-reboot \
-    -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
+    -kernel "${image[$f]}/vmlinuz" -initrd "${image[$f]}/initrd.img" \
     -append "console=ttyS0 root=/dev/vda rw e2e.phase=$phase e2e.bound_ms=${E2E_BOUND_MS:-1000}" \
     -drive "file=$run_img,format=raw,if=virtio" -nic none -monitor none -serial "file:$console" \
     < /dev/null > "$qlog" 2>&1 &
   qpid=$!
   # Live progress from the console until qemu (or its timeout) exits.
   tail -n +1 -F --pid="$qpid" "$console" 2>/dev/null | grep -a --line-buffered -o -E 'E2E-(STEP|RESULT|INFO) .*' |
-    sed -u -e 's/\r$//' -e 's/^/e2e:   /' || true
+    sed -u -e 's/\r$//' -e "s/^/e2e:   $f /" || true
   wait "$qpid" || rc=$?
-  timings+=("boot $n ($phase) $((SECONDS - t0)) s")
+  timings+=("$f boot $n ($phase) $((SECONDS - t0)) s")
   # The guest's own logs, journals and results (rdump will not write into an existing folder).
-  local got=$logs/guest-$n-$phase
+  local got=$logs/$f/guest-$n-$phase
   mkdir -p "$got"
   debugfs -R "rdump /var/lib/mdevmon-e2e $got" "$run_img" > /dev/null 2>&1 || true
   debugfs -R "dump /var/lib/mdevmon/state.json $got/state.json" "$run_img" > /dev/null 2>&1 || true
   if ((rc == 124 || rc == 137)); then
-    results+=("boot-$phase FAIL qemu killed after ${boot_timeout} s (see $console)")
+    results+=("$f boot-$phase FAIL qemu killed after ${boot_timeout} s (see $console)")
   elif ((rc != 0)); then
-    results+=("boot-$phase FAIL qemu exited $rc (see $qlog)")
+    results+=("$f boot-$phase FAIL qemu exited $rc (see $qlog)")
   elif ! grep -aq "E2E-PHASE-END $phase" "$console"; then
-    results+=("boot-$phase FAIL the guest did not finish the phase (see $console)")
+    results+=("$f boot-$phase FAIL the guest did not finish the phase (see $console)")
   fi
   # Results from the guest's file; from the console if the file did not make it to the disk.
   local file=$got/mdevmon-e2e/results-$phase.txt line
   [ -s "$file" ] || { file=$got/results-from-console.txt; grep -ao 'E2E-\(RESULT\|INFO\) .*' "$console" | tr -d '\r' > "$file" || true; }
   while IFS= read -r line; do
     case $line in
-      E2E-RESULT\ *) results+=("${line#E2E-RESULT }") ;;
-      E2E-INFO\ *) infos+=("${line#E2E-INFO }") ;;
+      E2E-RESULT\ *) results+=("$f ${line#E2E-RESULT }") ;;
+      E2E-INFO\ *) infos+=("$f ${line#E2E-INFO }") ;;
     esac
   done < "$file"
-  expect_results "$phase"
+  expect_results "$f" "$phase"
 }
 # A scenario that printed nothing (crash, timeout) is a failure, not a silent gap.
-expect_results() {
-  local s r found
-  declare -A want=([one]="package-install guest-baseline lifecycle sysfs references"
+expect_results() { # FLAVOUR PHASE
+  local f=$1 s r found
+  declare -A want=([one]="package-install guest-baseline lifecycle sysfs references nodedev-update"
                    [two]="stock-autostart-bug recovery doctor-stock-rule hotplug readiness"
                    [three]="late-parent" [four]="symlink-autostart doctor-symlink racing systemd package-upgrade")
-  for s in ${want[$1]:-}; do
+  for s in ${want[$2]:-}; do
     found=0
-    for r in "${results[@]}"; do [ "${r%% *}" = "$s" ] && found=1; done
-    ((found)) || results+=("$s FAIL no result from boot phase $1")
+    for r in "${results[@]}"; do [[ $r == "$f $s "* ]] && found=1; done
+    ((found)) || results+=("$f $s FAIL no result from boot phase $2")
   done
 }
 
 summary() {
-  local r name status passed=0 failed=0 skipped=0
+  local r f name status detail passed=0 failed=0 skipped=0
+  local -A fp=() ff=() fs=()
   echo
   for r in "${results[@]}"; do
-    name=${r%% *} r=${r#* } status=${r%% *}
-    [ "$status" = "$r" ] && r="" || r=${r#* }
-    printf '%-4s %-20s %s\n' "$status" "$name" "$r"
-    case $status in PASS) ((++passed)) ;; SKIP) ((++skipped)) ;; *) ((++failed)) ;; esac
+    f=${r%% *} r=${r#* } name=${r%% *} r=${r#* } status=${r%% *}
+    [ "$status" = "$r" ] && detail="" || detail=${r#* }
+    printf '%-4s %-8s %-20s %s\n' "$status" "$f" "$name" "$detail"
+    case $status in
+      PASS) ((++passed)); fp[$f]=$((${fp[$f]:-0} + 1)) ;;
+      SKIP) ((++skipped)); fs[$f]=$((${fs[$f]:-0} + 1)) ;;
+      *) ((++failed)); ff[$f]=$((${ff[$f]:-0} + 1)) ;;
+    esac
   done
   for r in "${infos[@]}"; do printf 'INFO %s\n' "$r"; done
   timings+=("total $((SECONDS - t_all)) s")
   printf 'time: %s\n' "$(IFS=';'; echo "${timings[*]}" | sed 's/;/; /g')"
   echo "logs: $logs"
+  for f in $flavours; do echo "$f: ${fp[$f]:-0} passed, ${ff[$f]:-0} failed, ${fs[$f]:-0} skipped"; done
   echo "$passed passed, $failed failed, $skipped skipped"
-  { printf '%s\n' "${results[@]}" "${infos[@]/#/INFO }"; echo "$passed passed, $failed failed, $skipped skipped"; } > "$logs/summary.txt"
+  { printf '%s\n' "${results[@]}" "${infos[@]/#/INFO }"; printf 'time: %s\n' "${timings[*]}"
+    echo "$passed passed, $failed failed, $skipped skipped"; } > "$logs/summary.txt"
   ((failed == 0))
 }
 
-timed "host packages" host_packages
-start_build
-timed "mtty.ko" mtty_module
-timed "base image" base_image
-timings[-1]="${timings[-1]/base image/base image ($image_state)}"
-finish_build
-timed "per-run image" eval 'stage_payload && run_image'
 # Every /metrics the guest saved at the end of a boot (real mtty parents, devices, a domain) passes
 # promtool's exposition-format lint.
-check_exposition() {
-  [ $daemon != none ] || { results+=("exposition SKIP mdevmon not installed"); return; }
-  command -v promtool > /dev/null || { results+=("exposition SKIP no promtool on the host (apt-get install prometheus)"); return; }
-  local f bad=() n=0 parents=0 devices=0 domains=0
-  for f in "$logs"/guest-*/mdevmon-e2e/*-metrics.txt; do
-    [ -s "$f" ] || continue
+check_exposition() { # FLAVOUR
+  local f=$1
+  [ $daemon != none ] || { results+=("$f exposition SKIP mdevmon not installed"); return; }
+  [ -n "${phases// /}" ] || { results+=("$f exposition SKIP no boots (--phases \"\")"); return; }
+  command -v promtool > /dev/null || { results+=("$f exposition SKIP no promtool on the host (apt-get install prometheus)"); return; }
+  local m bad=() n=0 parents=0 devices=0 domains=0
+  for m in "$logs/$f"/guest-*/mdevmon-e2e/*-metrics.txt; do
+    [ -s "$m" ] || continue
     n=$((n + 1))
-    promtool check metrics < "$f" > "$f.promtool" 2>&1 || bad+=("${f#"$logs"/}: $(head -c 200 "$f.promtool")")
-    parents=$((parents + $(grep -c '^mdev_parent_type_info{' "$f" || true)))
-    devices=$((devices + $(grep -c '^mdev_device_info{' "$f" || true)))
-    domains=$((domains + $(grep -c '^mdev_domain_device_info{' "$f" || true)))
+    promtool check metrics < "$m" > "$m.promtool" 2>&1 || bad+=("${m#"$logs"/}: $(head -c 200 "$m.promtool")")
+    parents=$((parents + $(grep -c '^mdev_parent_type_info{' "$m" || true)))
+    devices=$((devices + $(grep -c '^mdev_device_info{' "$m" || true)))
+    domains=$((domains + $(grep -c '^mdev_domain_device_info{' "$m" || true)))
   done
-  if ((n == 0)); then results+=("exposition FAIL no saved /metrics from the guest")
-  elif ((${#bad[@]})); then results+=("exposition FAIL promtool check metrics: ${bad[*]}")
+  if ((n == 0)); then results+=("$f exposition FAIL no saved /metrics from the guest")
+  elif ((${#bad[@]})); then results+=("$f exposition FAIL promtool check metrics: ${bad[*]}")
   elif ((parents == 0 || devices == 0 || domains == 0)); then
-    results+=("exposition FAIL the scrapes lack parents ($parents), devices ($devices) or domains ($domains)")
-  else results+=("exposition PASS promtool check metrics on $n scrapes ($parents parent types, $devices devices, $domains domain references in all)")
+    results+=("$f exposition FAIL the scrapes lack parents ($parents), devices ($devices) or domains ($domains)")
+  else results+=("$f exposition PASS promtool check metrics on $n scrapes ($parents parent types, $devices devices, $domains domain references in all)")
   fi
 }
 
-n=0
-for phase in $phases; do boot $((++n)) "$phase"; done
-check_exposition
+declare -A abi=() kver=() srcver=() repos=() mtty=() image=() mtty_state=() image_state=() prepare_pid=() ready=()
+for f in $flavours; do mkdir -p "$logs/$f"; done
+timed "host packages" host_packages
+start_build
+# Both flavours' mtty.ko and images build while the package does; the boots wait for all three, so no
+# build competes with a guest whose latencies are measured.
+for f in $flavours; do start_prepare $f; done
+t_wait=$SECONDS
+for f in $flavours; do finish_prepare $f && ready[$f]=1; done
+timings+=("waited $((SECONDS - t_wait)) s for the images")
+finish_build
+timed "payload" stage_payload
+for f in $flavours; do
+  [ -n "${ready[$f]:-}" ] || continue
+  timed "$f per-run image" run_image $f
+  n=0
+  for phase in $phases; do boot $f $((++n)) "$phase"; done
+  check_exposition $f
+done
 summary

@@ -2,8 +2,8 @@
 # Runs one boot phase of the end-to-end scenarios inside the guest (started by mdevmon-e2e.service after
 # mdevmon.service), then powers the guest off. The phase comes from `e2e.phase=` on the kernel command line;
 # each phase checks what the previous boot prepared and prepares the next boot.
-#   one:   installs the mdevmon .deb with apt-get; baseline (no daemon needed), lifecycle, sysfs, references;
-#          prepares the reboot
+#   one:   installs the mdevmon .deb with apt-get; baseline (no daemon needed), lifecycle, sysfs, references,
+#          nodedev-update (definition drift; the update itself needs libvirt ≥ 10.1); prepares the reboot
 #   two:   stock mdevctl autostart bug (no daemon needed), reboot recovery, doctor on the stock udev rule,
 #          domain start, hotplug and readiness (nested domains); removes mtty from boot
 #   three: late parent; installs the /usr/sbin/mdevctl symlink
@@ -35,7 +35,7 @@ finish() {
 }
 trap finish EXIT
 
-say "E2E-PHASE-BEGIN $PHASE (kernel $(uname -r), mdevmon $(have_daemon && echo installed || echo absent))"
+say "E2E-PHASE-BEGIN $PHASE ($FLAVOUR, kernel $(uname -r), mdevmon $(have_daemon && echo installed || echo absent))"
 log "uptime $(cut -d' ' -f1 /proc/uptime) s; mdevmon: $(systemctl is-active mdevmon.service)"
 if have_daemon && [ "$PHASE" != three ]; then
   wait_for 60 mdevmon_ready || log "mdevmon is not ready after 60 s: $(systemctl is-active mdevmon.service)"
@@ -43,14 +43,16 @@ fi
 
 case $PHASE in
   one)
+    info "stack: Debian $(cat /etc/debian_version) ($FLAVOUR), kernel $(uname -r), libvirt $(libvirt_version), $(mdevctl version 2>/dev/null || mdevctl --version 2>&1 | head -1), libvirt daemons running: $(systemctl list-units --state=active --no-legend --plain 'libvirtd.service' 'virt*d.service' 2>/dev/null | awk '{print $1}' | xargs)"
     if have_package; then scenario_package_install; else skip package-install "no package in the image"; fi
     scenario_baseline
     if have_daemon; then
       scenario_lifecycle
       scenario_sysfs
       scenario_references
+      scenario_nodedev_update
     else
-      for s in lifecycle sysfs references; do skip $s "mdevmon not installed"; done
+      for s in lifecycle sysfs references nodedev-update; do skip $s "mdevmon not installed"; done
     fi
     prepare_recovery
     ;;

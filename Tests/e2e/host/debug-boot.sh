@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # For poking at the guest by hand: boots a copy of the last run's image (its state as the last boot left
 # it) with the current guest scripts and runs SCRIPT inside it (sourced by guest.sh with lib.sh loaded,
-# phase "debug"); prints the guest's log of it. Usage: host/debug-boot.sh SCRIPT [timeout seconds]
+# phase "debug"); prints the guest's log of it.
+# Usage: host/debug-boot.sh [--flavour bookworm|trixie] SCRIPT [timeout seconds]   (default bookworm)
 set -euo pipefail
 e2e=$(cd "$(dirname "$0")/.." && pwd)
 cache=$(cd "$e2e/../.." && pwd)/.e2e-cache
+flavour=bookworm
+[ "${1:-}" != --flavour ] || { flavour=$2; shift 2; }
 script=$(readlink -f "$1") limit=${2:-240}
-image=$(ls -d "$cache"/image-*/ | head -1)
+[ -s "$cache/run/$flavour.img" ] && [ -s "$cache/run/$flavour.image" ] ||
+  { echo "debug-boot.sh: no $flavour run image yet (run Tests/e2e/run.sh --flavour $flavour first)" >&2; exit 2; }
+image=$(cat "$cache/run/$flavour.image")
 work=$(mktemp -d "$cache/debug.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-cp --sparse=always "$cache/run/run.img" "$work/img"
+cp --sparse=always "$cache/run/$flavour.img" "$work/img"
 {
   for f in guest.sh lib.sh; do echo "rm /usr/local/lib/mdevmon-e2e/$f"; echo "write $e2e/guest/$f /usr/local/lib/mdevmon-e2e/$f"; done
   for f in "$e2e"/guest/scenarios/*.sh; do

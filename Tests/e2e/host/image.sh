@@ -1,48 +1,16 @@
 #!/usr/bin/env bash
-# Builds the e2e guest: a Debian 12 root file system (stock packages, stock mdevctl) with mtty.ko, as a
-# raw ext4 image plus the kernel and initrd to boot it with. mdevmon itself is not in it: run.sh copies
-# the image and injects the daemon for each run.
-# Usage: host/image.sh <kernel-abi> <mtty.ko> <packages.txt> <deb cache dir> <output dir>
+# Builds an e2e guest: a Debian root file system (stock packages, stock mdevctl) with mtty.ko, as a raw
+# ext4 image plus the kernel and initrd to boot it with. mdevmon itself is not in it: run.sh copies the
+# image and injects the daemon for each run.
+# Usage: host/image.sh <suite> <repos> <kernel-abi> <mtty.ko> <packages.txt> <deb cache dir> <output dir>
+#   suite: bookworm or trixie; repos: the apt sources, "URI SUITE" per line (main only)
 set -euo pipefail
-abi=$1 mtty=$2 packages=$3 debs=$4 out=$5
+suite=$1 repos=$2 abi=$3 mtty=$4 packages=$5 debs=$6 out=$7
+source "$(dirname "$0")/chroot.sh"
 
-# The host's own Debian repositories (bookworm, -updates, -security), as apt resolved them.
-repos=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' | sort -u |
-        awk '$2 ~ /^bookworm(-updates|-security)?$/')
-mirror=$(awk '$2 == "bookworm" {print $1; exit}' <<<"$repos")
-mirror=${mirror:-http://deb.debian.org/debian/}
-
-root=$(mktemp -d "${out%/}.root.XXXXXX")
-mounted=()
-cleanup() {
-  local m
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
-  rm -rf --one-file-system "$root"
-}
-trap cleanup EXIT
-bind() { mkdir -p "$2" && mount "${@:3}" "$1" "$2" && mounted+=("$2"); }
-
-mkdir -p "$debs"
-echo "image.sh: debootstrap bookworm from $mirror" >&2
-debootstrap --variant=minbase --cache-dir="$debs" bookworm "$root" "$mirror" >&2
-
-: > "$root/etc/apt/sources.list"
-while read -r uri suite; do echo "deb $uri $suite main"; done <<<"$repos" > "$root/etc/apt/sources.list"
-printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
-chmod 0755 "$root/usr/sbin/policy-rc.d"
-bind proc "$root/proc" -t proc
-bind sysfs "$root/sys" -t sysfs
-bind /dev "$root/dev" --bind
-bind devpts "$root/dev/pts" -t devpts
-bind "$debs" "$root/var/cache/apt/archives" --bind
-
+new_root "$suite" "$repos" "$out" "$debs"
 mapfile -t pkgs < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$packages")
 echo "image.sh: installing ${pkgs[*]} linux-image-$abi" >&2
-chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get -q update >&2
-apt_install() {
-  chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends \
-    -o Dpkg::Use-Pty=0 "$@" >&2
-}
 # The kernel last and alone: installed together with udev and kmod, their triggers build the initrd twice.
 apt_install "${pkgs[@]}"
 apt_install "linux-image-$abi"
@@ -64,8 +32,7 @@ rm -f "$root/etc/libvirt/qemu/networks/autostart/default.xml"
 mkdir -p "$root/var/log/journal"
 
 rm -f "$root/usr/sbin/policy-rc.d"
-for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount "${mounted[i]}"; done
-mounted=()
+unbind_all
 rm -rf "$root"/var/lib/apt/lists/* "$root"/tmp/* "$root"/boot/*.bak
 
 mkdir -p "$out"

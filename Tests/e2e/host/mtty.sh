@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Builds the mtty sample driver for the guest kernel. Debian builds without CONFIG_SAMPLES, so the module
-# comes from the linux-source-6.1 tarball, compiled out of tree against the guest kernel's own headers.
-# Usage: host/mtty.sh <kernel-abi, e.g. 6.1.0-56-amd64> <output mtty.ko>
+# comes from the linux-source-<major.minor> tarball of the same kernel series (its mtty API follows the
+# kernel's), compiled out of tree against the guest kernel's own headers. Runs on the host for Debian 12
+# (the host's gcc is bookworm's) and inside a trixie build root for Debian 13 (host/mtty-chroot.sh).
+# Usage: host/mtty.sh <kernel-abi, e.g. 6.1.0-56-amd64 or 6.12.118+deb13-amd64> <output mtty.ko>
 set -euo pipefail
 abi=$1 out=$2
-tarball=/usr/src/linux-source-6.1.tar.xz
+series=$(cut -d. -f1,2 <<<"${abi%%[-+]*}")
+tarball=/usr/src/linux-source-$series.tar.xz
 headers=/usr/src/linux-headers-$abi
-[ -r "$tarball" ] || { echo "mtty.sh: $tarball missing (apt-get install linux-source-6.1)" >&2; exit 1; }
+[ -r "$tarball" ] || { echo "mtty.sh: $tarball missing (apt-get install linux-source-$series)" >&2; exit 1; }
 [ -d "$headers" ] || { echo "mtty.sh: $headers missing (apt-get install linux-headers-$abi)" >&2; exit 1; }
 
 work=$(mktemp -d)

@@ -80,13 +80,14 @@ scenario_hotplug() {
   within "destroy: $v no longer in use" last_or_new in_use_seen $v $dom absent
   within "destroy: $u orphaned (no domain references it)" last_or_new orphaned_seen $u 1
 
-  # libvirt 9.0 sends no domain event for a --config attach or detach (probed: none at all); mdevmon sees
+  # libvirt 11.3 sends "Defined Updated" (before virsh returns); libvirt 9.0 sends no domain event for a
+  # --config attach or detach (probed: none at all); mdevmon sees
   # libvirt rewrite /etc/libvirt/qemu/$dom.xml (inotify) and fetches the domain again.
   before_step; check "attach-device --config $u" run virsh attach-device $dom /tmp/hd-$u.xml --config
   within "config attach: $dom references $u (metrics)" referenced_is $dom $u 1 || log_metrics $u
   within "config attach: $u not orphaned" last_or_new orphaned_seen $u absent || log_metrics $u
   check "list --json: $u referenced by $dom" list_device_has $u domains $dom
-  if dom_event_seen $dom lifecycle; then note "libvirt sent a lifecycle event for the config attach +$DOM_EVENT_MS ms"
+  if dom_event_seen $dom lifecycle; then note "libvirt sent a lifecycle event for the config attach ($DOM_EVENT_MS ms after virsh returned)"
   else note "libvirt sent no domain event for the config attach"; fi
   before_step; check "detach-device --config $u" run virsh detach-device $dom /tmp/hd-$u.xml --config
   within "config detach: $dom no longer references $u" referenced_is $dom $u absent || log_metrics $u

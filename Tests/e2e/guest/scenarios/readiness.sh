@@ -74,6 +74,10 @@ scenario_readiness() {
   within "define $c: blocked by $x, inactive" problem_is $c $x inactive
   while (($(sysfs_available mtty-2) > 1)); do fill_one || { fail "creating mtty-2 instance #$n"; break; }; done
   check "mdevmon caught up with $((${#fill[@]})) new mtty-2 instances" wait_for 20 mtty2_exported
+  # libvirt 11.3 announces sysfs-made mdevs about 1 s apart under TCG, so after a quick fill its CREATED
+  # events trail by seconds: the measured step starts once libvirt lists every instance made so far.
+  libvirt_has_fill() { local l f; l=$(virsh nodedev-list --cap mdev); for f in "${fill[@]}"; do grep -qx "$(devname $f)" <<<"$l" || return 1; done; }
+  check "libvirt lists the $((${#fill[@]})) new mtty-2 instances" wait_for 60 libvirt_has_fill
   before_step; check "create the last mtty-2 instance (sysfs)" fill_one
   last=${fill[-1]} late=${#LATE[@]}
   within "mtty-2 used up: $c blocked by $x, no_capacity" problem_is $c $x no_capacity
