@@ -17,7 +17,10 @@ public enum LibvirtWork: Hashable, Sendable {
 /// out before node-device objects that only had UPDATE events. libvirt 11.3 sends an UPDATE for every mdev
 /// of a parent whenever mdevctl's state changes, a dozen around one CREATED; the CREATED (a parent's
 /// capacity moving, a device appearing) must not wait for their fetches. An object gets no second fetch:
-/// one that an UPDATE queued moves ahead when a lifecycle event follows.
+/// one that an UPDATE queued moves ahead when a lifecycle event follows. Every ninth hand-out comes from
+/// the update lane when it has anything, so a steady stream of lifecycle events cannot starve updates.
+/// A lane's keys for objects already handed out through the other lane are skipped, and dropped once they
+/// outnumber the waiting objects, so both lanes stay bounded by the capacity.
 ///
 /// Overflow policy: at most `capacity` distinct objects wait; one more turns the whole queue into a
 /// single `.resync`, so memory stays bounded and nothing is lost (the resync reads libvirt's truth).
@@ -42,6 +45,15 @@ public final class EventQueue: Sendable {
             if head * 2 > order.count { order.removeFirst(head); head = 0 }
             return key
         }
+
+        var pending: Int { order.count - head }
+
+        /// Keeps the first key of each object `live` accepts, in order.
+        mutating func compact(_ live: (Key) -> Bool) {
+            var seen = Set<Key>()
+            order = order[head...].filter { live($0) && seen.insert($0).inserted }
+            head = 0
+        }
     }
 
     private struct Contents: Sendable {
@@ -53,9 +65,29 @@ public final class EventQueue: Sendable {
         var resync = false
         var closed: String?
         var stats = EventQueueStats()
+        /// Hand-outs from the lifecycle lane since the update lane's last turn.
+        var lifecycleStreak = 0
 
         /// Distinct objects waiting.
         var waiting: Int { nodeDeviceKinds.count + domainKinds.count }
+
+        func waitsForUpdatesOnly(_ key: Key) -> Bool {
+            if case .nodeDevice(let name) = key { nodeDeviceKinds[name] == [.updated] } else { false }
+        }
+
+        func waitsForLifecycle(_ key: Key) -> Bool {
+            switch key {
+            case .nodeDevice(let name): nodeDeviceKinds[name].map { $0 != [.updated] } ?? false
+            case .domain(let name): domainKinds[name] != nil
+            }
+        }
+
+        /// Drops keys of objects no longer waiting in that lane once they outnumber the waiting objects.
+        mutating func boundLanes() {
+            let limit = 2 * waiting + 64
+            if updates.pending > limit { updates.compact(waitsForUpdatesOnly) }
+            if lifecycle.pending > limit { lifecycle.compact(waitsForLifecycle) }
+        }
     }
 
     public let capacity: Int
@@ -85,7 +117,10 @@ public final class EventQueue: Sendable {
                 if let queued = c.nodeDeviceKinds[name] {
                     c.nodeDeviceKinds[name]!.insert(kind)
                     // Only updates so far: it waits in the update lane; now it moves ahead.
-                    if kind != .updated && queued == [.updated] { c.lifecycle.append(.nodeDevice(name)) }
+                    if kind != .updated && queued == [.updated] {
+                        c.lifecycle.append(.nodeDevice(name))
+                        c.boundLanes()
+                    }
                 } else if Self.admit(.nodeDevice(name), updateOnly: kind == .updated, into: &c, capacity: capacity) {
                     c.nodeDeviceKinds[name] = [kind]
                 }
@@ -118,6 +153,7 @@ public final class EventQueue: Sendable {
             return false
         }
         if updateOnly { c.updates.append(key) } else { c.lifecycle.append(key) }
+        c.boundLanes()
         return true
     }
 
@@ -154,22 +190,36 @@ public final class EventQueue: Sendable {
         }
     }
 
-    /// The first waiting object, lifecycle lane first; keys already handed out through the other lane are
-    /// skipped.
+    /// The first waiting object, lifecycle lane first (but the update lane's turn every ninth hand-out);
+    /// keys of objects already handed out through the other lane are skipped.
     private static func nextObject(_ c: inout Contents) -> LibvirtWork? {
-        while let key = c.lifecycle.pop() ?? c.updates.pop() {
+        while true {
+            let updatesTurn = c.lifecycleStreak >= 8 && c.updates.pending > 0
+            let popped: (key: Key, fromUpdates: Bool)?
+            if updatesTurn {
+                popped = c.updates.pop().map { ($0, true) }
+            } else {
+                popped = c.lifecycle.pop().map { ($0, false) } ?? c.updates.pop().map { ($0, true) }
+            }
+            guard let (key, fromUpdates) = popped else { return nil }
+            var work: LibvirtWork?
             switch key {
             case .nodeDevice(let name):
-                if let kinds = c.nodeDeviceKinds.removeValue(forKey: name) { return .nodeDevice(name: name, kinds: kinds) }
+                if let kinds = c.nodeDeviceKinds.removeValue(forKey: name) { work = .nodeDevice(name: name, kinds: kinds) }
             case .domain(let name):
-                if let kinds = c.domainKinds.removeValue(forKey: name) { return .domain(name: name, kinds: kinds) }
+                if let kinds = c.domainKinds.removeValue(forKey: name) { work = .domain(name: name, kinds: kinds) }
             }
+            guard let work else { continue }
+            c.lifecycleStreak = fromUpdates ? 0 : c.lifecycleStreak + 1
+            return work
         }
-        return nil
     }
 
     /// Counters for tests and benchmarks: events in, work out, overflows.
     public var stats: EventQueueStats { mailbox.peek { $0.stats } }
+    /// Keys both lanes hold, stale ones included (tests prove the bound).
+    var laneKeys: Int { mailbox.peek { $0.lifecycle.pending + $0.updates.pending } }
+
     /// Objects waiting now.
     public var waiting: Int { mailbox.peek { $0.waiting } }
 }

@@ -182,8 +182,10 @@ public final class MonitorService: Service, Sendable {
             // undefining or updating one only changes libvirt's (mdevctl's) records, so the parent is not
             // re-read (libvirt 11.3 sends an UPDATE for each of a parent's mdevs around every CREATED).
             let refreshParent = kinds.contains(.created) || kinds.contains(.deleted)
-            // The parent the index knows for this name: a transient mdev that vanished freed an instance there.
-            let knownParent = refreshParent ? index.snapshot.state.device(named: name)?.parent : nil
+            // The device the index knows by this name: a transient mdev that vanished freed an instance on its
+            // parent, also when an UPDATE's fetch is the first to find it gone (libvirt 11.3 drops it from its
+            // list before the DELETED, whose fetch then no longer knows the parent).
+            let known = index.snapshot.state.device(named: name)
             // nil record: the device vanished between the event and the fetch.
             let fetched = try await Blocking.run { () -> (ParsedNodeDevice?, DeviceFlags, MdevConfig?, ParentDevice?) in
                 let record = try connection.nodeDevice(named: name)
@@ -191,8 +193,12 @@ public final class MonitorService: Service, Sendable {
                 let flags = record?.flags ?? DeviceFlags(active: false, persistent: false, autostart: false)
                 let definedConfig = NodeDeviceXML.config(ofDefinition: record?.definedXML)
                 // An mdev's start or stop moves its parent's available instances: refresh the parent too.
-                var parentName = knownParent
-                if refreshParent, case .mdev(let def)? = parsed { parentName = def.parent }
+                var parentName: String?
+                if refreshParent, case .mdev(let def)? = parsed {
+                    parentName = def.parent
+                } else if refreshParent || (record == nil && known?.active == true) {
+                    parentName = known?.parent
+                }
                 guard let parentName, let parentRecord = try connection.nodeDevice(named: parentName),
                       case .parent(let parent) = try NodeDeviceXML.parse(parentRecord.xml, fallbackName: parentName)
                 else { return (parsed, flags, definedConfig, nil) }

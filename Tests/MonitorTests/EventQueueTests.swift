@@ -101,6 +101,41 @@ import Testing
         #expect(await queue.next() == nil)
     }
 
+    /// A steady stream of lifecycle events cannot starve an UPDATE: every ninth hand-out is the update lane's.
+    @Test func updatesGetATurnEveryNinthHandOut() async throws {
+        let queue = EventQueue()
+        queue.push(.nodeDevice(name: "parent", kind: .updated))
+        for i in 0..<20 { queue.push(.domain(name: "vm\(i)", kind: .started)) }
+        var names: [String] = []
+        for _ in 0..<10 {
+            if case (.nodeDevice(let name, _), _)? = await queue.next() { names.append(name) } else { names.append("domain") }
+        }
+        #expect(names == Array(repeating: "domain", count: 8) + ["parent", "domain"])
+    }
+
+    /// An object that flaps (an UPDATE, then a lifecycle event, handed out, again) leaves a key behind in
+    /// the update lane each time, behind a hundred update-only objects that keep coming back; those stale
+    /// keys are dropped, so the lanes stay bounded by the waiting objects.
+    @Test func staleLaneKeysStayBounded() async throws {
+        let queue = EventQueue()
+        for i in 0..<100 { queue.push(.nodeDevice(name: "u\(i)", kind: .updated)) }
+        var maxKeys = 0, maxWaiting = 0
+        for i in 0..<5_000 {
+            queue.push(.nodeDevice(name: "flapping", kind: .updated))
+            queue.push(.nodeDevice(name: "flapping", kind: i % 2 == 0 ? .created : .deleted))
+            queue.push(.domain(name: "vm", kind: .started))
+            for _ in 0..<2 {
+                // An update-only object handed out is updated again at once.
+                if case (.nodeDevice(let name, let kinds), _)? = await queue.next(), kinds == [.updated], name != "flapping" {
+                    queue.push(.nodeDevice(name: name, kind: .updated))
+                }
+            }
+            maxKeys = max(maxKeys, queue.laneKeys)
+            maxWaiting = max(maxWaiting, queue.waiting)
+        }
+        #expect(maxKeys <= 2 * maxWaiting + 64 + 3, "lane keys grew to \(maxKeys) for at most \(maxWaiting) waiting objects")
+    }
+
     @Test func aStormStaysBoundedByTheNumberOfObjects() async throws {
         let queue = EventQueue()
         // The producer is a plain thread, as libvirt's event loop is: it must not hold a pool thread.

@@ -181,6 +181,28 @@ import TestSupport
         }
     }
 
+    /// libvirt 11.3 drops a removed transient mdev from its list before it sends DELETED, and UPDATEs for
+    /// it may be queued already: the UPDATE's fetch is the one that finds it gone, and the instance it
+    /// freed must show on its parent then (the later DELETED no longer knows the parent).
+    @Test func anUpdateThatFindsAnActiveDeviceGoneRefreshesItsParent() async throws {
+        let fake = try Self.populatedFake()
+        fake.updateFlags(of: Self.apName) { $0.active = true }
+        try await withMonitor(fake) { h in
+            await h.waitForFirstSync()
+            let old = try #require(h.snapshot.state.parents["ap_matrix"])
+            try fake.putDevice(
+                xml: try Fixture.text("ap_matrix_parent.xml")
+                    .replacing("<availableInstances>65536<", with: "<availableInstances>65535<"),
+                flags: Self.parentFlags)
+            fake.vanishOnNextFetch(Self.apName)
+            let changes = try #require(await h.changes(from: .nodeDevice(name: Self.apName, kind: .updated)))
+            #expect(changes.contains { if case .deviceRemoved(let d) = $0 { d.name == Self.apName } else { false } })
+            var new = old
+            new.types[0].availableInstances = 65535
+            #expect(changes.contains(.parentChanged(old: old, new: new)))
+        }
+    }
+
     @Test func parentEventRefreshesOnlyTheParent() async throws {
         let fake = try Self.populatedFake()
         try await withMonitor(fake) { h in
