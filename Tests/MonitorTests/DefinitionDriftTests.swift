@@ -18,6 +18,15 @@ import Testing
 
     static let activePersistent = DeviceFlags(active: true, persistent: true, autostart: false)
 
+    /// A temporary mdevctl configuration root holding `definition` as the file of `uuid` under 0000:00:02.0;
+    /// the caller removes it.
+    static func mdevctlRoot(definition: String) throws -> String {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("mdevctl-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root + "/0000:00:02.0", withIntermediateDirectories: true)
+        try Data(definition.utf8).write(to: URL(fileURLWithPath: "\(root)/0000:00:02.0/\(uuid)"))
+        return root
+    }
+
     // MARK: the comparison
 
     @Test func compareSaysOnlyWhatIsCertain() {
@@ -71,11 +80,8 @@ import Testing
     }
 
     @Test func locallyTheDefinitionComesFromMdevctlsFileWithoutAnRPC() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("mdevctl-\(UUID().uuidString)").path
+        let root = try Self.mdevctlRoot(definition: #"{"mdev_type": "mtty-2", "start": "auto", "attrs": []}"#)
         defer { try? FileManager.default.removeItem(atPath: root) }
-        try FileManager.default.createDirectory(atPath: root + "/0000:00:02.0", withIntermediateDirectories: true)
-        let json = #"{"mdev_type": "mtty-2", "start": "auto", "attrs": []}"#
-        #expect(FileManager.default.createFile(atPath: "\(root)/0000:00:02.0/\(Self.uuid)", contents: Data(json.utf8)))
         let fake = FakeLibvirt()
         fake.version.withLock { $0 = Self.libvirt11 }
         fake.local.store(true, ordering: .relaxed)
@@ -102,11 +108,8 @@ import Testing
     /// The daemon's own path on Debian 12: local, mdevctl's file at hand. The file is the definition, but
     /// libvirt 9's XML shows the definition's type too, so the live type is not known: never compared.
     @Test func libvirt9LocallyIgnoresTheFileForDrift() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("mdevctl-\(UUID().uuidString)").path
+        let root = try Self.mdevctlRoot(definition: #"{"mdev_type": "mtty-2", "start": "manual", "attrs": []}"#)
         defer { try? FileManager.default.removeItem(atPath: root) }
-        try FileManager.default.createDirectory(atPath: root + "/0000:00:02.0", withIntermediateDirectories: true)
-        let json = #"{"mdev_type": "mtty-2", "start": "manual", "attrs": []}"#
-        #expect(FileManager.default.createFile(atPath: "\(root)/0000:00:02.0/\(Self.uuid)", contents: Data(json.utf8)))
         let fake = FakeLibvirt()
         fake.local.store(true, ordering: .relaxed)
         try fake.putDevice(xml: Self.xml(type: "mtty-1"), flags: Self.activePersistent)
