@@ -39,23 +39,18 @@ struct ExporterResponder: HTTPResponder {
         switch route {
         case .landing:
             let html = Array(endpoints.landingPage().utf8)
-            response = Self.body(ByteBuffer(bytes: gzip ? Gzip.compress(html) : html), gzip: gzip,
+            response = Self.body(ResponseBody(byteBuffer: ByteBuffer(bytes: gzip ? Gzip.compress(html) : html)), gzip: gzip,
                                  type: "text/html; charset=utf-8")
         case .metrics:
             let scrape = endpoints.metrics()
-            var body: ByteBuffer
-            if gzip {
-                body = ByteBuffer(bytes: scrape.gzipped())
-            } else {
-                // Straight from the cached chunks: one copy of a multi-megabyte body, not two.
-                body = ByteBuffer()
-                body.reserveCapacity(scrape.byteCount)
-                for chunk in scrape.chunks { body.writeBytes(chunk.bytes) }
-            }
-            response = Self.body(body, gzip: gzip, type: "text/plain; version=0.0.4; charset=utf-8")
+            // The cached chunks (or their cached gzip fragments) themselves, written with one writev:
+            // a multi-megabyte body is never copied into one buffer.
+            response = Self.body(ResponseBody(contentsOf: gzip ? scrape.gzippedBuffers() : scrape.buffers), gzip: gzip,
+                                 type: "text/plain; version=0.0.4; charset=utf-8")
         case .devices:
             let json = Array(endpoints.devicesJSON())
-            response = Self.body(ByteBuffer(bytes: gzip ? Gzip.compress(json) : json), gzip: gzip, type: "application/json")
+            response = Self.body(ResponseBody(byteBuffer: ByteBuffer(bytes: gzip ? Gzip.compress(json) : json)), gzip: gzip,
+                                 type: "application/json")
         case .health:
             let (healthy, reason) = endpoints.health()
             response = Self.text(healthy ? .ok : .serviceUnavailable, reason + "\n")
@@ -64,10 +59,10 @@ struct ExporterResponder: HTTPResponder {
     }
 
     /// A negotiable body; the same URL may be served gzipped or not, so caches must vary.
-    private static func body(_ payload: ByteBuffer, gzip: Bool, type: String) -> Response {
+    private static func body(_ payload: ResponseBody, gzip: Bool, type: String) -> Response {
         var headers: HTTPFields = [.contentType: type, .vary: "Accept-Encoding"]
         if gzip { headers[.contentEncoding] = "gzip" }
-        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: payload))
+        return Response(status: .ok, headers: headers, body: payload)
     }
 
     private static func text(_ status: HTTPResponse.Status, _ text: String) -> Response {

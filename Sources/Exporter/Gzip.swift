@@ -1,4 +1,5 @@
 internal import CZlib
+import NIOCore
 import Synchronization
 
 /// gzip (RFC 1952) through the system's zlib, at zlib's default level 6.
@@ -13,44 +14,46 @@ enum Gzip {
 
     /// Compresses `input` into a complete gzip member.
     static func compress(_ input: [UInt8]) -> [UInt8] {
-        member([fragment(input)])
+        var out: [UInt8] = []
+        for part in member([fragment(ByteBuffer(bytes: input))]) { out.append(contentsOf: part.readableBytesView) }
+        return out
     }
 
     /// Compresses `input` into whole, non-final DEFLATE blocks ending on a byte boundary, which can
     /// be concatenated with other fragments.
-    static func fragment(_ input: [UInt8]) -> DeflateFragment {
-        let bytes = Deflater.pool.withDeflater { $0.syncFlushed(input) }
-        let crc = input.withUnsafeBufferPointer { buffer in
-            UInt32(truncatingIfNeeded: crc32(0, buffer.baseAddress, uInt(buffer.count)))
+    static func fragment(_ input: ByteBuffer) -> DeflateFragment {
+        input.withUnsafeReadableBytes { source in
+            let bytes = Deflater.pool.withDeflater { $0.syncFlushed(source) }
+            let crc = UInt32(truncatingIfNeeded: crc32(0, source.bindMemory(to: Bytef.self).baseAddress, uInt(source.count)))
+            return DeflateFragment(bytes: bytes, crc: crc, length: source.count)
         }
-        return DeflateFragment(bytes: bytes, crc: crc, length: input.count)
     }
 
-    /// A gzip member holding `fragments` in order.
-    static func member(_ fragments: [DeflateFragment]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(fragments.reduce(20) { $0 + $1.bytes.count })
+    /// A gzip member holding `fragments` in order: a header, the fragments' own buffers, a trailer.
+    static func member(_ fragments: [DeflateFragment]) -> [ByteBuffer] {
+        var parts: [ByteBuffer] = []
+        parts.reserveCapacity(fragments.count + 2)
         // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL=0 OS=3 (Unix)
-        out.append(contentsOf: [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3])
+        parts.append(ByteBuffer(bytes: [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3]))
         var crc: uLong = 0
         var length = 0
         for fragment in fragments {
-            out.append(contentsOf: fragment.bytes)
+            parts.append(fragment.bytes)
             crc = crc32_combine(crc, uLong(fragment.crc), .init(fragment.length))
             length += fragment.length
         }
         // A final fixed-Huffman block holding only end-of-block: BFINAL=1, BTYPE=01, then 7 zero bits.
-        out.append(contentsOf: [0x03, 0x00])
-        let size = UInt32(truncatingIfNeeded: length)
-        for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8(truncatingIfNeeded: crc >> uLong(shift))) }
-        for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8(truncatingIfNeeded: size >> shift)) }
-        return out
+        var trailer = ByteBuffer(bytes: [0x03, 0x00])
+        trailer.writeInteger(UInt32(truncatingIfNeeded: crc), endianness: .little)
+        trailer.writeInteger(UInt32(truncatingIfNeeded: length), endianness: .little)
+        parts.append(trailer)
+        return parts
     }
 }
 
 /// Compressed bytes of one fragment with the CRC-32 and length of its input, for the gzip trailer.
 struct DeflateFragment: Sendable {
-    var bytes: [UInt8]
+    var bytes: ByteBuffer
     var crc: UInt32
     var length: Int
 }
@@ -77,33 +80,35 @@ private final class Deflater: @unchecked Sendable {
         stream.deallocate()
     }
 
+    /// Output space, reused: sized for the largest input so far (a bound near the input's size), so
+    /// the result is copied out at its real size (about a sixth) instead of keeping that room.
+    private var scratch = ByteBuffer()
+    /// Above this the scratch space is given back after use (a large `/api/v1/devices` body).
+    private static let scratchLimit = 1 << 20
+
     /// `input` deflated and flushed with `Z_SYNC_FLUSH` (the stream ends with `00 00 FF FF`).
-    func syncFlushed(_ input: [UInt8]) -> [UInt8] {
+    func syncFlushed(_ input: UnsafeRawBufferPointer) -> ByteBuffer {
         deflateReset(stream)
+        stream.pointee.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
+        stream.pointee.avail_in = uInt(input.count)
+        scratch.clear()
         // The bound covers a finished stream; a sync flush adds at most 5 bytes more.
-        var capacity = Int(deflateBound(stream, uLong(input.count))) + 16
-        var out = [UInt8](repeating: 0, count: capacity)
-        var produced = 0
-        input.withUnsafeBufferPointer { source in
-            stream.pointee.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
-            stream.pointee.avail_in = uInt(source.count)
-            while true {
-                let status = out.withUnsafeMutableBufferPointer { target in
-                    stream.pointee.next_out = target.baseAddress! + produced
-                    stream.pointee.avail_out = uInt(capacity - produced)
-                    let status = deflate(stream, Z_SYNC_FLUSH)
-                    produced = capacity - Int(stream.pointee.avail_out)
-                    return status
-                }
-                // Z_BUF_ERROR only means no progress was possible; more room fixes that.
-                precondition(status == Z_OK || status == Z_BUF_ERROR, "zlib deflate failed: \(status)")
-                if stream.pointee.avail_out > 0 && stream.pointee.avail_in == 0 { break }
-                capacity *= 2
-                out += [UInt8](repeating: 0, count: capacity - out.count)
+        var room = Int(deflateBound(stream, uLong(input.count))) + 16
+        while true {
+            var status = Z_OK
+            scratch.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { target in
+                stream.pointee.next_out = target.bindMemory(to: Bytef.self).baseAddress
+                stream.pointee.avail_out = uInt(target.count)
+                status = deflate(stream, Z_SYNC_FLUSH)
+                return target.count - Int(stream.pointee.avail_out)
             }
+            // Z_BUF_ERROR only means no progress was possible; more room fixes that.
+            precondition(status == Z_OK || status == Z_BUF_ERROR, "zlib deflate failed: \(status)")
+            if stream.pointee.avail_out > 0 && stream.pointee.avail_in == 0 { break }
+            room *= 2
         }
-        out.removeLast(capacity - produced)
-        return out
+        defer { if scratch.capacity > Self.scratchLimit { scratch = ByteBuffer() } }
+        return ByteBuffer(bytes: scratch.readableBytesView)
     }
 
     static let pool = Pool()

@@ -131,7 +131,7 @@ struct RowBlocks<Key: Comparable & Sendable, Row: Equatable & Sendable>: Sendabl
             var writer = MetricsWriter(samplesOf: family.name, capacity: block.rows.count * 128)
             for row in block.rows { family.write(row, &writer) }
             let text = Array(writer.takeFamilies()[0].text)
-            if let old = block.previous?[f], old.bytes == text { return old }
+            if let old = block.previous?[f], old.holds(text) { return old }
             return Chunk(text, reused: true)
         }
     }

@@ -354,7 +354,7 @@ import Testing
     }
 
     private func rendered(_ blocks: inout RowBlocks<Int, String>) -> [UInt8] {
-        blocks.renderedFamilies().flatMap { $0.chunks.flatMap(\.bytes) }
+        blocks.renderedFamilies().flatMap { $0.chunks.flatMap { Array($0.buffer.readableBytesView) } }
     }
 
     /// Inserts, changes and removals in random order, through block splits and emptied blocks.
