@@ -12,8 +12,10 @@ extension MetricsRenderer {
             deviceSample("mdev_device_autostart", $0, value: $0.autostart ? 1 : 0, into: &$1)
         },
         .init("mdev_device_definition_drift", type: .gauge,
-              help: "For each persistent mdev, one-hot: in_sync (it runs with its definition; always so when inactive), drifted (its next start applies another mdev type) or unknown (libvirt cannot tell: before 10.1, or attrs only a vendor callout reports).") { device, w in
-            guard let drift = device.drift else { return }
+              help: "For each active persistent mdev, one-hot: in_sync (it runs with its definition), drifted (its next start applies another mdev type) or unknown (libvirt cannot tell: before 10.1, or attrs only a vendor callout reports).") { device, w in
+            // Only where it can differ: an inactive mdev runs nothing (always in sync, three lines per
+            // defined device at 10,000 for no answer), a transient one has no definition.
+            guard device.active, let drift = device.drift else { return }
             for state in DefinitionDrift.allCases {
                 w.beginSample("mdev_device_definition_drift")
                 w.label("uuid", device.uuid)

@@ -26,14 +26,11 @@ import Testing
             # TYPE mdev_device_autostart gauge
             mdev_device_autostart{uuid="11111111-1111-4111-8111-111111111111",parent="pci_0000_3b_00_0"} 1
             mdev_device_autostart{uuid="22222222-2222-4222-8222-222222222222",parent="pci_0000_3b_00_0"} 0
-            # HELP mdev_device_definition_drift For each persistent mdev, one-hot: in_sync (it runs with its definition; always so when inactive), drifted (its next start applies another mdev type) or unknown (libvirt cannot tell: before 10.1, or attrs only a vendor callout reports).
+            # HELP mdev_device_definition_drift For each active persistent mdev, one-hot: in_sync (it runs with its definition), drifted (its next start applies another mdev type) or unknown (libvirt cannot tell: before 10.1, or attrs only a vendor callout reports).
             # TYPE mdev_device_definition_drift gauge
             mdev_device_definition_drift{uuid="11111111-1111-4111-8111-111111111111",parent="pci_0000_3b_00_0",state="in_sync"} 0
             mdev_device_definition_drift{uuid="11111111-1111-4111-8111-111111111111",parent="pci_0000_3b_00_0",state="drifted"} 0
             mdev_device_definition_drift{uuid="11111111-1111-4111-8111-111111111111",parent="pci_0000_3b_00_0",state="unknown"} 1
-            mdev_device_definition_drift{uuid="22222222-2222-4222-8222-222222222222",parent="pci_0000_3b_00_0",state="in_sync"} 1
-            mdev_device_definition_drift{uuid="22222222-2222-4222-8222-222222222222",parent="pci_0000_3b_00_0",state="drifted"} 0
-            mdev_device_definition_drift{uuid="22222222-2222-4222-8222-222222222222",parent="pci_0000_3b_00_0",state="unknown"} 0
             # HELP mdev_device_domain_references Number of domains whose persistent XML references the mdev's UUID.
             # TYPE mdev_device_domain_references gauge
             mdev_device_domain_references{uuid="11111111-1111-4111-8111-111111111111",parent="pci_0000_3b_00_0"} 1
