@@ -25,7 +25,7 @@ cp --sparse=always "$cache/run/$flavour.img" "$work/img"
   echo "write $script /var/lib/mdevmon-e2e/debug.sh"
 } > "$work/cmds"
 debugfs -w -f "$work/cmds" "$work/img" > /dev/null 2>&1
-timeout -k 5 "$limit" qemu-system-x86_64 -accel tcg -m 2048 -smp 2 -display none -no-reboot \
+timeout -k 5 "$limit" qemu-system-x86_64 -accel tcg -cpu qemu64,-svm -m 2048 -smp 2 -display none -no-reboot \
   -kernel "$image/vmlinuz" -initrd "$image/initrd.img" -append "console=ttyS0 root=/dev/vda rw e2e.phase=debug" \
   -drive "file=$work/img,format=raw,if=virtio" -nic none -monitor none -serial "file:$work/console.log" < /dev/null || true
 debugfs -R "dump /var/lib/mdevmon-e2e/debug.log $work/debug.log" "$work/img" > /dev/null 2>&1 || true
