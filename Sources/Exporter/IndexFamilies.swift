@@ -124,6 +124,6 @@ extension MetricsRenderer {
                 w.endSample(1)
             }
         }
-        return w.takeFamilies().map { (name: $0.name, chunks: [Chunk(Array($0.text), reused: true)]) }
+        return w.takeFamilies().map { (name: $0.name, chunks: [Chunk($0.text, reused: true)]) }
     }
 }

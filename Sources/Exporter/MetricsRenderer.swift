@@ -89,7 +89,7 @@ public enum MetricsRenderer {
         for contributor in contributors {
             contributor.contribute(to: &w, snapshot: snapshot)
         }
-        let perScrape = w.takeFamilies().map { (name: $0.name, chunks: [Chunk(Array($0.text), reused: false)]) }
+        let perScrape = w.takeFamilies().map { (name: $0.name, chunks: [Chunk($0.text, reused: false)]) }
         return Scrape(families: indexFamilies + perScrape)
     }
 
