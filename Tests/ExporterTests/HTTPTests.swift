@@ -40,6 +40,32 @@ import Testing
         }
     }
 
+    /// A large scrape is written as its cached chunks (and gzip fragments between a header and a trailer):
+    /// the declared length must be the sum of the pieces, plain and gzip, and HEAD must say the same.
+    @Test func largeScrapeIsWrittenWhole() async throws {
+        let snapshot = Fixtures.large(devices: 3000)
+        try await withServer(snapshot: { snapshot }) { port async throws in
+            func stable(_ text: String) -> [Substring] {
+                text.split(separator: "\n").filter { !$0.hasPrefix("process_") && !$0.hasPrefix("mdev_scrape_") }
+            }
+            let plain = try await curl([url(port, "/metrics")])
+            #expect(plain.body.count > Scrape.wholeBodyLimit)
+            #expect(plain.headers["content-length"] == String(plain.body.count))
+            #expect(plain.bodyText.hasSuffix("\n"))
+            let head = try await curl(["-I", url(port, "/metrics")])
+            #expect(head.status == 200)
+            // The per-scrape families may differ by a digit or two between two scrapes.
+            let headLength = Int(head.headers["content-length"] ?? "") ?? 0
+            #expect(abs(headLength - plain.body.count) < 64, "HEAD says \(headLength), GET sent \(plain.body.count)")
+            let raw = try await curl(["-H", "Accept-Encoding: gzip", url(port, "/metrics")])
+            #expect(raw.headers["content-encoding"] == "gzip")
+            #expect(raw.headers["content-length"] == String(raw.body.count))
+            let gunzipped = try await run("/usr/bin/gzip", ["-dc"], stdin: raw.body)
+            #expect(gunzipped.status == 0, "gzip -dc: \(gunzipped.err)")
+            #expect(stable(String(decoding: gunzipped.out, as: UTF8.self)) == stable(plain.bodyText))
+        }
+    }
+
     @Test func unknownPathIs404() async throws {
         try await withServer { port async throws in
             for path in ["/nope", "/metrics/", "/api/v1/devices/x", "/healthz/"] {
