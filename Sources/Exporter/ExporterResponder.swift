@@ -38,19 +38,15 @@ struct ExporterResponder: HTTPResponder {
         let response: Response
         switch route {
         case .landing:
-            let html = Array(endpoints.landingPage().utf8)
-            response = Self.body(ResponseBody(byteBuffer: ByteBuffer(bytes: gzip ? Gzip.compress(html) : html)), gzip: gzip,
-                                 type: "text/html; charset=utf-8")
+            response = Self.body(ByteBuffer(string: endpoints.landingPage()), gzip: gzip, type: "text/html; charset=utf-8")
         case .metrics:
             let scrape = endpoints.metrics()
-            // The cached chunks (or their cached gzip fragments) themselves, written with one writev:
+            // The cached chunks (or their cached gzip fragments) themselves, in gathered writes (writev):
             // a multi-megabyte body is never copied into one buffer.
             response = Self.body(ResponseBody(contentsOf: gzip ? scrape.gzippedBuffers() : scrape.buffers), gzip: gzip,
                                  type: "text/plain; version=0.0.4; charset=utf-8")
         case .devices:
-            let json = Array(endpoints.devicesJSON())
-            response = Self.body(ResponseBody(byteBuffer: ByteBuffer(bytes: gzip ? Gzip.compress(json) : json)), gzip: gzip,
-                                 type: "application/json")
+            response = Self.body(ByteBuffer(bytes: endpoints.devicesJSON()), gzip: gzip, type: "application/json")
         case .health:
             let (healthy, reason) = endpoints.health()
             response = Self.text(healthy ? .ok : .serviceUnavailable, reason + "\n")
@@ -58,7 +54,12 @@ struct ExporterResponder: HTTPResponder {
         return request.method == .head ? response.createHeadResponse() : response
     }
 
-    /// A negotiable body; the same URL may be served gzipped or not, so caches must vary.
+    /// A negotiable body, gzipped in one stream when asked for.
+    private static func body(_ payload: ByteBuffer, gzip: Bool, type: String) -> Response {
+        body(ResponseBody(contentsOf: gzip ? Gzip.member([Gzip.fragment(payload)]) : [payload]), gzip: gzip, type: type)
+    }
+
+    /// The same URL may be served gzipped or not, so caches must vary.
     private static func body(_ payload: ResponseBody, gzip: Bool, type: String) -> Response {
         var headers: HTTPFields = [.contentType: type, .vary: "Accept-Encoding"]
         if gzip { headers[.contentEncoding] = "gzip" }

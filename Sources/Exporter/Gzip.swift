@@ -12,13 +12,6 @@ enum Gzip {
     /// zlib's default: level 1 gets only 83 % of `gzip -6`'s ratio on exposition text.
     static let level: Int32 = 6
 
-    /// Compresses `input` into a complete gzip member.
-    static func compress(_ input: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        for part in member([fragment(ByteBuffer(bytes: input))]) { out.append(contentsOf: part.readableBytesView) }
-        return out
-    }
-
     /// Compresses `input` into whole, non-final DEFLATE blocks ending on a byte boundary, which can
     /// be concatenated with other fragments.
     static func fragment(_ input: ByteBuffer) -> DeflateFragment {
@@ -80,8 +73,9 @@ private final class Deflater: @unchecked Sendable {
         stream.deallocate()
     }
 
-    /// Output space, reused: sized for the largest input so far (a bound near the input's size), so
-    /// the result is copied out at its real size (about a sixth) instead of keeping that room.
+    /// Output space, reused: sized for the largest input so far up to `scratchLimit` (zlib's bound,
+    /// near the input's size), so the result is copied out at its real size (about a sixth) instead
+    /// of keeping that room. At most 1 MiB per pooled deflater stays allocated.
     private var scratch = ByteBuffer()
     /// Above this the scratch space is given back after use (a large `/api/v1/devices` body).
     private static let scratchLimit = 1 << 20
@@ -102,7 +96,8 @@ private final class Deflater: @unchecked Sendable {
                 status = deflate(stream, Z_SYNC_FLUSH)
                 return target.count - Int(stream.pointee.avail_out)
             }
-            // Z_BUF_ERROR only means no progress was possible; more room fixes that.
+            // Z_BUF_ERROR only means no progress was possible; more room fixes that. (deflateBound
+            // plus the flush's few bytes should always suffice: this is zlib's contract, not a path.)
             precondition(status == Z_OK || status == Z_BUF_ERROR, "zlib deflate failed: \(status)")
             if stream.pointee.avail_out > 0 && stream.pointee.avail_in == 0 { break }
             room *= 2

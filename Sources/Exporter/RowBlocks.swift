@@ -130,7 +130,7 @@ struct RowBlocks<Key: Comparable & Sendable, Row: Equatable & Sendable>: Sendabl
             let family = families[f]
             var writer = MetricsWriter(samplesOf: family.name, capacity: block.rows.count * 128)
             for row in block.rows { family.write(row, &writer) }
-            let text = Array(writer.takeFamilies()[0].text)
+            let text = writer.takeFamilies()[0].text
             if let old = block.previous?[f], old.holds(text) { return old }
             return Chunk(text, reused: true)
         }

@@ -1,3 +1,4 @@
+import Glibc
 public import NIOCore
 import Synchronization
 
@@ -19,7 +20,13 @@ final class Chunk: Sendable {
     var count: Int { buffer.readableBytes }
 
     /// Whether the text is `bytes`.
-    func holds(_ bytes: [UInt8]) -> Bool { buffer.readableBytesView.elementsEqual(bytes) }
+    func holds(_ bytes: ArraySlice<UInt8>) -> Bool {
+        guard bytes.count == count else { return false }
+        if count == 0 { return true }
+        return buffer.withUnsafeReadableBytes { mine in
+            bytes.withUnsafeBytes { theirs in memcmp(mine.baseAddress!, theirs.baseAddress!, count) == 0 }
+        }
+    }
 
     /// This chunk's DEFLATE fragment, compressing it if no scrape has yet.
     func fragment() -> DeflateFragment {
@@ -90,7 +97,7 @@ public struct Scrape: Sendable {
     private static func joined(_ buffers: [ByteBuffer]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(buffers.reduce(0) { $0 + $1.readableBytes })
-        for buffer in buffers { out.append(contentsOf: buffer.readableBytesView) }
+        for buffer in buffers { buffer.withUnsafeReadableBytes { out.append(contentsOf: $0) } }
         return out
     }
 }

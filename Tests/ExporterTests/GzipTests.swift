@@ -16,13 +16,13 @@ import Testing
     func roundTripsRepetitiveText(length: Int) async throws {
         let line = Array("mdev_device_active{uuid=\"11111111-1111\",parent=\"pci_0000_3b_00_0\"} 1\n".utf8)
         let input = (0..<length).map { line[$0 % line.count] }
-        #expect(try await gunzip(Gzip.compress(input)) == input)
+        #expect(try await gunzip(compress(input)) == input)
     }
 
     @Test func roundTripsRandomBytes() async throws {
         var generator = SystemRandomNumberGenerator()
         let input = (0..<100_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        #expect(try await gunzip(Gzip.compress(input)) == input)
+        #expect(try await gunzip(compress(input)) == input)
     }
 
     @Test func roundTripsLongRunsAndFarMatches() async throws {
@@ -30,13 +30,13 @@ import Testing
         var input = [UInt8](repeating: UInt8(ascii: "a"), count: 5000)
         let block = (0..<32_760).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 7) }
         input += block + block + [1, 2, 3] + block
-        #expect(try await gunzip(Gzip.compress(input)) == input)
+        #expect(try await gunzip(compress(input)) == input)
     }
 
     @Test func compressesAScrape() async throws {
         let body = MetricsRenderer.render(
             snapshot: Fixtures.large(devices: 2000), build: Fixtures.build, process: nil, previousScrape: nil)
-        let compressed = Gzip.compress(body)
+        let compressed = compress(body)
         #expect(try await gunzip(compressed) == body)
         #expect(compressed.count * 3 < body.count, "\(body.count) → \(compressed.count) bytes")
     }
@@ -59,6 +59,9 @@ import Testing
     }
 
     private func joined(_ parts: [ByteBuffer]) -> [UInt8] { parts.flatMap { Array($0.readableBytesView) } }
+
+    /// `input` as one gzip member, as the server compresses a landing page or device list.
+    private func compress(_ input: [UInt8]) -> [UInt8] { joined(Gzip.member([Gzip.fragment(ByteBuffer(bytes: input))])) }
 
     @Test func scrapesGzipFromCachedFamilies() async throws {
         let cache = MetricsCache()

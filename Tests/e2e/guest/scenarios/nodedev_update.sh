@@ -19,10 +19,10 @@ drift_seen() {
 }
 drift_is() { scrape && drift_seen "$@"; }
 no_drift_is() { scrape && series mdev_device_definition_drift uuid="$1" && [ -z "$SERIES" ]; }
-# listed_without_drift UUID: mdevmon lists the mdev (mdev_device_active, the positive sign) and exports no
-# drift series for it.
-listed_without_drift() {
-  scrape && series mdev_device_active uuid="$1" && [ -n "$SERIES" ] || return 1
+# inactive_without_drift UUID: mdevmon lists the mdev as inactive (mdev_device_active 0, the positive sign)
+# and exports no drift series for it.
+inactive_without_drift() {
+  scrape && series mdev_device_active uuid="$1" && [ "$SERIES" = 0 ] || return 1
   series mdev_device_definition_drift uuid="$1" && [ -z "$SERIES" ]
 }
 live_type_seen() { series mdev_device_info uuid="$1" mdev_type="$2"; [ "$SERIES" = 1 ]; } # UUID TYPE, in SCRAPE
@@ -30,11 +30,15 @@ live_type_is() { scrape && live_type_seen "$@"; }
 # drift_explain UUID: after a failed drift check, says what mdevmon exported instead (in the result line).
 drift_explain() {
   scrape || { note "no scrape"; return 0; }
+  series mdev_device_active uuid="$1"
+  local active=${SERIES:-not listed}
   if ! grep -q '^mdev_device_definition_drift{' <<<"$SCRAPE"; then
-    # Said once: every later drift check fails for the same reason.
+    # Normal while no mdev is active and persistent; after a start it means an old daemon. Said once.
     [ -n "${NO_DRIFT_NOTED:-}" ] ||
-      note "mdevmon exports no mdev_device_definition_drift series at all (the daemon predates issue 17's drift export)"
+      note "mdevmon exports no mdev_device_definition_drift series at all (mdev_device_active for $1: $active; with it active, the daemon predates issue 17's drift export)"
     NO_DRIFT_NOTED=1
+  elif [ "$active" != 1 ]; then
+    note "mdev_device_active for $1: $active"
   else
     note "exported for $1: $(grep "^mdev_device_definition_drift{uuid=\"$1\"" <<<"$SCRAPE" | sed 's/.*state=\("[a-z_]*"\).* /\1=/' | tr '\n' ' ')"
   fi
@@ -63,7 +67,7 @@ scenario_nodedev_update() {
   events_start
   mark_journal; mark=$JCURSOR
   before_step; check "nodedev-define $u (mtty-1)" nd_define $u mtty-1
-  within "define (inactive): listed, no drift series" listed_without_drift $u || drift_explain $u
+  within "define (inactive): listed inactive, no drift series" inactive_without_drift $u || drift_explain $u
   before_step; check "nodedev-start" nd start $u
   if ! libvirt_at_least 10.1; then
     within "start on libvirt $v: drift unknown" drift_is $u unknown || drift_explain $u
@@ -107,7 +111,7 @@ scenario_nodedev_update() {
   check "metrics: live type still mtty-1" live_type_is $u mtty-1
 
   before_step; check "nodedev-destroy" nd destroy $u
-  within "destroy (inactive): drift series gone" listed_without_drift $u || drift_explain $u
+  within "destroy (inactive): drift series gone" inactive_without_drift $u || drift_explain $u
   journal_within "destroy: journal entry (back in sync)" definitionInSync MDEV_UUID=$u SYSLOG_IDENTIFIER=mdevmon
 
   before_step; check "nodedev-start (applies the new definition)" nd start $u
