@@ -56,7 +56,7 @@ struct ExporterResponder: HTTPResponder {
 
     /// A negotiable body, gzipped in one stream when asked for.
     private static func body(_ payload: ByteBuffer, gzip: Bool, type: String) -> Response {
-        body(ResponseBody(contentsOf: gzip ? Gzip.member([Gzip.fragment(payload)]) : [payload]), gzip: gzip, type: type)
+        body(ResponseBody(contentsOf: gzip ? Gzip.compress(payload) : [payload]), gzip: gzip, type: type)
     }
 
     /// The same URL may be served gzipped or not, so caches must vary.

@@ -12,6 +12,11 @@ enum Gzip {
     /// zlib's default: level 1 gets only 83 % of `gzip -6`'s ratio on exposition text.
     static let level: Int32 = 6
 
+    /// Compresses `input` into a complete gzip member, in one stream.
+    static func compress(_ input: ByteBuffer) -> [ByteBuffer] {
+        member([fragment(input)])
+    }
+
     /// Compresses `input` into whole, non-final DEFLATE blocks ending on a byte boundary, which can
     /// be concatenated with other fragments.
     static func fragment(_ input: ByteBuffer) -> DeflateFragment {

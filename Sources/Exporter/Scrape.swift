@@ -74,7 +74,7 @@ public struct Scrape: Sendable {
             var whole = ByteBuffer()
             whole.reserveCapacity(byteCount)
             for buffer in buffers { whole.writeImmutableBuffer(buffer) }
-            return Gzip.member([Gzip.fragment(whole)])
+            return Gzip.compress(whole)
         }
         var fragments: [DeflateFragment] = []
         var run = ByteBuffer()
@@ -94,7 +94,8 @@ public struct Scrape: Sendable {
     /// The gzip body in one array (tests, the benchmark).
     public func gzipped() -> [UInt8] { Self.joined(gzippedBuffers()) }
 
-    private static func joined(_ buffers: [ByteBuffer]) -> [UInt8] {
+    /// `buffers` in one array.
+    static func joined(_ buffers: [ByteBuffer]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(buffers.reduce(0) { $0 + $1.readableBytes })
         for buffer in buffers { buffer.withUnsafeReadableBytes { out.append(contentsOf: $0) } }

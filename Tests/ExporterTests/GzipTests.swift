@@ -45,8 +45,8 @@ import Testing
         let pieces: [[UInt8]] = [Array("# HELP a x\n".utf8), [], Array(repeating: 0x41, count: 70_000), [0x0A],
                                  (0..<5000).map { UInt8(truncatingIfNeeded: $0 * 7) }]
         let member = Gzip.member(pieces.map { Gzip.fragment(ByteBuffer(bytes: $0)) })
-        #expect(try await gunzip(joined(member)) == pieces.flatMap { $0 })
-        #expect(try await gunzip(joined(Gzip.member([]))) == [])
+        #expect(try await gunzip(Scrape.joined(member)) == pieces.flatMap { $0 })
+        #expect(try await gunzip(Scrape.joined(Gzip.member([]))) == [])
     }
 
     /// A cached fragment keeps its compressed size, not the room zlib's bound asked for (about the
@@ -58,10 +58,8 @@ import Testing
         #expect(fragment.bytes.capacity < input.count / 8, "\(fragment.bytes.readableBytes) bytes in \(fragment.bytes.capacity)")
     }
 
-    private func joined(_ parts: [ByteBuffer]) -> [UInt8] { parts.flatMap { Array($0.readableBytesView) } }
-
     /// `input` as one gzip member, as the server compresses a landing page or device list.
-    private func compress(_ input: [UInt8]) -> [UInt8] { joined(Gzip.member([Gzip.fragment(ByteBuffer(bytes: input))])) }
+    private func compress(_ input: [UInt8]) -> [UInt8] { Scrape.joined(Gzip.compress(ByteBuffer(bytes: input))) }
 
     @Test func scrapesGzipFromCachedFamilies() async throws {
         let cache = MetricsCache()

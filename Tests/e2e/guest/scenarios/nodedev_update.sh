@@ -21,10 +21,7 @@ drift_is() { scrape && drift_seen "$@"; }
 no_drift_is() { scrape && series mdev_device_definition_drift uuid="$1" && [ -z "$SERIES" ]; }
 # inactive_without_drift UUID: mdevmon lists the mdev as inactive (mdev_device_active 0, the positive sign)
 # and exports no drift series for it.
-inactive_without_drift() {
-  scrape && series mdev_device_active uuid="$1" && [ "$SERIES" = 0 ] || return 1
-  series mdev_device_definition_drift uuid="$1" && [ -z "$SERIES" ]
-}
+inactive_without_drift() { no_drift_is "$1" && series mdev_device_active uuid="$1" && [ "$SERIES" = 0 ]; }
 live_type_seen() { series mdev_device_info uuid="$1" mdev_type="$2"; [ "$SERIES" = 1 ]; } # UUID TYPE, in SCRAPE
 live_type_is() { scrape && live_type_seen "$@"; }
 # drift_explain UUID: after a failed drift check, says what mdevmon exported instead (in the result line).
