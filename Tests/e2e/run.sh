@@ -12,8 +12,9 @@
 #   --no-daemon  do not build or install mdevmon; daemon scenarios report SKIP
 #   --deb        use this mdevmon .deb instead of building one with scripts/package.sh
 # Environment: E2E_BOOT_TIMEOUT (seconds per boot, 420), E2E_BUILD_TIMEOUT (seconds, 1800),
-#   E2E_BOUND_MS (the issue's 1 s bound for metrics and journal, 1000), E2E_KERNEL_ABI (bookworm guest
-#   kernel, default: what linux-image-amd64 depends on; trixie's comes from trixie's own indexes).
+#   E2E_BOUND_MS (the latency CI asserts for metrics and journal; default guest/lib.sh's, 3x the issue's
+#   1 s target), E2E_KERNEL_ABI (bookworm guest kernel, default: what linux-image-amd64 depends on;
+#   trixie's comes from trixie's own indexes).
 # Cache: .e2e-cache/ (per flavour: images keyed by a hash of their inputs, mtty.ko; per-run images,
 #   logs/<run>/<flavour>/).
 set -euo pipefail
@@ -33,7 +34,7 @@ while (($#)); do
         *) echo "run.sh: --flavour takes bookworm, trixie or both, not '$2'" >&2; exit 2 ;;
       esac
       shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -283,7 +284,7 @@ boot() { # FLAVOUR N PHASE
   # trixie boots). The scenarios' nested domains are type='qemu' and need no KVM.
   timeout -k 10 "$boot_timeout" qemu-system-x86_64 -accel tcg -cpu qemu64,-svm -m 2048 -smp 2 -display none -no-reboot \
     -kernel "${image[$f]}/vmlinuz" -initrd "${image[$f]}/initrd.img" \
-    -append "console=ttyS0 root=/dev/vda rw e2e.phase=$phase e2e.bound_ms=${E2E_BOUND_MS:-1000}" \
+    -append "console=ttyS0 root=/dev/vda rw e2e.phase=$phase${E2E_BOUND_MS:+ e2e.bound_ms=$E2E_BOUND_MS}" \
     -drive "file=$run_img,format=raw,if=virtio" -nic none -monitor none -serial "file:$console" \
     < /dev/null > "$qlog" 2>&1 &
   qpid=$!
