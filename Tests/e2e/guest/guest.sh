@@ -10,7 +10,8 @@
 #   four:  symlink autostart (no daemon needed), doctor with the symlink, racing mdevctl, systemd watchdog,
 #          package upgrade over itself
 #   debug: sources /var/lib/mdevmon-e2e/debug.sh (for poking at the guest by hand)
-# Results: `E2E-RESULT <scenario> PASS|FAIL|SKIP <detail>` on the console and in
+# Results: `E2E-RESULT <scenario> PASS|FAIL|SKIP <detail>` and one `E2E-LATENCY <scenario> total=…
+# libvirt=… mdevmon=… target=… <what>` per measured latency (lib.sh's settle) on the console and in
 # /var/lib/mdevmon-e2e/results-<phase>.txt; the detailed log, journals and listings beside it.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")

@@ -48,6 +48,7 @@ scenario_hotplug() {
   within "live attach: in use by $dom" in_use_is $u $dom 1
   within "live attach: not orphaned" last_or_new orphaned_seen $u absent
   journal_within "live attach: journal" deviceUseChanged MDEV_UUID=$u
+  settle_domain $dom device-added
   check "libvirt's live XML holds $u" live_holds $dom $u
   check "list --json: $u in use by $dom" list_device_has $u in_use_by $dom
 
@@ -64,13 +65,18 @@ scenario_hotplug() {
   # mdevmon's answer for $u is the one it read after the detach.
   before_step; check "attach-device --live $v (a later refetch of $dom)" run virsh attach-device $dom /tmp/hd-$v.xml --live
   within "second live attach: $v in use by $dom" in_use_is $v $dom 1
+  settle_domain $dom device-added
   check "after the live detach: mdevmon shows $u in use by $dom: $want, as libvirt's live XML" in_use_is $u $dom $want
   # Whether libvirt said the unplug failed, and if so whether mdevmon journaled it (its lag after libvirt).
   STEP_START=$detach_start CHECK_END=$detach_end JCURSOR=$detach_mark
   if dom_event_seen $dom device-removal-failed; then
     note "libvirt sent DEVICE_REMOVAL_FAILED +$DOM_EVENT_MS ms after the detach returned"
+    # Waited for from libvirt's event (what mdevmon answers), reported from the detach's end like the rest.
     CHECK_END=$((detach_end + DOM_EVENT_MS))
-    journal_within "removal failed: journal warning" deviceRemovalFailed DOMAIN_NAME=$dom PRIORITY=4
+    if journal_within "removal failed: journal warning" deviceRemovalFailed DOMAIN_NAME=$dom PRIORITY=4; then
+      PEND_MS[-1]=$((PEND_MS[-1] + DOM_EVENT_MS))
+      settle "$DOM_EVENT_MS"
+    fi
   else
     note "libvirt sent no DEVICE_REMOVAL_FAILED (nothing in the guest answers the unplug)"
   fi
@@ -79,6 +85,7 @@ scenario_hotplug() {
   within "destroy: $u no longer in use" in_use_is $u $dom absent
   within "destroy: $v no longer in use" last_or_new in_use_seen $v $dom absent
   within "destroy: $u orphaned (no domain references it)" last_or_new orphaned_seen $u 1
+  settle_domain $dom lifecycle
 
   # libvirt 11.3 sends "Defined Updated" (before virsh returns); libvirt 9.0 sends no domain event for a
   # --config attach or detach (probed: none at all); mdevmon sees
@@ -86,11 +93,13 @@ scenario_hotplug() {
   before_step; check "attach-device --config $u" run virsh attach-device $dom /tmp/hd-$u.xml --config
   within "config attach: $dom references $u (metrics)" referenced_is $dom $u 1 || log_metrics $u
   within "config attach: $u not orphaned" last_or_new orphaned_seen $u absent || log_metrics $u
-  check "list --json: $u referenced by $dom" list_device_has $u domains $dom
   if dom_event_seen $dom lifecycle; then note "libvirt sent a lifecycle event for the config attach ($DOM_EVENT_MS ms after virsh returned)"
   else note "libvirt sent no domain event for the config attach"; fi
+  settle_domain $dom lifecycle
+  check "list --json: $u referenced by $dom" list_device_has $u domains $dom
   before_step; check "detach-device --config $u" run virsh detach-device $dom /tmp/hd-$u.xml --config
   within "config detach: $dom no longer references $u" referenced_is $dom $u absent || log_metrics $u
   within "config detach: $u orphaned again" last_or_new orphaned_seen $u 1 || log_metrics $u
+  settle_domain $dom lifecycle
   hotplug_end
 }

@@ -42,11 +42,13 @@ drift_explain() {
   log_metrics "$1"
 }
 # update_event_ms UUID: ms from the step's end to libvirt's UPDATE event for the device since the step
-# began, or nothing (the recorder's update lines have no ": detail" after the name).
+# began, or nothing (the recorder's update lines have no ": detail" after the name). Skips the lines
+# recorded before the step, as libvirt_event_ms.
 update_event_ms() {
-  local line ts ms name
+  local line ts ms name n=0
   name=$(devname "$1")
   while IFS= read -r line; do
+    ((n++ < ${EV_SEEN:-0})) && continue
     [[ $line == *"event 'update' for node device $name" ]] || continue
     ts=${line%%: event *}
     ms=$(date -d "$ts" +%s%3N 2>/dev/null) || continue
@@ -65,12 +67,15 @@ scenario_nodedev_update() {
   mark_journal; mark=$JCURSOR
   before_step; check "nodedev-define $u (mtty-1)" nd_define $u mtty-1
   within "define (inactive): listed inactive, no drift series" inactive_without_drift $u || drift_explain $u
+  settle_libvirt $u
   before_step; check "nodedev-start" nd start $u
   if ! libvirt_at_least 10.1; then
     within "start on libvirt $v: drift unknown" drift_is $u unknown || drift_explain $u
+    settle_libvirt $u
     if virsh help nodedev-update > /dev/null 2>&1; then fail "virsh $v knows nodedev-update, expected only from 10.1"; fi
     before_step; check "nodedev-undefine (active: now transient)" nd undefine $u
     within "undefine: transient, no drift series" no_drift_is $u || drift_explain $u
+    settle_libvirt $u
     JCURSOR=$mark
     check "journal: no drift or in-sync entry for $u" \
       test "$(journal_count "${MSGID[definitionDrifted]}" MDEV_UUID=$u)$(journal_count "${MSGID[definitionInSync]}" MDEV_UUID=$u)" = 00
@@ -82,6 +87,7 @@ scenario_nodedev_update() {
   fi
 
   within "start: active, runs its definition: drift in_sync" drift_is $u in_sync || drift_explain $u
+  settle_libvirt $u
   # The device's own definition with the other type: libvirt 11.3 validates the update against its
   # schema, which needs <name> (the define XML without it fails: "Expecting an element name").
   virsh nodedev-dumpxml --inactive "$name" > "$E2E_DIR/$PHASE-$u-defined.xml" 2>&1
@@ -95,11 +101,13 @@ scenario_nodedev_update() {
   local d
   within "update: drift drifted" drift_is $u drifted || drift_explain $u
   journal_within "update: journal entry (drifted)" definitionDrifted MDEV_UUID=$u SYSLOG_IDENTIFIER=mdevmon
+  # libvirt's UPDATE event, in ms after nodedev-update returned (CHECK_END is still that step's end).
   d=$(update_event_ms $u)
   if [ -n "$d" ]; then
     if ((d < 0)); then note "libvirt's UPDATE event came $((-d)) ms before nodedev-update returned"
     else note "libvirt's UPDATE event +$d ms after nodedev-update returned"; fi
   else fail "libvirt sent no UPDATE event for $name after nodedev-update --config"; fi
+  settle "$d"
   virsh nodedev-dumpxml --inactive "$name" > "$E2E_DIR/$PHASE-$u-inactive.xml" 2>&1
   virsh nodedev-dumpxml "$name" > "$E2E_DIR/$PHASE-$u-live.xml" 2>&1
   check "libvirt: the definition (dumpxml --inactive) has mtty-2" grep -q "<type id='mtty-2'/>" "$E2E_DIR/$PHASE-$u-inactive.xml"
@@ -110,10 +118,12 @@ scenario_nodedev_update() {
   before_step; check "nodedev-destroy" nd destroy $u
   within "destroy (inactive): drift series gone" inactive_without_drift $u || drift_explain $u
   journal_within "destroy: journal entry (back in sync)" definitionInSync MDEV_UUID=$u SYSLOG_IDENTIFIER=mdevmon
+  settle_libvirt $u
 
   before_step; check "nodedev-start (applies the new definition)" nd start $u
   within "start: live type mtty-2 (mdev_device_info)" live_type_is $u mtty-2 || log_metrics $u
   within "start: drift in_sync" last_or_new drift_seen $u in_sync || drift_explain $u
+  settle_libvirt $u
   check "kernel: the device runs mtty-2" test "$(sysfs_type $u)" = mtty-2
   check "list --json: $u has type mtty-2" test "$(list_type $u)" = mtty-2
   # Counted once the last step's positive signs are in: one entry each for the whole scenario.

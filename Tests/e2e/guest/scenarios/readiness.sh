@@ -4,8 +4,9 @@
 # mtty-2 mdev is blocked `inactive`; once mtty-2's available_instances is 0 (instances created through
 # sysfs until it is) it is `no_capacity` within BOUND_MS, and libvirt agrees (nodedev-start fails);
 # removing one instance turns it back to `inactive` within BOUND_MS. `mdevmon list --domains --json` shows
-# the blockers. A late capacity step is reported with the delay of libvirt's own event for the instance
-# (as in lifecycle): mdevmon cannot show a change libvirt has not announced.
+# the blockers. The capacity steps are settled with the delay of libvirt's own event for the instance (as
+# in lifecycle): mdevmon cannot show a change libvirt has not announced. The domain steps have no libvirt
+# event recorded (their latency lines say `libvirt=-`).
 
 startable_seen() { # DOMAIN 0|1: in SCRAPE, the domain's startable gauge
   series mdev_domain_startable domain="$1"
@@ -23,7 +24,7 @@ mtty2_exported() { scrape && available_seen; }
 
 scenario_readiness() {
   scenario_begin readiness
-  local u=$U_RDY x=$U_RDYCAP a=e2e-rdy-a b=e2e-rdy-b c=e2e-rdy-c t0 out rc n=0 f late last
+  local u=$U_RDY x=$U_RDYCAP a=e2e-rdy-a b=e2e-rdy-b c=e2e-rdy-c t0 out rc n=0 f last
   local fill=()
   fill_one() { # creates one more mtty-2 instance through sysfs
     local id
@@ -79,10 +80,10 @@ scenario_readiness() {
   libvirt_has_fill() { local l f; l=$(virsh nodedev-list --cap mdev); for f in "${fill[@]}"; do grep -qx "$(devname $f)" <<<"$l" || return 1; done; }
   check "libvirt lists the $((${#fill[@]})) new mtty-2 instances" wait_for 60 libvirt_has_fill
   before_step; check "create the last mtty-2 instance (sysfs)" fill_one
-  last=${fill[-1]} late=${#LATE[@]}
+  last=${fill[-1]}
   within "mtty-2 used up: $c blocked by $x, no_capacity" problem_is $c $x no_capacity
   within "mtty-2 used up: exported available instances 0" last_or_new available_seen
-  ((${#LATE[@]} > late)) && libvirt_share $last $late
+  settle_libvirt $last
   check "kernel: mtty-2 available_instances 0 after ${#fill[@]} instances" test "$(sysfs_available mtty-2)" -eq 0
   check "$c startable 0" startable_is $c 0
   check "list --domains --json: $c blocked by $x no_capacity" list_blocked $c $x no_capacity
@@ -92,9 +93,8 @@ scenario_readiness() {
     test $rc -ne 0 -a -n "$(grep -o 'No available instances' <<<"$out")"
 
   before_step; check "remove one mtty-2 instance (sysfs)" remove_last
-  late=${#LATE[@]}
   within "one instance free: $c blocked by $x, inactive again" problem_is $c $x inactive
   within "one instance free: exported available instances 1" last_or_new available_seen
-  ((${#LATE[@]} > late)) && libvirt_share $last $late
+  settle_libvirt $last
   readiness_end
 }
