@@ -305,13 +305,15 @@ boot() { # FLAVOUR N PHASE
   elif ! grep -aq "E2E-PHASE-END $phase" "$console"; then
     results+=("$f boot-$phase FAIL the guest did not finish the phase (see $console)")
   fi
-  # Results from the guest's file; from the console if the file did not make it to the disk.
+  # Results from the guest's file; from the console if the file did not make it to the disk. The
+  # latencies go to logs/<run>/latency.txt, one "<flavour> <scenario> total=…" line each (latency-report.sh).
   local file=$got/mdevmon-e2e/results-$phase.txt line
-  [ -s "$file" ] || { file=$got/results-from-console.txt; grep -ao 'E2E-\(RESULT\|INFO\) .*' "$console" | tr -d '\r' > "$file" || true; }
+  [ -s "$file" ] || { file=$got/results-from-console.txt; grep -ao 'E2E-\(RESULT\|INFO\|LATENCY\) .*' "$console" | tr -d '\r' > "$file" || true; }
   while IFS= read -r line; do
     case $line in
       E2E-RESULT\ *) results+=("$f ${line#E2E-RESULT }") ;;
       E2E-INFO\ *) infos+=("$f ${line#E2E-INFO }") ;;
+      E2E-LATENCY\ *) echo "$f ${line#E2E-LATENCY }" >> "$logs/latency.txt" ;;
     esac
   done < "$file"
   expect_results "$f" "$phase"
@@ -347,9 +349,17 @@ summary() {
   timings+=("total $((SECONDS - t_all)) s")
   printf 'time: %s\n' "$(IFS=';'; echo "${timings[*]}" | sed 's/;/; /g')"
   echo "logs: $logs"
+  # The 1 s target is a benchmark, not part of this verdict: one line per flavour here, the table and the
+  # check with latency-report.sh.
+  local bench=""
+  [ -s "$logs/latency.txt" ] &&
+    bench=$("$e2e/latency-report.sh" --brief "$logs" 2>&1 || true
+            echo "latency benchmark (the 1 s target, not part of this verdict): Tests/e2e/latency-report.sh $logs")
+  [ -z "$bench" ] || echo "$bench"
   for f in $flavours; do echo "$f: ${fp[$f]:-0} passed, ${ff[$f]:-0} failed, ${fs[$f]:-0} skipped"; done
   echo "$passed passed, $failed failed, $skipped skipped"
   { printf '%s\n' "${results[@]}" "${infos[@]/#/INFO }"; printf 'time: %s\n' "${timings[*]}"
+    [ -z "$bench" ] || echo "$bench"
     echo "$passed passed, $failed failed, $skipped skipped"; } > "$logs/summary.txt"
   ((failed == 0))
 }
