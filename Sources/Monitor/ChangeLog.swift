@@ -45,11 +45,22 @@ extension IndexChange {
                 (event, what) = (.deviceUpdated, "updated")
             }
             return entry(event, .info, "mdev \(new.uuid) \(what) on \(new.parent) (\(new.stateWords))", new)
-        case .domainAdded(let d) where !d.mdevUUIDs.isEmpty,
-             .domainChanged(_, let d) where !d.mdevUUIDs.isEmpty:
+        case .domainAdded(let d) where !d.mdevUUIDs.isEmpty:
             return ChangeLogEntry(
                 event: .domainReferencesChanged, level: .info,
                 message: "domain \(d.name) references mdevs [\(d.mdevUUIDs.joined(separator: ", "))]",
+                metadata: [LogKey.domainName: d.name])
+        case .domainChanged(let old, let d) where old.mdevUUIDs != d.mdevUUIDs:
+            return ChangeLogEntry(
+                event: .domainReferencesChanged, level: .info,
+                message: d.mdevUUIDs.isEmpty ? "domain \(d.name) no longer references mdevs (it referenced [\(old.mdevUUIDs.joined(separator: ", "))])"
+                    : "domain \(d.name) references mdevs [\(d.mdevUUIDs.joined(separator: ", "))]",
+                metadata: [LogKey.domainName: d.name])
+        case .domainChanged(let old, let d) where !d.mdevUUIDs.isEmpty && old.stateWords != d.stateWords:
+            // Its references did not change: a lifecycle change of a domain that uses mdevs has its own ID.
+            return ChangeLogEntry(
+                event: .domainStateChanged, level: .info,
+                message: "domain \(d.name) is now \(d.stateWords) (references mdevs [\(d.mdevUUIDs.joined(separator: ", "))])",
                 metadata: [LogKey.domainName: d.name])
         case .domainRemoved(let d) where !d.mdevUUIDs.isEmpty:
             return ChangeLogEntry(
@@ -138,6 +149,14 @@ extension MdevDevice {
     public var stateWords: String {
         [active ? "active" : "inactive", persistent ? "persistent" : "transient",
          autostart ? "autostart" : "manual"].joined(separator: ", ")
+    }
+}
+
+extension DomainInfo {
+    /// "running, persistent, autostart" style summary for logs.
+    var stateWords: String {
+        [active ? "running" : "shut off", persistent ? "persistent" : "transient", autostart ? "autostart" : "manual"]
+            .joined(separator: ", ")
     }
 }
 

@@ -20,6 +20,7 @@ public enum MessageID: String, CaseIterable, Sendable {
     case referenceProblem = "5fb8310ebd9e4045a60c41deca91a9fa"
     case referenceResolved = "337eb4be11954663930d3186f213c1cd"
     case domainReferencesChanged = "ff67fda2eafc445cade4fb78414154cc"
+    case domainStateChanged = "bf0489caab034b228c4cade229f7765c"
     case initialSyncCompleted = "45b100f77f244d948f0e79b2760d4ffc"
     case libvirtOperationFailed = "e27d848b8a89459d9cfe048c30700b24"
     case hostCheckPassed = "e50533feaa1ae68fb37cbf26abfafd10"

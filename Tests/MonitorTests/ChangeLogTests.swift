@@ -85,6 +85,26 @@ import Testing
         }
     }
 
+    /// A domain that starts or stops with the same references is a lifecycle change, told under its own
+    /// ID: alerting on "references changed" must not fire on every VM start.
+    @Test func aDomainLifecycleChangeIsNotAReferenceChange() throws {
+        var off = Sample.domain("vm1", [Sample.uuidA])
+        off.active = false
+        var running = off
+        running.active = true
+        let entry = try #require(IndexChange.domainChanged(old: off, new: running).logEntry)
+        #expect(entry.event == .domainStateChanged)
+        #expect(entry.message == "domain vm1 is now running, persistent, manual (references mdevs [\(Sample.uuidA)])")
+        // A hot-plug changes only the live mdevs: the devices' own entries tell it.
+        var plugged = running
+        plugged.liveMdevUUIDs = [Sample.uuidB]
+        #expect(IndexChange.domainChanged(old: running, new: plugged).logEntry == nil)
+        // Losing its last reference is a reference change.
+        var none = off
+        none.mdevUUIDs = []
+        #expect(try #require(IndexChange.domainChanged(old: off, new: none).logEntry).event == .domainReferencesChanged)
+    }
+
     @Test func quietChangesHaveNoEntry() {
         let plain = Sample.domain("vm1", [])
         #expect(IndexChange.domainAdded(plain).logEntry == nil)
