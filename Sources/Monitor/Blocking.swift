@@ -3,10 +3,10 @@ import Synchronization
 
 /// Runs a blocking libvirt call off Swift's cooperative pool, so a slow RPC (or a connect that waits
 /// on a dead host) never starves other tasks.
-enum Blocking {
+package enum Blocking {
     private static let queue = DispatchQueue(label: "mdevmon.libvirt", attributes: .concurrent)
 
-    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    package static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.async { continuation.resume(with: Result { try body() }) }
         }
@@ -17,7 +17,7 @@ extension Blocking {
     /// Like `run`, but returns as soon as the task is cancelled (throwing `CancellationError`): a call
     /// that blocks for long (a connect to a libvirtd that does not answer) must not hold up shutdown.
     /// The call still finishes on its own thread; `abandon` then disposes of what it returned.
-    static func runAbandoningOnCancel<T: Sendable>(
+    package static func runAbandoningOnCancel<T: Sendable>(
         _ body: @escaping @Sendable () throws -> T, abandon: @escaping @Sendable (T) -> Void
     ) async throws -> T {
         let waiter = Mutex<CheckedContinuation<T, any Error>?>(nil)

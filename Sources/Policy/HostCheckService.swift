@@ -35,6 +35,8 @@ public struct HostCheckService: Service {
     let snapshot: @Sendable () -> IndexSnapshot
     let waitForFirstSync: @Sendable () async -> Void
     let firstSyncTimeout: Duration
+    /// Connects to libvirt and reads what the checks need; blocks (a libvirtd that does not answer).
+    let probe: @Sendable (_ uri: String, _ readOnly: Bool) -> LibvirtProbe
     let logger: Logger
     public let results = HostCheckResults()
     private let requests: AsyncStream<Void>
@@ -42,7 +44,9 @@ public struct HostCheckService: Service {
 
     public init(
         uri: String, readOnly: Bool, inputs: HostDoctor.Inputs, snapshot: @escaping @Sendable () -> IndexSnapshot,
-        waitForFirstSync: @escaping @Sendable () async -> Void, firstSyncTimeout: Duration = .seconds(15), logger: Logger
+        waitForFirstSync: @escaping @Sendable () async -> Void, firstSyncTimeout: Duration = .seconds(15),
+        probe: @escaping @Sendable (_ uri: String, _ readOnly: Bool) -> LibvirtProbe = { LibvirtProbe.run(uri: $0, readOnly: $1) },
+        logger: Logger
     ) {
         self.uri = uri
         self.readOnly = readOnly
@@ -50,6 +54,7 @@ public struct HostCheckService: Service {
         self.snapshot = snapshot
         self.waitForFirstSync = waitForFirstSync
         self.firstSyncTimeout = firstSyncTimeout
+        self.probe = probe
         self.logger = logger
         // Requests coalesce: a run already pending covers any number of further SIGHUPs.
         (requests, requestContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -69,23 +74,22 @@ public struct HostCheckService: Service {
             }
         }
         if Task.isCancelled || Task.isShuttingDownGracefully { return }
-        await runChecks()
+        // Shutdown cancels a run under way: its probe may wait long on a libvirtd that does not answer.
+        await cancelWhenGracefulShutdown { await self.runChecks() }
         for await _ in requests.cancelOnGracefulShutdown() {
-            await runChecks()
+            await cancelWhenGracefulShutdown { await self.runChecks() }
         }
     }
 
-    /// One run: the libvirt probe and the file reads block, so they run off the cooperative pool.
+    /// One run: the libvirt probe and the file reads block, so they run off the cooperative pool. A run
+    /// cut short by shutdown publishes and journals nothing (the probe finishes on its own thread).
     func runChecks() async {
         let snap = snapshot()
         let state = snap.status.synced ? snap.state : nil
-        let uri = uri, readOnly = readOnly, inputs = inputs
-        let checks = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(returning: HostDoctor.evaluate(
-                    inputs: inputs, probe: LibvirtProbe.run(uri: uri, readOnly: readOnly), state: state))
-            }
-        }
+        let uri = uri, readOnly = readOnly, inputs = inputs, probe = probe
+        guard let checks = try? await Blocking.runAbandoningOnCancel({
+            HostDoctor.evaluate(inputs: inputs, probe: probe(uri, readOnly), state: state)
+        }, abandon: { _ in }) else { return }
         results.publish(checks)
         for check in checks { Self.journal(check, logger: logger) }
     }

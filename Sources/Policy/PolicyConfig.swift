@@ -45,6 +45,10 @@ public struct PolicyConfig: Hashable, Sendable {
     /// True when a policy may change libvirt state, so the connection must be read-write.
     public var needsWriteAccess: Bool { restore.enabled && !dryRun }
 
+    /// Whether restores act (start and create devices) under this configuration, over a connection that
+    /// is `writable` or not.
+    func acts(writable: Bool) -> Bool { !dryRun && writable }
+
     /// Whether mdevmon may act on this device.
     public func owns(uuid: String, parent: String, mdevType: String) -> Bool {
         let u = uuid.lowercased()

@@ -13,7 +13,10 @@ public final class PolicyMetrics: Sendable {
     public struct Snapshot: Sendable {
         public var actions: [ActionKey: Int]
         public var pending: [String: Int]
+        /// Every reference problem, sorted, and the verdict on every evaluated domain, from the same
+        /// evaluations: a domain not evaluated yet has neither.
         public var problems: [ReferenceProblem]
+        public var verdicts: [String: DomainVerdict]
         public var referencesEnabled: Bool
         /// Whether the last configuration load (start-up or SIGHUP) succeeded, and when one last did
         /// (seconds since the epoch), as Prometheus' own `…_config_last_reload_*` gauges.
@@ -32,7 +35,7 @@ public final class PolicyMetrics: Sendable {
                 (ActionKey(policy: "restore", action: action, result: $0), 0)
             }
         }),
-        pending: ["restore": 0], problems: [], referencesEnabled: true,
+        pending: ["restore": 0], problems: [], verdicts: [:], referencesEnabled: true,
         reloadSuccessful: true, lastReloadSuccess: PolicyMetrics.now(), lastReloadAttempt: PolicyMetrics.now(),
         lastReloadError: nil))
 
@@ -42,13 +45,19 @@ public final class PolicyMetrics: Sendable {
 
     public var snapshot: Snapshot {
         var out = state.withLock { $0 }
-        // Sorted at read time (a scrape), so a change costs only its own domain's problems.
-        out.problems = problemsByDomain.withLock { $0.values.flatMap { $0 } }.sorted()
+        // Sorted at read time (a scrape), so a change costs only its own domain's verdict.
+        (out.problems, out.verdicts) = references.withLock { ($0.current, $0.verdicts) }
         return out
     }
 
-    /// Problems by domain; `Snapshot.problems` is their sorted union.
-    private let problemsByDomain = Mutex<[String: [ReferenceProblem]]>([:])
+    /// The reference policy's verdicts: the one place they are kept.
+    private let references = Mutex(ReferenceTracker())
+
+    /// Runs one evaluation on the verdicts, holding them: a reload's and the change consumer's
+    /// evaluations never interleave, and a scrape sees one evaluation whole.
+    func evaluateReferences<T>(_ body: (inout ReferenceTracker) -> T) -> T {
+        references.withLock { body(&$0) }
+    }
 
     func count(policy: String, action: String, result: String) {
         state.withLock { $0.actions[ActionKey(policy: policy, action: action, result: result), default: 0] += 1 }
@@ -66,13 +75,9 @@ public final class PolicyMetrics: Sendable {
 
     func setPending(_ policy: String, _ n: Int) { state.withLock { $0.pending[policy] = n } }
 
-    func setProblems(domain: String, _ problems: [ReferenceProblem]) {
-        problemsByDomain.withLock { $0[domain] = problems.isEmpty ? nil : problems }
-    }
-
-    /// Replaces every domain's problems at once (tests; the policy updates domain by domain).
+    /// Replaces every domain's problems at once (tests; the policy evaluates domain by domain).
     func setProblems(_ problems: [ReferenceProblem], enabled: Bool) {
-        problemsByDomain.withLock { $0 = Dictionary(grouping: problems, by: \.domain) }
+        references.withLock { _ = $0.update(problems) }
         setReferencesEnabled(enabled)
     }
 

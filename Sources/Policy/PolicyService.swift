@@ -18,15 +18,21 @@ public final class PolicyService: Service, Sendable {
     private let config: Mutex<PolicyConfig>
     private let references: ReferenceMonitor
     private let saveDelay: Duration
+    /// Where parked restores wait; a reload wakes those held by a dry run or by ownership.
+    private let wakeups = RestoreWakeups()
+    private let restoring = RestoringSet()
+    private let writable: Bool
 
     /// - Parameters:
     ///   - index: the Monitor's index.
     ///   - waitForFirstSync: returns once the Monitor finished its first full sync.
     ///   - bootID: this boot's id (`BootID.current()`).
     ///   - saveDelay: how long bursts of changes are coalesced before the state file is written.
+    ///   - writable: whether the libvirt connection may change devices; by default, whether `config` acts
+    ///     (the daemon opens it read-only otherwise, and a reload does not reopen it).
     public init(index: DeviceIndex, waitForFirstSync: @escaping @Sendable () async -> Void, actions: any DeviceActions,
                 config: PolicyConfig, store: StateStore, bootID: String, saveDelay: Duration = .milliseconds(200),
-                logger: Logger) {
+                writable: Bool? = nil, logger: Logger) {
         self.index = index
         self.waitForFirstSync = waitForFirstSync
         self.actions = actions
@@ -34,15 +40,18 @@ public final class PolicyService: Service, Sendable {
         self.store = store
         self.bootID = bootID
         self.saveDelay = saveDelay
+        self.writable = writable ?? config.needsWriteAccess
         self.logger = logger
-        references = ReferenceMonitor(metrics: metrics, logger: logger)
+        references = ReferenceMonitor(metrics: metrics, restoring: { [restoring] in restoring.contains(uuid: $0) }, logger: logger)
     }
 
     public var currentConfig: PolicyConfig { config.withLock { $0 } }
 
-    /// Applies a reloaded configuration; running restores pick up ownership and dry_run at their next step.
+    /// Applies a reloaded configuration; running restores pick up ownership and dry_run at their next step,
+    /// and those parked by a dry run or by ownership look again.
     public func update(config new: PolicyConfig) {
         config.withLock { $0 = new }
+        wakeups.signalReload()
         references.evaluateAll(enabled: new.domainReferences.enabled) { index.snapshot.state }
     }
 
@@ -53,10 +62,13 @@ public final class PolicyService: Service, Sendable {
         // A daemon stopped before libvirt was ever reachable must still shut down promptly.
         await cancelWhenGracefulShutdown { await self.waitForFirstSync() }
         if Task.isCancelled || Task.isShuttingDownGracefully { return }
-        let snapshot = index.snapshot
+        let tasks = plan(previous, index.snapshot.state)
+        // Planned restores are under way before any domain is judged: their domains read `restoring`, not
+        // an alarm that a restore seconds later resolves. A dry run restores nothing.
+        if currentConfig.acts(writable: writable) {
+            for task in tasks { restoring.insert(task.device.key) }
+        }
         references.evaluateAll(enabled: currentConfig.domainReferences.enabled) { index.snapshot.state }
-
-        let tasks = plan(previous, snapshot.state)
         let pending = PendingSet(tasks.map(\.device))
         metrics.setPending("restore", pending.count)
         let writer = StateWriter(store: store, delay: saveDelay, logger: logger) { [index, bootID] in
@@ -67,8 +79,12 @@ public final class PolicyService: Service, Sendable {
             return PersistedState(bootID: bootID, active: active, pending: pending.devices)
         }
         writer.markDirty()
-        let runner = RestoreRunner(index: index, actions: actions, config: { [self] in self.currentConfig },
-                                   metrics: metrics, logger: logger)
+        let runner = RestoreRunner(
+            index: index, actions: actions, config: { [self] in self.currentConfig }, wakeups: wakeups, restoring: restoring,
+            restoringChanged: { [self] uuid in
+                references.apply(uuid: uuid, enabled: currentConfig.domainReferences.enabled) { index.snapshot.state }
+            },
+            writable: writable, metrics: metrics, logger: logger)
 
         await withTaskGroup(of: Void.self) { outer in
             outer.addTask { await writer.run() }
@@ -81,12 +97,10 @@ public final class PolicyService: Service, Sendable {
                     }
                 }
                 for await update in subscription.cancelOnGracefulShutdown() {
-                    await consume(update.changes, runner: runner, writer: writer)
+                    consume(update.changes, runner: runner, writer: writer)
                 }
-                // Cancel before waking: a restore between its cancellation check and its wait then sees the
-                // cancellation in `wait` instead of waiting forever for a parent after the last signal.
+                // Shutdown: parked and queued restores end where they are; nothing new is started.
                 inner.cancelAll()
-                await runner.parents.signalAll()
             }
             // The restores have ended (cut-short ones stay pending): the writer, cancelled, writes the final
             // state once more, whatever it had or had not been told, and ends.
@@ -95,21 +109,28 @@ public final class PolicyService: Service, Sendable {
     }
 
     /// Feeds one batch of index changes to the three parts; work proportional to the batch.
-    private func consume(_ changes: [IndexChange], runner: RestoreRunner, writer: StateWriter) async {
-        var parents: Set<String> = [], wakeAll = false, dirty = false
+    private func consume(_ changes: [IndexChange], runner: RestoreRunner, writer: StateWriter) {
+        var parents: Set<String> = [], anyParent = false, wakeAll = false, dirty = false
         for change in changes {
             switch change {
             case .parentAdded(let parent): parents.insert(parent.name)
-            case .deviceAdded: parents.insert(ParentWaiters.any)
+            case .deviceAdded: anyParent = true
             case .connection(.synced): wakeAll = true
+            default: break
+            }
+            switch change {
+            case .deviceAdded(let d) where d.active, .deviceChanged(_, let d) where d.active:
+                // Before the blockers below are evaluated: a restored device's domains are no longer waiting.
+                runner.becameActive(d.key)
             default: break
             }
             if Self.affectsActiveSet(change) { dirty = true }
         }
         if wakeAll {
-            await runner.parents.signalAll()
+            wakeups.signalAll()
         } else {
-            for parent in parents { await runner.parents.signal(parent) }
+            for parent in parents { wakeups.signal(parent: parent) }
+            if anyParent { wakeups.signalAnyParent() }
         }
         if dirty { writer.markDirty() }
         references.apply(changes, enabled: currentConfig.domainReferences.enabled) { index.snapshot.state }

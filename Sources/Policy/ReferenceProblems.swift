@@ -14,12 +14,15 @@ public struct ReferenceProblem: Hashable, Sendable, Comparable {
         case parentMissing = "parent_missing"
         /// Active, but another running domain holds it: an mdev serves one VM at a time.
         case inUse = "in_use"
+        /// Not ready, but the restore policy is bringing it back now (after a reboot): news, not an alarm.
+        /// A restore that gives up or parks turns this into the reason underneath.
+        case restoring
 
         /// Which reason stands for a UUID several devices share (under different parents): the one
         /// nearest to startable.
         var rank: Int {
             switch self {
-            case .inactive: 0
+            case .inactive, .restoring: 0
             case .inUse: 1
             case .noCapacity: 2
             case .parentMissing: 3
@@ -55,7 +58,9 @@ extension IndexState {
 
     /// The reference problems of one domain (none unless it is defined), in its document order: the work
     /// of re-evaluating one domain after a change, not the whole index. A domain with none would start.
-    public func referenceProblems(ofDomain name: String) -> [ReferenceProblem] {
+    /// - Parameter restoring: whether a restore is bringing the mdev of this UUID back now; its problem,
+    ///   unless another running domain holds it, is then `restoring`.
+    public func referenceProblems(ofDomain name: String, restoring: (String) -> Bool = { _ in false }) -> [ReferenceProblem] {
         guard let domain = domains[name], domain.persistent else { return [] }
         var out: [ReferenceProblem] = []
         for uuid in domain.mdevUUIDs {
@@ -72,7 +77,8 @@ extension IndexState {
                     if blocker.reason.rank < best!.reason.rank { best = blocker }
                 }
             }
-            if let best {
+            if var best {
+                if best.reason != .inUse && restoring(uuid) { best.reason = .restoring }
                 out.append(ReferenceProblem(domain: domain.name, uuid: uuid, reason: best.reason,
                                             domainAutostart: domain.autostart, heldBy: best.heldBy))
             }
@@ -135,31 +141,51 @@ extension IndexState {
     }
 }
 
-/// Remembers the problems last reported, per domain, so each appears and clears exactly once in the log.
+/// One defined domain that references mdevs, as one evaluation saw it: whether it autostarts, and
+/// what keeps it from starting now (nothing: it could start).
+public struct DomainVerdict: Hashable, Sendable {
+    public var autostart: Bool
+    public var problems: [ReferenceProblem]
+
+    public init(autostart: Bool, problems: [ReferenceProblem]) {
+        self.autostart = autostart
+        self.problems = problems
+    }
+
+    public var startable: Bool { problems.isEmpty }
+}
+
+/// The last verdict on every evaluated domain: what the journal was told (so each problem appears and
+/// clears exactly once) and what the metrics publish (startable and blockers from the same evaluation).
 public struct ReferenceTracker: Sendable {
-    public private(set) var byDomain: [String: [ReferenceProblem]] = [:]
+    /// Defined domains that reference mdevs, by name.
+    public private(set) var verdicts: [String: DomainVerdict] = [:]
 
     public init() {}
 
     /// Every known problem, sorted.
-    public var current: [ReferenceProblem] { byDomain.values.flatMap { $0 }.sorted() }
+    public var current: [ReferenceProblem] { verdicts.values.flatMap(\.problems).sorted() }
 
-    /// Replaces every known problem; returns those that appeared (or changed reason) and those that cleared.
+    /// Replaces every known problem (domains without one are forgotten); returns those that appeared
+    /// (or changed reason) and those that cleared.
     public mutating func update(_ problems: [ReferenceProblem]) -> (appeared: [ReferenceProblem], cleared: [ReferenceProblem]) {
         let grouped = Dictionary(grouping: problems, by: \.domain)
         var appeared: [ReferenceProblem] = [], cleared: [ReferenceProblem] = []
-        for domain in Set(byDomain.keys).union(grouped.keys) {
-            let (a, c) = update(domain: domain, grouped[domain] ?? [])
+        for domain in Set(verdicts.keys).union(grouped.keys) {
+            let verdict = grouped[domain].map { DomainVerdict(autostart: $0.contains(where: \.domainAutostart), problems: $0) }
+            let (a, c) = update(domain: domain, verdict)
             appeared += a
             cleared += c
         }
         return (appeared.sorted(), cleared.sorted())
     }
 
-    /// Replaces one domain's problems: the incremental step.
-    public mutating func update(domain: String, _ problems: [ReferenceProblem]) -> (appeared: [ReferenceProblem], cleared: [ReferenceProblem]) {
-        let old = byDomain[domain] ?? []
-        byDomain[domain] = problems.isEmpty ? nil : problems
+    /// Replaces one domain's verdict (nil: not a defined domain that references mdevs): the incremental
+    /// step.
+    public mutating func update(domain: String, _ verdict: DomainVerdict?) -> (appeared: [ReferenceProblem], cleared: [ReferenceProblem]) {
+        let old = verdicts[domain]?.problems ?? []
+        verdicts[domain] = verdict
+        let problems = verdict?.problems ?? []
         let oldSet = Set(old)
         // A reference whose problem only changed (reason, domain autostart) is reported again, not as resolved.
         let stillBroken = Set(problems.map(\.uuid))

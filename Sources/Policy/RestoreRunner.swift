@@ -1,26 +1,43 @@
 import Logging
 import Monitor
-import Synchronization
+import ServiceLifecycle
 
 /// Brings mdevs back after a reboot: each device waits (without polling) for its parent, then is
 /// started or re-created with capped exponential retries until a deadline.
 ///
 /// Bounded: waiting for a parent costs a parked task and nothing else; talking to libvirt takes one of
 /// `restore.max_concurrent` slots, so 500 restores after a reboot are at most that many RPCs at once.
+///
+/// A restore that may not act (a dry run, or a device the configuration no longer owns) parks until the
+/// next reload and stays in the plan: switching a dry run to real mode acts on exactly what it said.
 final class RestoreRunner: Sendable {
-    let parents = ParentWaiters()
+    private let wakeups: RestoreWakeups
     private let index: DeviceIndex
     private let actions: any DeviceActions
     private let config: @Sendable () -> PolicyConfig
     private let metrics: PolicyMetrics
     private let logger: Logger
     private let slots: AsyncSemaphore
+    private let restoring: RestoringSet
+    private let restoringChanged: @Sendable (String) -> Void
+    /// Whether the libvirt connection may change devices (opened for an acting configuration).
+    private let writable: Bool
 
+    /// - Parameters:
+    ///   - wakeups: signalled by the change consumer (parents, devices, resyncs) and by reloads.
+    ///   - restoring: the devices whose restore is under way (not parked, not ended), for the blockers.
+    ///   - restoringChanged: called when an mdev's UUID enters or leaves `restoring`.
+    ///   - writable: whether the libvirt connection may change devices.
     init(index: DeviceIndex, actions: any DeviceActions, config: @escaping @Sendable () -> PolicyConfig,
-         metrics: PolicyMetrics, logger: Logger) {
+         wakeups: RestoreWakeups, restoring: RestoringSet, restoringChanged: @escaping @Sendable (String) -> Void,
+         writable: Bool, metrics: PolicyMetrics, logger: Logger) {
         self.index = index
         self.actions = actions
         self.config = config
+        self.wakeups = wakeups
+        self.restoring = restoring
+        self.restoringChanged = restoringChanged
+        self.writable = writable
         self.metrics = metrics
         self.logger = logger
         // Read once: a reload changes ownership and dry_run for running restores, not the slot count.
@@ -39,24 +56,52 @@ final class RestoreRunner: Sendable {
         }
     }
 
-    /// - Returns: true when the restore reached an outcome, false when it was cancelled first.
+    /// - Returns: true when the restore reached an outcome, false when it was cancelled first (it then
+    ///   stays in the plan, as do parked ones).
     func restore(_ task: RestoreTask) async -> Bool {
         let device = task.device
+        // A restore that cannot act (a dry run) brings nothing back: its domains keep their real blockers.
+        if config().acts(writable: writable) { setRestoring(device, true) }
+        guard await waitForParent(task) else {
+            setRestoring(device, false)
+            return false
+        }
+        if task.reason == .autostart {
+            try? await Task.sleep(for: config().restore.autostartGracePeriod)
+        }
+        let outcome = await act(task)
+        // A started device stays `restoring` until the index shows it active (the change consumer takes it
+        // out then): a blocker between libvirt's answer and its event would be a false alarm.
+        if outcome != .restored { setRestoring(device, false) }
+        return outcome != .cancelled
+    }
+
+    /// Takes a device out of `restoring` once the index shows it active.
+    func becameActive(_ key: MdevKey) {
+        if restoring.remove(key) { restoringChanged(key.uuid) }
+    }
+
+    /// Waits until the device's parent exists: a CREATED event wakes it, never a poll. While libvirt
+    /// still files the device under its placeholder parent, the real parent is not there yet either.
+    /// - Returns: false when cancelled first.
+    private func waitForParent(_ task: RestoreTask) async -> Bool {
+        let device = task.device
         let fields = Self.fields(device)
-        // Wait for the parent: a CREATED event wakes us, never a poll. While libvirt still files the
-        // device under its placeholder parent, the real parent is not there yet either.
         var announced = false
         var lastCheckError: String?
         var checkDelay = config().restore.retryInitial
-        while !Task.isCancelled {
+        while !Self.stopping {
             let now = index.snapshot.state.current(device)
             let parent = device.parent == IndexState.placeholderParent ? (now?.parent ?? device.parent) : device.parent
             let unparented = parent == IndexState.placeholderParent || now?.parent == IndexState.placeholderParent
-            let waiter = await parents.register(unparented ? ParentWaiters.any : parent)
+            let waiter = wakeups.register(unparented ? .anyParent : .parent(parent))
             if !unparented {
                 do {
                     let exists = try await slots.holding { try await self.actions.nodeDeviceExists(parent) }
-                    if exists { await parents.cancel(waiter); break }
+                    if exists { wakeups.cancel(waiter); return true }
+                } catch is CancellationError {
+                    wakeups.cancel(waiter)
+                    return false
                 } catch {
                     // A libvirt error is that error, not "the parent is missing": say so, once per kind,
                     // and check again after a backoff (no change may ever come to wake this restore).
@@ -66,7 +111,7 @@ final class RestoreRunner: Sendable {
                         logger.warning("mdev \(device.uuid): cannot check whether parent \(parent) exists, checking again in \(checkDelay): \(error)",
                                        metadata: fields.merging(LogKey.fields(of: error)) { $1 })
                     }
-                    await parents.cancel(waiter)
+                    wakeups.cancel(waiter)
                     try? await Task.sleep(for: checkDelay)
                     checkDelay = min(checkDelay * 2, config().restore.retryMax)
                     continue
@@ -76,45 +121,92 @@ final class RestoreRunner: Sendable {
                 logger.info("mdev \(device.uuid): waiting for parent \(unparented ? "(not yet known)" : parent) to appear", metadata: fields)
                 announced = true
             }
-            await parents.wait(waiter)
+            await wakeups.wait(waiter)
         }
-        if task.reason == .autostart {
-            try? await Task.sleep(for: config().restore.autostartGracePeriod)
-        }
-        let started = ContinuousClock.now
+        return false
+    }
+
+    /// Why a restore may not act now; it then parks until the next reload, and stays in the plan.
+    private enum Hold: Equatable {
+        case dryRun, notOwned
+        /// Real mode after a dry run, reloaded: the connection was opened read-only and stays so until
+        /// mdevmon restarts (which resumes the plan).
+        case readOnly
+    }
+
+    private enum Outcome {
+        /// libvirt started or created it.
+        case restored
+        /// Skipped or given up.
+        case ended
+        case cancelled
+    }
+
+    /// Starts or re-creates the device, retrying until the deadline.
+    private func act(_ task: RestoreTask) async -> Outcome {
+        let device = task.device
+        let fields = Self.fields(device)
+        var started = ContinuousClock.now
         var delay = config().restore.retryInitial
         var attempt = 0
-        while !Task.isCancelled {
+        var held: Hold?
+        while !Self.stopping {
             let cfg = config()
-            if !cfg.owns(uuid: device.uuid, parent: device.parent, mdevType: device.mdevType) {
-                logger.notice("mdev \(device.uuid) is no longer owned (config reloaded); not restoring", metadata: fields)
-                return true
-            }
+            // Registered before the checks, so a reload between a check and the wait is not missed.
+            let reload = wakeups.register(.reload)
             if index.snapshot.state.current(device)?.active == true {
                 // Someone else (mdevctl's udev rule, an operator) brought it up: nothing to do, nothing failed.
+                wakeups.cancel(reload)
                 logger.info("mdev \(device.uuid) is already active; nothing to do", metadata: fields)
                 metrics.count(policy: "restore", action: task.action, result: "skipped")
-                return true
+                return .ended
             }
             let users = index.snapshot.state.domainsUsing(device.uuid)
             if !users.isEmpty {
                 // Policies never touch an mdev a running domain holds, whatever the index says of it.
+                wakeups.cancel(reload)
                 logger.notice("mdev \(device.uuid) is in use by running domain \(users.sorted().joined(separator: ", ")); not restoring",
                               metadata: fields)
                 metrics.count(policy: "restore", action: task.action, result: "skipped")
-                return true
+                return .ended
             }
-            if cfg.dryRun {
-                logger.notice("dry run: would \(task.action) mdev \(device.uuid) on \(device.parent) (\(task.reason.rawValue))",
-                              metadata: MessageID.restoreAttempted.metadata.merging(fields) { $1 })
-                metrics.count(policy: "restore", action: task.action, result: "dry_run")
-                return true
+            let hold: Hold? = !cfg.owns(uuid: device.uuid, parent: device.parent, mdevType: device.mdevType) ? .notOwned
+                : cfg.dryRun ? .dryRun : !writable ? .readOnly : nil
+            if let hold {
+                // Said once per hold, however many reloads keep it.
+                if hold != held {
+                    setRestoring(device, false)
+                    switch hold {
+                    case .notOwned:
+                        logger.notice("mdev \(device.uuid) is no longer owned (config reloaded); not restoring while it is not, kept in the plan",
+                                      metadata: fields)
+                    case .dryRun:
+                        logger.notice("dry run: would \(task.action) mdev \(device.uuid) on \(device.parent) (\(task.reason.rawValue)); kept in the plan",
+                                      metadata: MessageID.restoreAttempted.metadata.merging(fields) { $1 })
+                        metrics.count(policy: "restore", action: task.action, result: "dry_run")
+                    case .readOnly:
+                        logger.notice("mdev \(device.uuid): not restoring yet, the libvirt connection is read-only until mdevmon restarts; kept in the plan",
+                                      metadata: fields)
+                    }
+                    held = hold
+                }
+                await wakeups.wait(reload)
+                continue
+            }
+            wakeups.cancel(reload)
+            if held != nil {
+                // Acting from now on: the deadline counts from here, not from when the restore parked.
+                held = nil
+                setRestoring(device, true)
+                started = .now
             }
             attempt += 1
             logger.notice("restoring mdev \(device.uuid) on \(device.parent): \(task.action), attempt \(attempt) (\(task.reason.rawValue))",
                           metadata: MessageID.restoreAttempted.metadata.merging(fields) { $1 })
             do {
                 try await slots.holding {
+                    // SIGTERM may have come while this restore waited for its slot: nothing new starts after it.
+                    guard !Self.stopping else { throw CancellationError() }
                     switch task.kind {
                     case .start(let name):
                         // libvirt renames a device that moved from the placeholder to its real parent.
@@ -126,7 +218,10 @@ final class RestoreRunner: Sendable {
                 logger.notice("restored mdev \(device.uuid) on \(device.parent)\(extra)",
                               metadata: MessageID.restoreSucceeded.metadata.merging(fields) { $1 })
                 metrics.count(policy: "restore", action: task.action, result: "success")
-                return true
+                return .restored
+            } catch is CancellationError {
+                // Shut down while waiting for a slot: nothing was started.
+                return .cancelled
             } catch {
                 // Someone else (mdevctl's udev rule) may have won the race: that is not a failure.
                 if index.snapshot.state.current(device)?.active == true { continue }
@@ -136,7 +231,7 @@ final class RestoreRunner: Sendable {
                     logger.error("giving up on mdev \(device.uuid) on \(device.parent) after \(attempt) attempts: \(error)",
                                  metadata: MessageID.restoreGaveUp.metadata.merging(fields) { $1 }.merging(LogKey.fields(of: error)) { $1 })
                     metrics.count(policy: "restore", action: task.action, result: "gave_up")
-                    return true
+                    return .ended
                 }
                 logger.warning("could not \(task.action) mdev \(device.uuid) on \(device.parent) (attempt \(attempt)), retrying in \(delay): \(error)",
                                metadata: MessageID.restoreFailed.metadata.merging(fields) { $1 }.merging(LogKey.fields(of: error)) { $1 })
@@ -144,99 +239,17 @@ final class RestoreRunner: Sendable {
                 delay = min(delay * 2, cfg.restore.retryMax)
             }
         }
-        return false
+        return .cancelled
+    }
+
+    /// Shutdown has begun (SIGTERM reaches the runner as a graceful shutdown, then as cancellation).
+    private static var stopping: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
+
+    private func setRestoring(_ device: PersistedState.Device, _ on: Bool) {
+        if on ? restoring.insert(device.key) : restoring.remove(device.key) { restoringChanged(device.uuid) }
     }
 
     static func fields(_ d: PersistedState.Device) -> Logger.Metadata {
         [LogKey.mdevUUID: .string(d.uuid), LogKey.mdevParent: .string(d.parent), LogKey.mdevType: .string(d.mdevType)]
-    }
-}
-
-/// Devices whose restore is still in progress (kept in the state file until done).
-final class PendingSet: Sendable {
-    private let state: Mutex<[MdevKey: PersistedState.Device]>
-    init(_ devices: [PersistedState.Device]) {
-        state = Mutex(Dictionary(devices.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a }))
-    }
-    var count: Int { state.withLock { $0.count } }
-    var devices: [PersistedState.Device] { state.withLock { Array($0.values) } }
-    func remove(_ key: MdevKey) { _ = state.withLock { $0.removeValue(forKey: key) } }
-}
-
-/// Tasks waiting for a parent device to appear, woken by the index's `parentAdded` changes.
-actor ParentWaiters {
-    struct Token: Hashable { let id: Int; let parent: String }
-    private var next = 0
-    private var signalled: Set<Int> = []
-    private var waiting: [Int: (parent: String, continuation: CheckedContinuation<Void, Never>?)] = [:]
-
-    /// Registers before checking, so a parent appearing between the check and the wait is not missed.
-    func register(_ parent: String) -> Token {
-        next += 1
-        waiting[next] = (parent, nil)
-        return Token(id: next, parent: parent)
-    }
-
-    func cancel(_ token: Token) { waiting[token.id] = nil; signalled.remove(token.id) }
-
-    func wait(_ token: Token) async {
-        if signalled.remove(token.id) != nil || Task.isCancelled { waiting[token.id] = nil; return }
-        await withCheckedContinuation { c in waiting[token.id]?.continuation = c }
-    }
-
-    /// Registered by a restore whose parent is not known yet: woken by any new parent or device.
-    static let any = "*"
-
-    func signal(_ parent: String) { wake { $0 == parent || $0 == Self.any } }
-    func signalAll() { wake { _ in true } }
-
-    private func wake(_ matches: (String) -> Bool) {
-        for (id, entry) in waiting where matches(entry.parent) {
-            if let c = entry.continuation {
-                waiting[id] = nil
-                c.resume()
-            } else {
-                signalled.insert(id)
-            }
-        }
-    }
-}
-
-/// A counting semaphore for async code: at most `limit` holders at once, the rest wait in order.
-final class AsyncSemaphore: Sendable {
-    private struct State {
-        var free: Int
-        var waiters: [CheckedContinuation<Void, Never>] = []
-    }
-    private let state: Mutex<State>
-
-    init(_ limit: Int) {
-        precondition(limit > 0)
-        state = Mutex(State(free: limit))
-    }
-
-    func holding<T: Sendable>(_ body: @Sendable () async throws -> T) async rethrows -> T {
-        await acquire()
-        defer { release() }
-        return try await body()
-    }
-
-    private func acquire() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { s -> Bool in
-                if s.free > 0 { s.free -= 1; return true }
-                s.waiters.append(c)
-                return false
-            }
-            if now { c.resume() }
-        }
-    }
-
-    private func release() {
-        // A waiter inherits the slot directly, so the count never goes above the limit.
-        state.withLock { s -> CheckedContinuation<Void, Never>? in
-            if s.waiters.isEmpty { s.free += 1; return nil }
-            return s.waiters.removeFirst()
-        }?.resume()
     }
 }

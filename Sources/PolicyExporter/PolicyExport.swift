@@ -19,7 +19,7 @@ public struct PolicyExport: MetricsContributor, LandingContributor {
             writer.sample("mdev_policy_actions_total",
                           labels: ["policy": key.policy, "action": key.action, "result": key.result], value: value)
         }
-        writer.family("mdev_policy_pending", type: .gauge, help: "Devices a policy is still working on (waiting for a parent or retrying).")
+        writer.family("mdev_policy_pending", type: .gauge, help: "Devices a policy still plans to act on (waiting for a parent, retrying, or held until a reload by a dry run or by ownership).")
         for (policy, value) in s.pending.sorted(by: { $0.key < $1.key }) {
             writer.sample("mdev_policy_pending", labels: ["policy": policy], value: value)
         }
@@ -30,25 +30,25 @@ public struct PolicyExport: MetricsContributor, LandingContributor {
                       help: "When the configuration was last loaded successfully, in seconds since the epoch.")
         writer.sample("mdev_config_last_reload_success_timestamp_seconds", value: s.lastReloadSuccess)
         writer.family("mdev_domain_reference_problem", type: .gauge,
-                      help: "1 while a defined domain could not start because of an mdev it references; reason: missing, inactive, no_capacity (inactive, parent has no instance of its type left), parent_missing, in_use (held by another running domain).")
-        var blocked = Set<String>()
+                      help: "1 while a defined domain could not start because of an mdev it references; reason: missing, inactive, no_capacity (inactive, parent has no instance of its type left), parent_missing, in_use (held by another running domain), restoring (the restore policy is bringing it back now).")
         for p in s.problems {
-            blocked.insert(p.domain)
             writer.sample("mdev_domain_reference_problem",
                           labels: ["domain": p.domain, "uuid": p.uuid, "reason": p.reason.rawValue], value: 1)
         }
-        let defined = snapshot.sortedDomains.filter { $0.persistent && !$0.mdevUUIDs.isEmpty }
+        // Startable, blockers and autostart come from the same evaluations: a domain defined a moment ago
+        // appears once the policy has judged it, never as startable before.
+        let verdicts = s.verdicts.sorted { $0.key < $1.key }
         if s.referencesEnabled {
             writer.family("mdev_domain_startable", type: .gauge,
                           help: "1 when every mdev a defined domain references is ready for it to start now (active and not held by another running domain), else 0.")
-            for d in defined {
-                writer.sample("mdev_domain_startable", labels: ["domain": d.name], value: blocked.contains(d.name) ? 0 : 1)
+            for (domain, verdict) in verdicts {
+                writer.sample("mdev_domain_startable", labels: ["domain": domain], value: verdict.startable ? 1 : 0)
             }
         }
         writer.family("mdev_domain_autostart", type: .gauge,
                       help: "1 when a defined domain that references mdevs starts at host boot, else 0.")
-        for d in defined {
-            writer.sample("mdev_domain_autostart", labels: ["domain": d.name], value: d.autostart ? 1 : 0)
+        for (domain, verdict) in verdicts {
+            writer.sample("mdev_domain_autostart", labels: ["domain": domain], value: verdict.autostart ? 1 : 0)
         }
         writer.family("mdev_device_orphaned", type: .gauge, help: "1 for an active mdev that no defined domain references and no running domain uses.")
         for d in orphans.devices(of: snapshot) {

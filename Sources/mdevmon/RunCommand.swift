@@ -16,7 +16,8 @@ extension Mdevmon {
                 Connects to libvirt (read-only unless an acting policy is enabled), keeps the mdev index from \
                 events, serves / /metrics /healthz /api/v1/devices, logs every change, restores mdevs after a \
                 reboot and reports domains whose mdevs are missing or inactive. Keeps retrying an unreachable \
-                libvirt (0.5 s doubling to 30 s). SIGHUP reloads --config.file; SIGTERM/SIGINT stop gracefully.
+                libvirt (0.5 s doubling to 30 s). SIGHUP reloads --config.file; SIGTERM/SIGINT stop gracefully \
+                within 15 s (10 s graceful, then 5 s of cancellation).
                 """)
 
         @OptionGroup var connection: ConnectionOptions
@@ -44,6 +45,9 @@ extension Mdevmon {
         @Option(name: .customLong("web.config.file"), help: ArgumentHelp(
             "Prometheus exporter-toolkit web config (TLS, basic auth).", valueName: "path"))
         var webConfigFile: String?
+
+        static let gracefulShutdownBound: Duration = .seconds(10)
+        static let cancellationBound: Duration = .seconds(5)
 
         func run() async throws {
             log.bootstrap()
@@ -104,15 +108,22 @@ extension Mdevmon {
                 notify: notify, ticks: await monitor.index.subscribe(),
                 ready: { await monitor.waitForFirstSync() }, summary: { monitor.index.snapshot.statusLine })
 
-            let group = ServiceGroup(configuration: .init(
+            var groupConfiguration = ServiceGroupConfiguration(
+                // Stopped in reverse order, each after the one before has ended: the policy first, so SIGTERM
+                // reaches the restores at once; the monitor last, so the final state write reads a live index.
                 services: [
                     .init(service: monitor), .init(service: ChangeJournal(index: monitor.index, logger: logger)),
-                    .init(service: policy), .init(service: exporter),
-                    .init(service: reload), .init(service: status), .init(service: notify), .init(service: hostChecks),
+                    .init(service: exporter), .init(service: reload), .init(service: status), .init(service: notify),
+                    .init(service: hostChecks), .init(service: policy),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-            try await group.run()
+                logger: logger)
+            // SIGTERM: services stop on their own within the first bound (restores start nothing new, the state
+            // file gets its final write); past it they are cancelled, and past the second the process aborts
+            // rather than hang, well inside systemd's 90 s stop timeout.
+            groupConfiguration.maximumGracefulShutdownDuration = Self.gracefulShutdownBound
+            groupConfiguration.maximumCancellationDuration = Self.cancellationBound
+            try await ServiceGroup(configuration: groupConfiguration).run()
         }
     }
 }

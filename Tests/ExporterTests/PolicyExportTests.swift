@@ -66,7 +66,7 @@ extension Fixtures {
             # HELP mdev_domain_autostart 1 when a defined domain that references mdevs starts at host boot, else 0.
             # TYPE mdev_domain_autostart gauge
             mdev_domain_autostart{domain="vm \"q\" \\ <b>\nx"} 0
-            # HELP mdev_domain_reference_problem 1 while a defined domain could not start because of an mdev it references; reason: missing, inactive, no_capacity (inactive, parent has no instance of its type left), parent_missing, in_use (held by another running domain).
+            # HELP mdev_domain_reference_problem 1 while a defined domain could not start because of an mdev it references; reason: missing, inactive, no_capacity (inactive, parent has no instance of its type left), parent_missing, in_use (held by another running domain), restoring (the restore policy is bringing it back now).
             # TYPE mdev_domain_reference_problem gauge
             mdev_domain_reference_problem{domain="vm \"q\" \\ <b>\nx",uuid="22222222-2222-4222-8222-222222222222",reason="inactive"} 1
             # HELP mdev_domain_startable 1 when every mdev a defined domain references is ready for it to start now (active and not held by another running domain), else 0.
@@ -84,11 +84,25 @@ extension Fixtures {
             mdev_policy_actions_total{policy="restore",action="start",result="gave_up"} 0
             mdev_policy_actions_total{policy="restore",action="start",result="skipped"} 0
             mdev_policy_actions_total{policy="restore",action="start",result="success"} 1
-            # HELP mdev_policy_pending Devices a policy is still working on (waiting for a parent or retrying).
+            # HELP mdev_policy_pending Devices a policy still plans to act on (waiting for a parent, retrying, or held until a reload by a dry run or by ownership).
             # TYPE mdev_policy_pending gauge
             mdev_policy_pending{policy="restore"} 1
 
             """#)
+    }
+
+    /// Startable comes from the policy's evaluations, not from the newest snapshot: a domain defined a
+    /// moment ago, not yet judged, has no series rather than a startable 1.
+    @Test func aDomainNotYetEvaluatedIsNotStartable() {
+        let export = Fixtures.makePolicy()
+        var snapshot = Fixtures.small()
+        _ = snapshot.state.upsertDomain(DomainInfo(name: "vm-new", uuid: "44444444-4444-4444-8444-444444444444", active: false,
+                                               persistent: true, autostart: true, mdevUUIDs: ["55555555-5555-4555-8555-555555555555"]))
+        var writer = MetricsWriter()
+        export.contribute(to: &writer, snapshot: snapshot)
+        let body = text(writer.finish())
+        #expect(!body.contains("vm-new"), "a domain the policy never evaluated was exported")
+        #expect(body.split(separator: "\n").filter { $0.hasPrefix("mdev_domain_startable{") }.count == 1, "only the evaluated domain")
     }
 
     @Test func aFailedReloadReadsZero() {

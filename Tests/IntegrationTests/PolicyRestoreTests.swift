@@ -82,19 +82,29 @@ struct PolicyRestoreTests {
         }
     }
 
-    @Test func dryRunAttemptsNothing() async throws {
+    /// A dry run attempts nothing and keeps its plan: the state file still lists both devices as pending.
+    /// A reload to real mode cannot act over the read-only connection and keeps the plan too; a restart in
+    /// real mode on the same boot then acts on exactly the devices the dry run named (libvirt refuses them
+    /// here, which proves the attempts reached libvirt).
+    @Test func dryRunAttemptsNothingAndKeepsThePlanForRealMode() async throws {
         let owned = [LibvirtHost.newUUID(), LibvirtHost.newUUID()], excluded = LibvirtHost.newUUID()
         defer { for uuid in owned + [excluded] { LibvirtHost.cleanup(uuid: uuid) } }
         let s = try Self.setUp(owned: owned, excluded: excluded, dryRun: true)
         defer { s.stateDir.remove() }
         let log = LogCapture()
+        let store = StateStore(directory: s.stateDir.path)
+        var real = s.config
+        real.dryRun = false
 
         try await withPolicy(config: s.config, stateDir: s.stateDir.path, log: log) { _, policy in
             #expect(await eventually(timeout: .seconds(30)) { policy.metrics.snapshot.restore("dry_run") == 2 })
-            // A restore leaves `pending` only after it returned: at 0 neither can count anything more.
-            #expect(await eventually(timeout: .seconds(30)) { policy.metrics.snapshot.pending["restore"] == 0 })
+            // The plan survives the dry run: both devices stay pending, in the metrics and in the state file.
+            #expect(policy.metrics.snapshot.pending["restore"] == 2)
+            #expect(await eventually(timeout: .seconds(10)) {
+                if case .loaded(let saved) = store.load() { return Set(saved.pending.map(\.uuid)) == Set(s.owned) }
+                return false
+            }, "the state file no longer lists the dry run's devices as pending")
             let metrics = policy.metrics.snapshot
-            #expect(metrics.restore("dry_run") == 2)
             #expect(metrics.restore("failure") == 0 && metrics.restore("gave_up") == 0 && metrics.restore("success") == 0)
             for uuid in s.owned {
                 let would = log.records(.restoreAttempted, uuid: uuid)
@@ -104,6 +114,24 @@ struct PolicyRestoreTests {
             }
             #expect(log.records.allSatisfy { $0.value(LogKey.mdevUUID) != s.excluded })
             #expect(log.records(.restoreFailed).isEmpty && log.records(.restoreGaveUp).isEmpty)
+
+            // SIGHUP to real mode: the read-only connection cannot act; the devices stay planned.
+            policy.update(config: real)
+            #expect(await eventually(timeout: .seconds(10)) {
+                s.owned.allSatisfy { uuid in log.records.contains { $0.value(LogKey.mdevUUID) == uuid && $0.message.contains("read-only until mdevmon restarts") } }
+            })
+            #expect(policy.metrics.snapshot.pending["restore"] == 2)
+            #expect(log.records(.restoreAttempted).count == 2, "an attempt over the read-only connection")
+        }
+
+        // Restarted in real mode on the same boot: the plan is resumed, on exactly the dry run's devices.
+        let second = LogCapture()
+        try await withPolicy(config: real, stateDir: s.stateDir.path, log: second) { _, policy in
+            #expect(await eventually(timeout: .seconds(30)) { policy.metrics.snapshot.restore("gave_up") == 2 }, "real mode did not act")
+            for uuid in s.owned {
+                #expect(second.records(.restoreAttempted, uuid: uuid).contains { $0.message.hasPrefix("restoring mdev \(uuid)") })
+            }
+            #expect(second.records.allSatisfy { $0.value(LogKey.mdevUUID) != s.excluded })
         }
     }
 }

@@ -100,4 +100,45 @@ import Testing
             #expect(h.metrics.referencesEnabled)
         }
     }
+
+    /// A reboot of a healthy host: the autostart domain's mdev is being restored, so its blocker is
+    /// `restoring` (journaled at info), never an error that the restore resolves seconds later; once the
+    /// device is up the domain is startable, and nothing was written at warning or above.
+    @Test func aRestoreUnderWayIsNoAlarm() async throws {
+        let restored = Sample.uuid()
+        let initial = IndexState.with([Sample.device(restored)], domains: [Sample.domain("vm-gpu", uuids: [restored], autostart: true)])
+        let previous = PersistedState(bootID: "previous-boot", active: [Sample.saved(restored)])
+        try await PolicyHarness.run(initial: initial, previous: previous, hooks: { index in
+            .init(beforeAction: { _ in
+                // libvirt's event for the start.
+                await index.mutate { $0.upsertDevice(Sample.definition(restored), flags: DeviceFlags(active: true, persistent: true, autostart: false)) }
+            })
+        }) { h in
+            #expect(await eventually { h.log.records(.restoreSucceeded).count == 1 })
+            #expect(await eventually { h.log.records(.referenceResolved).count == 1 }, "the restoring blocker never cleared")
+            #expect(h.metrics.problems.isEmpty)
+            #expect(h.metrics.verdicts["vm-gpu"]?.startable == true)
+            let reported = h.log.records(.referenceProblem)
+            #expect(reported.count == 1)
+            #expect(reported.first?.metadata["reason"] == "restoring" && reported.first?.level == .info, "\(reported)")
+            #expect(h.log.records(.referenceResolved).first?.level == .info)
+            #expect(h.log.records(atLeast: .warning).isEmpty, "a healthy reboot wrote \(h.log.records(atLeast: .warning).map(\.message))")
+        }
+    }
+
+    /// A restore that gives up leaves the domain with the real blocker, at error level for an autostart
+    /// domain: `restoring` hides nothing once nothing is restoring.
+    @Test func aRestoreThatGivesUpUncoversTheRealBlocker() async throws {
+        let broken = Sample.uuid()
+        let initial = IndexState.with([Sample.device(broken)], domains: [Sample.domain("vm-gpu", uuids: [broken], autostart: true)])
+        let previous = PersistedState(bootID: "previous-boot", active: [Sample.saved(broken)])
+        try await PolicyHarness.run(initial: initial, previous: previous, failTimes: .max) { h in
+            #expect(await eventually { h.count("gave_up") == 1 })
+            #expect(await eventually { h.metrics.problems.first?.reason == .inactive })
+            let reported = h.log.records(.referenceProblem)
+            #expect(reported.map { $0.metadata["reason"] } == ["restoring", "inactive"])
+            #expect(reported.last?.level == .error)
+            #expect(h.log.records(.referenceResolved).isEmpty, "a reason change is not a resolution")
+        }
+    }
 }

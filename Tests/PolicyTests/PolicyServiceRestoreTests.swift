@@ -93,14 +93,46 @@ import Testing
     @Test func dryRunDecidesButNeverActs() async throws {
         try await PolicyHarness.run(initial: initial, previous: previous, config: config(dryRun: true), failTimes: .max) { h in
             #expect(await eventually { h.count("dry_run") == 1 })
-            #expect(await eventually { h.metrics.pending["restore"] == 0 })
+            #expect(await h.consumedSoFar())
             #expect(h.actions.calls.isEmpty)
             #expect(h.count("failure") == 0 && h.count("success") == 0 && h.count("gave_up") == 0)
             let would = h.log.records(.restoreAttempted)
             #expect(would.count == 1)
             #expect(would.first?.uuid == owned)
-            #expect(would.first?.message == "dry run: would start mdev \(owned) on \(Sample.parent) (was active before the reboot)")
+            #expect(would.first?.message == "dry run: would start mdev \(owned) on \(Sample.parent) (was active before the reboot); kept in the plan")
             #expect(h.log.records(.restoreFailed).isEmpty && h.log.records(.restoreSucceeded).isEmpty)
+        }
+    }
+
+    /// The dry run's plan is not used up: the device stays pending (metrics and state file), and real mode
+    /// on the same boot, by reload, acts on exactly that device.
+    @Test func dryRunKeepsThePlanForRealMode() async throws {
+        try await PolicyHarness.run(initial: initial, previous: previous, config: config(dryRun: true), failTimes: .max,
+                                    writable: true) { h in
+            #expect(await eventually { h.count("dry_run") == 1 })
+            #expect(await eventually { h.saved?.bootID == PolicyHarness.bootID && h.saved?.pending.map(\.uuid) == [owned] },
+                    "the dry run's device left the state file's plan")
+            #expect(h.metrics.pending["restore"] == 1)
+            #expect(h.actions.calls.isEmpty)
+            h.service.update(config: config(dryRun: false))
+            #expect(await eventually { !h.actions.startCalls.isEmpty }, "real mode did not act")
+            #expect(Set(h.actions.startCalls) == [Sample.name(owned)])
+            #expect(h.count("dry_run") == 1, "the dry run was said once")
+        }
+    }
+
+    /// Real mode reloaded over the read-only connection a dry run opened: nothing is attempted, the plan
+    /// stays for the restart.
+    @Test func realModeOverAReadOnlyConnectionWaitsForTheRestart() async throws {
+        try await PolicyHarness.run(initial: initial, previous: previous, config: config(dryRun: true), failTimes: .max) { h in
+            #expect(await eventually { h.count("dry_run") == 1 })
+            h.service.update(config: config(dryRun: false))
+            #expect(await eventually { h.log.records.contains { $0.uuid == owned && $0.message.contains("read-only until mdevmon restarts") } })
+            #expect(await h.consumedSoFar())
+            #expect(h.actions.calls.isEmpty)
+            #expect(h.metrics.pending["restore"] == 1)
+            // The marker domain's reference problem is the one warning.
+            #expect(h.log.records(atLeast: .warning).allSatisfy { $0.value(LogKey.domainName)?.hasPrefix("marker-") == true })
         }
     }
 
@@ -274,7 +306,8 @@ import Testing
         }
     }
 
-    @Test func reloadedOwnershipStopsARunningRestore() async throws {
+    /// A device no longer owned stops being restored but stays in the plan; owned again, it is restored.
+    @Test func reloadedOwnershipHoldsARunningRestoreInThePlan() async throws {
         var slow = config()
         slow.restore.deadline = .seconds(30)
         try await PolicyHarness.run(initial: initial, previous: previous, config: slow, failTimes: .max) { h in
@@ -283,12 +316,17 @@ import Testing
             cfg.ownership.excludeUUIDs = [owned]
             h.service.update(config: cfg)
             #expect(await eventually { h.log.records.contains { $0.uuid == owned && $0.message.contains("no longer owned") } })
-            // The restore leaves `pending` only after it returned: from here on it cannot act again.
-            #expect(await eventually { h.metrics.pending["restore"] == 0 })
             let calls = h.actions.calls
+            #expect(await h.consumedSoFar())
+            #expect(h.actions.calls == calls, "an attempt after the device was no longer owned")
             #expect(h.count("failure") == calls.count, "every attempt made was counted, none after")
             #expect(h.count("gave_up") == 0 && h.count("success") == 0)
             #expect(h.log.records(.restoreAttempted).count == calls.count)
+            #expect(h.metrics.pending["restore"] == 1, "the device left the plan")
+            #expect(await eventually { h.saved?.pending.map(\.uuid) == [owned] })
+
+            h.service.update(config: slow)
+            #expect(await eventually { h.actions.calls.count > calls.count }, "owned again, it was not restored")
             #expect(h.log.records.filter { $0.message.contains("no longer owned") }.count == 1)
         }
     }

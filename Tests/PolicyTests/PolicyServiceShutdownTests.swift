@@ -95,4 +95,80 @@ import Testing
         #expect(saved.pending.map(\.uuid) == [restoring], "the unfinished restore must stay pending")
         #expect(saved.active.map(\.uuid) == [cameUp], "the final write reflects the index at shutdown")
     }
+
+    /// SIGTERM while restores are queued for libvirt: the one in flight finishes, none of the queued ones
+    /// starts afterwards, and they stay pending for the next run.
+    @Test func queuedRestoresStartNothingAfterShutdown() async throws {
+        let devices = [Sample.uuid(), Sample.uuid(), Sample.uuid()]
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = StateStore(directory: dir.path)
+        try store.save(PersistedState(bootID: "previous-boot", active: devices.map { Sample.saved($0) }))
+        let index = DeviceIndex(uri: "test:///policy")
+        await index.replace(with: .with(devices.map { Sample.device($0) }))
+        let log = LogCapture()
+        // The first start fails at once and retries after 500 ms; the second holds the only slot until the
+        // graceful shutdown reaches it (as it reaches a libvirt call in flight), and the others queue behind.
+        let starts = Observations()
+        let actions = FakeDeviceActions(index: index, failTimes: .max, hooks: .init(beforeAction: { name in
+            starts.record(name)
+            if starts.all.count == 2 { try? await gracefulShutdown() }
+        }))
+        let config = fastConfig {
+            $0.restore.maxConcurrent = 1
+            $0.restore.deadline = .seconds(600)
+            $0.restore.retryInitial = .milliseconds(500)
+        }
+        let service = PolicyService(index: index, waitForFirstSync: {}, actions: actions, config: config, store: store,
+                                    bootID: PolicyHarness.bootID, saveDelay: .milliseconds(10), logger: log.logger)
+        let group = ServiceGroup(configuration: .init(services: [service], logger: Logger(label: "test.group") { _ in SwiftLogNoOpLogHandler() }))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            // Two starts made (the second in "libvirt"), and the first device's retry announced: it waits for
+            // the slot (the third device waits for it too, to check its parent).
+            #expect(await eventually { log.records(.restoreAttempted).count == 3 && actions.startCalls.count == 2 },
+                    "the restores never queued: \(log.records(.restoreAttempted).map(\.message)), starts \(actions.startCalls)")
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(actions.startCalls.count == 2, "a queued restore started after SIGTERM: \(actions.startCalls)")
+        guard case .loaded(let saved) = store.load() else { Issue.record("no state file after shutdown"); return }
+        #expect(Set(saved.pending.map(\.uuid)) == Set(devices), "the unfinished restores must stay pending")
+    }
+}
+
+/// The host checks' libvirt probe can block for long (a libvirtd that does not answer): shutdown must
+/// not wait for it, and a run cut short publishes and journals nothing.
+@Suite struct HostCheckShutdownTests {
+    @Test func shutdownDoesNotWaitForAHangingProbe() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let entered = Atomic(false)
+        let release = DispatchSemaphore(value: 0)
+        defer { release.signal() }
+        let log = LogCapture()
+        let service = HostCheckService(
+            uri: "test:///hang", readOnly: true,
+            inputs: HostDoctor.Inputs(configFile: dir.path + "/mdevmon.yaml", isDefaultConfigPath: true, stateDir: dir.path),
+            snapshot: { DeviceIndex(uri: "test:///hang").snapshot }, waitForFirstSync: {},
+            probe: { uri, readOnly in
+                entered.store(true, ordering: .sequentiallyConsistent)
+                release.wait()
+                return LibvirtProbe(uri: uri, readOnly: readOnly, connectError: "released after the test")
+            },
+            logger: log.logger)
+        let group = ServiceGroup(configuration: .init(services: [service], logger: Logger(label: "test.group") { _ in SwiftLogNoOpLogHandler() }))
+        let finished = Atomic(false)
+        let runner = Task {
+            try? await group.run()
+            finished.store(true, ordering: .sequentiallyConsistent)
+        }
+        defer { runner.cancel() }
+        #expect(await eventually { entered.load(ordering: .sequentiallyConsistent) }, "the probe never ran")
+        await group.triggerGracefulShutdown()
+        #expect(await eventually(timeout: .seconds(5)) { finished.load(ordering: .sequentiallyConsistent) },
+                "shutdown waited for the probe")
+        #expect(service.results.report == nil, "a run cut short published results")
+        #expect(log.records.isEmpty, "a run cut short journaled: \(log.records.map(\.message))")
+    }
 }

@@ -189,7 +189,7 @@ struct PolicyHarness {
     static func run(
         initial: IndexState, previous: PersistedState? = nil, config: PolicyConfig = fastConfig(),
         failTimes: Int = 0, hooks: @escaping (DeviceIndex) -> FakeDeviceActions.Hooks = { _ in .init() },
-        saveDelay: Duration = .milliseconds(10), bootID: String = bootID,
+        saveDelay: Duration = .milliseconds(10), bootID: String = bootID, writable: Bool? = nil,
         _ body: (PolicyHarness) async throws -> Void
     ) async throws {
         let dir = try TemporaryDirectory()
@@ -201,7 +201,7 @@ struct PolicyHarness {
         let actions = FakeDeviceActions(index: index, failTimes: failTimes, hooks: hooks(index))
         let log = LogCapture()
         let service = PolicyService(index: index, waitForFirstSync: {}, actions: actions, config: config,
-                                    store: store, bootID: bootID, saveDelay: saveDelay, logger: log.logger)
+                                    store: store, bootID: bootID, saveDelay: saveDelay, writable: writable, logger: log.logger)
         let harness = PolicyHarness(index: index, actions: actions, store: store, log: log, service: service)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await service.run() }
