@@ -62,6 +62,15 @@ extension Mdevmon {
             guard let bootID = BootID.current() else {
                 throw ValidationError("cannot read /proc/sys/kernel/random/boot_id")
             }
+            // Held until the process ends; a second daemon on the same directory exits naming the holder.
+            let stateLock: StateDirectoryLock?
+            do {
+                stateLock = try StateDirectoryLock(directory: stateDir)
+            } catch {
+                guard case .unavailable = error else { throw error }
+                logger.warning("\(error); running without it, so nothing stops a second daemon on this directory")
+                stateLock = nil
+            }
 
             let monitor = MonitorService(
                 configuration: MonitorConfiguration(uri: connection.connect, readOnly: !policyConfig.needsWriteAccess),
@@ -113,6 +122,7 @@ extension Mdevmon {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
             try await group.run()
+            withExtendedLifetime(stateLock) {}
         }
     }
 }
