@@ -29,7 +29,9 @@ extension Mdevmon {
         var configFile: String = PolicyConfig.defaultPath
 
         @Option(name: .customLong("state.dir"), help: ArgumentHelp(
-            "Directory for the crash-safe state file (boot id, active mdevs).", valueName: "dir"))
+            "Directory for the crash-safe state file (boot id, active mdevs).",
+            discussion: "One daemon per directory: it holds mdevmon.lock there, and a second one exits naming its pid.",
+            valueName: "dir"))
         var stateDir: String = "/var/lib/mdevmon"
 
         @Option(name: .customLong("web.listen-address"), help: ArgumentHelp(
