@@ -10,6 +10,9 @@ import Synchronization
 /// `autostart/` subdirectory holds a `<name>.xml` link per autostart domain, which `virsh autostart`
 /// adds or removes, again without an event: watched the same way when it exists.
 ///
+/// A directory removed, or replaced by a rename, ends its inotify watch: the parent is watched too, so
+/// the directory is watched again when one by that name is back, and the Monitor resyncs (saying why).
+///
 /// Owned by the `LibvirtClient` it feeds: started with the connection, stopped by its `close()`.
 final class DomainConfigWatch: Sendable {
     /// libvirt's configuration directory for `uri`, where mdevmon knows it.
