@@ -5,10 +5,21 @@ public enum LibvirtWork: Hashable, Sendable {
     case nodeDevice(name: String, kinds: Set<NodeDeviceEventKind>)
     /// Fetch this domain's current state.
     case domain(name: String, kinds: Set<DomainEventKind>)
-    /// More objects changed at once than the queue holds: re-read everything (a full sync).
-    case resync
+    /// Re-read everything (a full sync), for these reasons.
+    case resync(Set<ResyncReason>)
     /// The connection closed; nothing queued before it is worth fetching on a dead connection.
     case closed(reason: String)
+}
+
+/// Why the Monitor re-reads everything instead of fetching what an event names.
+public enum ResyncReason: Hashable, Sendable {
+    /// More objects changed at once than the queue (or inotify's own queue) holds.
+    case overflow
+    /// The watched domain configuration directory went away (removed, or moved or renamed over);
+    /// `watchingForReturn` says whether its parent is watched for a new one.
+    case configDirectoryLost(String, watchingForReturn: Bool)
+    /// A directory by that name is there again and watched; what changed in between is unknown.
+    case configDirectoryBack(String)
 }
 
 /// The mailbox between libvirt's callbacks and the Monitor: bounded and coalesced per object.
@@ -63,6 +74,7 @@ public final class EventQueue: Sendable {
         var domainKinds: [String: Set<DomainEventKind>] = [:]
         var counts: [EventCounterKey: Int] = [:]
         var resync = false
+        var resyncReasons: Set<ResyncReason> = []
         var closed: String?
         var stats = EventQueueStats()
         /// Hand-outs from the lifecycle lane since the update lane's last turn.
@@ -137,10 +149,12 @@ public final class EventQueue: Sendable {
     }
 
     /// Drops every queued object for one resync: a source lost track of what changed (inotify's own
-    /// queue overflowed).
-    func requestResync() {
+    /// queue overflowed, its directory went away or came back).
+    func requestResync(_ reason: ResyncReason) {
         mailbox.post { c in
-            if c.closed == nil { Self.dropAllForResync(&c) }
+            guard c.closed == nil else { return }
+            Self.dropAllForResync(&c)
+            c.resyncReasons.insert(reason)
         }
     }
 
@@ -149,6 +163,7 @@ public final class EventQueue: Sendable {
         if c.resync || c.closed != nil { return false }
         guard c.waiting < capacity else {
             dropAllForResync(&c)
+            c.resyncReasons.insert(.overflow)
             c.stats.overflows += 1
             return false
         }
@@ -178,7 +193,8 @@ public final class EventQueue: Sendable {
                 work = .closed(reason: reason)
             } else if c.resync {
                 c.resync = false
-                work = .resync
+                work = .resync(c.resyncReasons)
+                c.resyncReasons = []
             } else if let next = Self.nextObject(&c) {
                 work = next
             } else {

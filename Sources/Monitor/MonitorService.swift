@@ -160,9 +160,9 @@ public final class MonitorService: Service, Sendable {
             case .closed(let reason):
                 await index.mutate(events: counts) { _ in [] }
                 return reason
-            case .resync:
-                // More objects changed at once than the queue (or inotify's) holds: read libvirt's truth instead.
-                logger.notice("more objects changed at once than the event queues hold (\(connection.events.capacity) here); resyncing")
+            case .resync(let reasons):
+                // A source lost track of what changed: read libvirt's truth instead.
+                for reason in reasons.sorted(by: { "\($0)" < "\($1)" }) { logResync(reason, capacity: connection.events.capacity) }
                 await index.mutate(events: counts) { _ in [] }
                 try await sync(connection)
             case .nodeDevice(let name, let kinds):
@@ -173,6 +173,21 @@ public final class MonitorService: Service, Sendable {
         }
         try Task.checkCancellation()
         return "event stream ended"
+    }
+
+    private func logResync(_ reason: ResyncReason, capacity: Int) {
+        switch reason {
+        case .overflow:
+            logger.notice("more objects changed at once than the event queues hold (\(capacity) here); resyncing")
+        case .configDirectoryLost(let directory, let watching):
+            let meanwhile = "a --config attach or detach, or virsh autostart, shows only at the domain's next event"
+            logger.warning(watching
+                ? "libvirt's domain configuration directory \(directory) went away: watching for it to come back; meanwhile \(meanwhile); resyncing"
+                : "libvirt's domain configuration directory \(directory) went away, and so did its parent: not watched until mdevmon reconnects to libvirt; \(meanwhile); resyncing",
+                metadata: MessageID.libvirtOperationFailed.metadata)
+        case .configDirectoryBack(let directory):
+            logger.notice("libvirt's domain configuration directory \(directory) is there again (re-created or replaced) and watched; resyncing for what changed in between")
+        }
     }
 
     private func handleNodeDevice(_ name: String, _ kinds: Set<NodeDeviceEventKind>, _ counts: [EventCounterKey: Int],

@@ -27,6 +27,13 @@ public struct PolicyConfig: Hashable, Sendable {
         /// of mdevs, hundreds of parallel RPCs would only queue in libvirtd).
         public var maxConcurrent = 4
         public init() {}
+
+        /// The longest duration any field accepts (7 days). A longer one is a typo (`30000` meaning
+        /// milliseconds), and an unbounded one would not fit the clocks' arithmetic.
+        public static let longestDuration: Duration = .seconds(7 * 24 * 3600)
+        /// The most restores at once: libvirtd serves 5 calls per client at a time by default
+        /// (`max_client_requests`), so more only queue there.
+        public static let maxConcurrentLimit = 64
     }
 
     public struct DomainReferences: Hashable, Sendable {

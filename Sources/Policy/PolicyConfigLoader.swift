@@ -34,6 +34,7 @@ extension PolicyConfig {
         var config = PolicyConfig()
         guard let node else { return config }  // An empty file means defaults.
         let r = Reader(file: file)
+        var retryInitialLine: Int?, retryMaxLine: Int?
         try r.mapping(node, at: "", keys: ["dry_run", "ownership", "policies"]) { key, value throws(ConfigError) in
             switch key {
             case "dry_run": config.dryRun = try r.bool(value, at: "dry_run")
@@ -58,11 +59,18 @@ extension PolicyConfig {
                             switch f {
                             case "enabled": config.restore.enabled = try r.bool(x, at: path)
                             case "recreate_transient": config.restore.recreateTransient = try r.bool(x, at: path)
-                            case "autostart_grace_period": config.restore.autostartGracePeriod = try r.duration(x, at: path)
-                            case "retry_initial": config.restore.retryInitial = try r.duration(x, at: path)
-                            case "retry_max": config.restore.retryMax = try r.duration(x, at: path)
-                            case "max_concurrent": config.restore.maxConcurrent = try r.positiveInt(x, at: path)
-                            default: config.restore.deadline = try r.duration(x, at: path)
+                            // A grace period of 0 starts at once and a deadline of 0 tries once; a retry delay
+                            // of 0 would retry in a tight loop against libvirtd.
+                            case "autostart_grace_period": config.restore.autostartGracePeriod = try r.duration(x, at: path, zero: true)
+                            case "retry_initial":
+                                config.restore.retryInitial = try r.duration(x, at: path, zero: false)
+                                retryInitialLine = x.mark?.line
+                            case "retry_max":
+                                config.restore.retryMax = try r.duration(x, at: path, zero: false)
+                                retryMaxLine = x.mark?.line
+                            case "max_concurrent":
+                                config.restore.maxConcurrent = try r.int(x, at: path, in: 1...PolicyConfig.Restore.maxConcurrentLimit)
+                            default: config.restore.deadline = try r.duration(x, at: path, zero: true)
                             }
                         }
                     } else {
@@ -74,8 +82,13 @@ extension PolicyConfig {
             }
         }
         if config.restore.retryInitial > config.restore.retryMax {
-            throw ConfigError(file: file, line: nil, field: "policies.restore.retry_initial",
-                              problem: "must not exceed retry_max")
+            // Name the field the operator wrote: retry_max alone can fall below the default retry_initial.
+            if retryInitialLine != nil || retryMaxLine == nil {
+                throw ConfigError(file: file, line: retryInitialLine, field: "policies.restore.retry_initial",
+                                  problem: "must not exceed retry_max (\(config.restore.retryMax))")
+            }
+            throw ConfigError(file: file, line: retryMaxLine, field: "policies.restore.retry_max",
+                              problem: "must not be less than retry_initial (\(config.restore.retryInitial), the default)")
         }
         return config
     }
@@ -133,24 +146,36 @@ private struct Reader {
         return out
     }
 
-    func positiveInt(_ node: Node, at field: String) throws(ConfigError) -> Int {
-        guard case .scalar(let s) = node, let n = Int(s.string), n > 0 else {
-            throw fail(node, field, "must be a whole number of at least 1")
+    func int(_ node: Node, at field: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        guard case .scalar(let s) = node, let n = Int(s.string), range.contains(n) else {
+            throw fail(node, field, "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
         }
         return n
     }
 
-    /// Accepts `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
-    func duration(_ node: Node, at field: String) throws(ConfigError) -> Duration {
+    /// Accepts `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds, in whole milliseconds, up to
+    /// `PolicyConfig.Restore.longestDuration`; zero only where `zero` allows it.
+    func duration(_ node: Node, at field: String, zero: Bool) throws(ConfigError) -> Duration {
         guard case .scalar(let s) = node else { throw fail(node, field, "must be a duration like 30s") }
         let text = s.string.trimmingCharacters(in: .whitespaces)
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            if let n = Double(text.dropLast(suffix.count)), n >= 0, n.isFinite {
-                return .milliseconds(Int64((n * factor * 1000).rounded()))
-            }
+        let unit = units.first { text.hasSuffix($0.0) }
+        let number = unit.map { text.dropLast($0.0.count) } ?? Substring(text)
+        // Decimal notation only: Double() also reads hex floats, "inf" and "nan".
+        guard !number.isEmpty, number.allSatisfy({ "0123456789.eE+-".contains($0) }), let n = Double(number) else {
+            throw fail(node, field, "'\(text)' is not a duration (use e.g. 500ms, 30s, 10m)")
         }
-        if let n = Double(text), n >= 0, n.isFinite { return .milliseconds(Int64((n * 1000).rounded())) }
-        throw fail(node, field, "'\(text)' is not a duration (use e.g. 500ms, 30s, 10m)")
+        if n < 0 { throw fail(node, field, "'\(text)' must not be negative") }
+        let seconds = n * (unit?.1 ?? 1)
+        let longest = PolicyConfig.Restore.longestDuration
+        // Checked before converting: a huge value (1e20s) does not fit in Int64 milliseconds and would trap.
+        guard seconds.isFinite, seconds <= Double(longest.components.seconds) else {
+            throw fail(node, field, "'\(text)' is too long (at most \(longest.components.seconds / 3600)h)")
+        }
+        let milliseconds = Int64((seconds * 1000).rounded())
+        if milliseconds == 0 && !zero {
+            throw fail(node, field, "'\(text)' must be at least 1ms (0 would retry in a tight loop)")
+        }
+        return .milliseconds(milliseconds)
     }
 }

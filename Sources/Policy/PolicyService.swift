@@ -155,6 +155,12 @@ public final class PolicyService: Service, Sendable {
             return nil
         case .loaded(let state):
             return state
+        case .newer(let state, let version, let keptAt):
+            logger.warning("state file \(store.path) is format \(version), from a newer mdevmon (this one reads and writes \(PersistedState.currentVersion)): using the fields this version knows; the original is kept at \(keptAt ?? "nowhere (the directory is not writable)")")
+            return state
+        case .unsupported(let version, let reason, let movedTo):
+            logger.error("state file \(store.path) is format \(version), from a newer mdevmon, and this one cannot read it (\(reason)): nothing to restore from it; moved aside to \(movedTo ?? "nowhere (move failed)") for an mdevmon that reads format \(version)")
+            return nil
         case .corrupt(let reason, let movedTo):
             logger.warning("state file \(store.path) is unreadable (\(reason)); moved aside to \(movedTo ?? "nowhere (move failed)"), starting fresh")
             return nil

@@ -31,7 +31,11 @@ public struct PersistedState: Codable, Hashable, Sendable {
         }
     }
 
-    public var version = 1
+    /// The format this mdevmon reads and writes. A newer mdevmon may add fields; one whose fields this
+    /// version still decodes is read (`StateStore.LoadResult.newer`).
+    public static let currentVersion = 1
+
+    public var version = PersistedState.currentVersion
     public var bootID: String
     public var active: [Device]
     /// Devices a restore was still working on when this was written: a restart within the same boot
@@ -72,23 +76,73 @@ public struct StateStore: Sendable {
     public enum LoadResult: Sendable, Equatable {
         case missing
         case loaded(PersistedState)
+        /// Written by a newer mdevmon (format `version`, e.g. after a downgrade): the fields this version
+        /// knows were read. The next write replaces the file in this version's format, so the original
+        /// is kept at `keptAt` first (nil: neither a second name nor a move worked, so the directory is
+        /// not writable and no write will replace it either).
+        case newer(PersistedState, version: Int, keptAt: String?)
+        /// A newer format whose known fields this version cannot decode: moved to `movedTo`, named after
+        /// its format, for an mdevmon that reads it.
+        case unsupported(version: Int, reason: String, movedTo: String?)
         /// The file was unreadable or corrupt and has been moved to `movedTo`.
         case corrupt(reason: String, movedTo: String?)
     }
 
+    /// Reads the state file. Nothing is ever deleted: a file this version cannot use is moved aside
+    /// under a name that says why, and a newer one it can read is also kept as it was.
     public func load() -> LoadResult {
         guard FileManager.default.fileExists(atPath: path) else { return .missing }
+        let decoder = JSONDecoder()
+        let data: Data
+        let version: Int
         do {
-            let data = try Data(contentsOf: URL(fileURLWithPath: path))
-            let decoder = JSONDecoder()
-            let state = try decoder.decode(PersistedState.self, from: data)
-            guard state.version == 1 else { throw StateStoreError("unsupported version \(state.version)") }
-            return .loaded(state)
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            version = try decoder.decode(Header.self, from: data).version
         } catch {
-            let aside = path + ".corrupt-\(Int(Date().timeIntervalSince1970))"
-            let moved = (try? FileManager.default.moveItem(atPath: path, toPath: aside)) != nil
-            return .corrupt(reason: Self.describe(error), movedTo: moved ? aside : nil)
+            return .corrupt(reason: Self.describe(error), movedTo: moveAside(suffix: "corrupt"))
         }
+        do {
+            let state = try decoder.decode(PersistedState.self, from: data)
+            if version == PersistedState.currentVersion { return .loaded(state) }
+            if version > PersistedState.currentVersion {
+                // Kept under a second name, or else moved there: the state read is in hand either way.
+                let kept = keep(version: version) ?? moveAside(suffix: "version-\(version)")
+                return .newer(state, version: version, keptAt: kept)
+            }
+            throw StateStoreError("unknown version \(version)")
+        } catch {
+            // A newer format whose known fields changed is not ours to read; anything else is corrupt.
+            if version > PersistedState.currentVersion {
+                return .unsupported(version: version, reason: Self.describe(error), movedTo: moveAside(suffix: "version-\(version)"))
+            }
+            return .corrupt(reason: Self.describe(error), movedTo: moveAside(suffix: "corrupt"))
+        }
+    }
+
+    /// Just enough of the file to tell its format.
+    private struct Header: Decodable { var version: Int }
+
+    /// Renames the file to `state.json.<suffix>-<unix time>`, never over an earlier one.
+    private func moveAside(suffix: String) -> String? {
+        let base = path + ".\(suffix)-\(Int(Date().timeIntervalSince1970))"
+        let names: [String] = [base] + (1..<100).map { "\(base).\($0)" }
+        guard let aside = names.first(where: { !FileManager.default.fileExists(atPath: $0) }) else { return nil }
+        return rename(path, aside) == 0 ? aside : nil
+    }
+
+    /// A second name for the file as it is (`state.json.version-N`), which the next save's rename over
+    /// `state.json` leaves in place. A restart before that save finds the same file already kept.
+    private func keep(version: Int) -> String? {
+        var kept = path + ".version-\(version)"
+        var current = stat(), existing = stat()
+        guard stat(path, &current) == 0 else { return nil }
+        if stat(kept, &existing) == 0 {
+            if existing.st_ino == current.st_ino && existing.st_dev == current.st_dev { return kept }
+            kept += "-\(Int(Date().timeIntervalSince1970))"
+        }
+        if link(path, kept) == 0 { return kept }
+        // A filesystem without hard links: a copy will do.
+        return (try? FileManager.default.copyItem(atPath: path, toPath: kept)) != nil ? kept : nil
     }
 
     /// Writes atomically: a temp file of its own (`mkstemp`, so two writers could never share one even

@@ -30,7 +30,9 @@ extension Mdevmon {
         var configFile: String = PolicyConfig.defaultPath
 
         @Option(name: .customLong("state.dir"), help: ArgumentHelp(
-            "Directory for the crash-safe state file (boot id, active mdevs).", valueName: "dir"))
+            "Directory for the crash-safe state file (boot id, active mdevs).",
+            discussion: "One daemon per directory: it holds mdevmon.lock there, and a second one exits naming its pid.",
+            valueName: "dir"))
         var stateDir: String = "/var/lib/mdevmon"
 
         @Option(name: .customLong("web.listen-address"), help: ArgumentHelp(
@@ -65,6 +67,15 @@ extension Mdevmon {
             }
             guard let bootID = BootID.current() else {
                 throw ValidationError("cannot read /proc/sys/kernel/random/boot_id")
+            }
+            // Held until the process ends; a second daemon on the same directory exits naming the holder.
+            let stateLock: StateDirectoryLock?
+            do {
+                stateLock = try StateDirectoryLock(directory: stateDir)
+            } catch {
+                guard case .unavailable = error else { throw error }
+                logger.warning("\(error); running without it, so nothing stops a second daemon on this directory")
+                stateLock = nil
             }
 
             let monitor = MonitorService(
@@ -124,6 +135,7 @@ extension Mdevmon {
             groupConfiguration.maximumGracefulShutdownDuration = Self.gracefulShutdownBound
             groupConfiguration.maximumCancellationDuration = Self.cancellationBound
             try await ServiceGroup(configuration: groupConfiguration).run()
+            withExtendedLifetime(stateLock) {}
         }
     }
 }

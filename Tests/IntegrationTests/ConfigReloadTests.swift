@@ -71,4 +71,25 @@ struct ConfigReloadTests {
         #expect(daemon.value("mdev_libvirt_reconnects_total") == reconnects)
         #expect(daemon.value(referenced) == 1, "the index still holds the domain")
     }
+
+    /// A duration too large for the clocks once trapped in the loader and killed the daemon on SIGHUP; a
+    /// zero retry delay was accepted. Both are errors naming the line and field, and the daemon stays up.
+    @Test func sighupWithAnImpossibleValueKeepsTheDaemonAndItsConfiguration() async throws {
+        let daemon = try TestDaemon()
+        defer { daemon.stop() }
+        try #require(await daemon.waitUntilSynced(), "daemon never synced; stderr:\n\(daemon.stderrTail)")
+        for (value, problem) in [("1e20s", "'1e20s' is too long (at most 168h)"), ("0s", "'0s' must be at least 1ms")] {
+            try "dry_run: true\npolicies:\n  restore:\n    retry_initial: \(value)\n"
+                .write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+            daemon.signal(SIGHUP)
+            let rejected = await AlertingNet.poll(timeout: .seconds(10), every: .milliseconds(100)) {
+                daemon.stderr.contains(problem)
+            }
+            #expect(rejected, "\(value): stderr:\n\(daemon.stderrTail)")
+            let errorLine = daemon.stderr.split(separator: "\n").last { $0.contains("reload of \(daemon.configPath) failed") }
+            #expect(errorLine?.contains("\(daemon.configPath):4: policies.restore.retry_initial: \(problem)") == true, "\(errorLine ?? "none")")
+            #expect(daemon.process.isRunning, "\(value) killed the daemon: \(daemon.stderrTail)")
+            #expect(daemon.value("mdev_config_last_reload_successful") == 0)
+        }
+    }
 }

@@ -64,6 +64,8 @@ struct StateFileCrashTests {
                 #expect(state.bootID == BootID.current(), "round \(round)")
             case .corrupt(let reason, let movedTo):
                 Issue.record("round \(round): state file corrupt after SIGKILL: \(reason) (moved to \(movedTo ?? "-"))")
+            case .newer(_, let v, _), .unsupported(let v, _, _):
+                Issue.record("round \(round): state file of format \(v)")
             }
         }
         #expect(written.count == 200)

@@ -64,6 +64,7 @@ struct StateFileRestoreCrashTests {
             case .loaded: parsed += 1
             case .missing: Issue.record("round \(round): the state file vanished")
             case .corrupt(let reason, _): Issue.record("round \(round): corrupt state file after SIGKILL: \(reason)")
+            case .newer(_, let v, _), .unsupported(let v, _, _): Issue.record("round \(round): state file of format \(v)")
             }
             let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: stateDir)) ?? []
             #expect(!leftovers.contains { $0.contains(".corrupt-") }, "round \(round): \(leftovers)")

@@ -46,7 +46,7 @@ import Testing
         // Later events are covered by the pending resync.
         queue.push(.nodeDevice(name: "d11", kind: .updated))
         let next = try #require(await queue.next())
-        #expect(next.work == .resync)
+        #expect(next.work == .resync([.overflow]))
         #expect(next.counts[EventCounterKey(source: "nodedev", event: "updated")] == 12)
         #expect(queue.stats.overflows == 1)
         // After the resync is handed out, the queue admits objects again.

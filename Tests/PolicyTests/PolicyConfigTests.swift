@@ -151,7 +151,7 @@ import Testing
         ("ownership:\n  uuids: abc\n", 2, "ownership.uuids", "must be a list of strings"),
         ("ownership:\n  parents:\n    - pci_0000_3b_00_0\n    - {a: b}\n", 4, "ownership.parents", "list items must be non-empty strings"),
         ("policies:\n  restore:\n    retry_max: soon\n", 3, "policies.restore.retry_max", "'soon' is not a duration"),
-        ("policies:\n  restore:\n    deadline: -5s\n", 3, "policies.restore.deadline", "is not a duration"),
+        ("policies:\n  restore:\n    deadline: -5s\n", 3, "policies.restore.deadline", "'-5s' must not be negative"),
         ("policies:\n  restore:\n    retry_initial: [1s]\n", 3, "policies.restore.retry_initial", "must be a duration"),
         ("ownership: [a]\n", 1, "ownership", "must be a mapping"),
         ("policies:\n  restore: true\n", 2, "policies.restore", "must be a mapping"),
@@ -205,8 +205,71 @@ import Testing
 
     @Test func retryInitialMustNotExceedRetryMax() {
         let e = error("policies:\n  restore:\n    retry_initial: 2m\n    retry_max: 1m\n")
+        #expect(e?.line == 3)
         #expect(e?.field == "policies.restore.retry_initial")
-        #expect(e?.problem == "must not exceed retry_max")
+        #expect(e?.problem == "must not exceed retry_max (60.0 seconds)")
+
+        // Only retry_max written, below the default retry_initial: the error names what was written.
+        let alone = error("policies:\n  restore:\n    retry_max: 500ms\n")
+        #expect(alone?.line == 3)
+        #expect(alone?.field == "policies.restore.retry_max")
+        #expect(alone?.problem == "must not be less than retry_initial (1.0 seconds, the default)")
+    }
+
+    /// A zero retry delay retries in a tight loop; a zero grace period (start at once) and a zero
+    /// deadline (try once) mean something. Nothing may be negative.
+    @Test(arguments: [
+        // (field, value, accepted)
+        ("retry_initial", "0s", false), ("retry_initial", "0", false), ("retry_initial", "0.0004s", false),
+        ("retry_initial", "1ms", true),
+        ("retry_max", "0ms", false), ("retry_max", "-1s", false),
+        ("autostart_grace_period", "0s", true), ("autostart_grace_period", "-1ms", false),
+        ("deadline", "0", true), ("deadline", "-0.5h", false),
+    ])
+    func zeroAndNegativeDurations(field: String, value: String, accepted: Bool) throws {
+        let yaml = "policies:\n  restore:\n    \(field): \(value)\n"
+        let e = error(yaml)
+        #expect((e == nil) == accepted, "\(field): \(value) → \(e.map(String.init(describing:)) ?? "accepted")")
+        if let e {
+            #expect(e.line == 3 && e.field == "policies.restore.\(field)")
+            #expect(e.problem.contains("'\(value)'"), "\(e)")
+        }
+    }
+
+    /// A value too large for Int64 milliseconds trapped the conversion and killed the daemon (on SIGHUP
+    /// too, where an invalid file must keep the old configuration).
+    @Test(arguments: [
+        "1e20s", "1e20", "99999999999999999999ms", "1e400h", "1.8e16s", "169h", "10081m", "604801s",
+    ])
+    func hugeDurationIsAnErrorNamingLineAndField(value: String) throws {
+        for field in ["autostart_grace_period", "retry_initial", "retry_max", "deadline"] {
+            let e = try #require(error("dry_run: true\npolicies:\n  restore:\n    \(field): \(value)\n"))
+            #expect(e.description == "config x.yaml:4: policies.restore.\(field): '\(value)' is too long (at most 168h)")
+        }
+    }
+
+    @Test func longestDurationIsAccepted() throws {
+        let c = try parse("policies:\n  restore:\n    retry_max: 168h\n    deadline: 604800s\n    autostart_grace_period: 10080m\n")
+        #expect(c.restore.retryMax == .seconds(604_800) && c.restore.deadline == .seconds(604_800))
+        #expect(c.restore.autostartGracePeriod == PolicyConfig.Restore.longestDuration)
+    }
+
+    /// Hex floats, infinities and NaN parse as Double but are no durations.
+    @Test(arguments: ["0x10s", "infs", "inf", "nan", "NaNms", "1_000s", "s", "ms", ""])
+    func onlyDecimalDurations(value: String) throws {
+        let e = try #require(error("policies:\n  restore:\n    deadline: \(value)\n"))
+        #expect(e.field == "policies.restore.deadline" && e.line == 3)
+        #expect(e.problem.contains("is not a duration"), "\(e)")
+    }
+
+    @Test(arguments: [
+        ("0", false), ("-3", false), ("65", false), ("99999999999999999999", false), ("4.5", false), ("1e3", false),
+        ("1", true), ("64", true),
+    ])
+    func maxConcurrentIsBounded(value: String, accepted: Bool) throws {
+        let e = error("policies:\n  restore:\n    max_concurrent: \(value)\n")
+        #expect((e == nil) == accepted)
+        if let e { #expect(e.description == "config x.yaml:3: policies.restore.max_concurrent: must be a whole number from 1 to 64") }
     }
 
     @Test func invalidFileOnDiskNamesThePath() throws {

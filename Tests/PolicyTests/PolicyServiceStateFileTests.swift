@@ -83,6 +83,36 @@ import Testing
         }
     }
 
+    /// After a downgrade the previous boot's state file is a newer format: its active devices are
+    /// still restored, the operator is told, and the original file is kept.
+    @Test func newerStateFileStillRestoresWithAWarning() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = StateStore(directory: dir.path)
+        let a = Sample.uuid()
+        let json = """
+            {"version": 2, "boot_id": "previous-boot", "future_field": true, "active": [
+              {"uuid": "\(a)", "parent": "\(Sample.parent)", "mdev_type": "\(Sample.type)", "attrs": [], "persistent": true}
+            ]}
+            """
+        try Data(json.utf8).write(to: URL(fileURLWithPath: store.path))
+        let index = DeviceIndex(uri: "test:///policy")
+        await index.replace(with: .with([Sample.device(a)]))
+        let log = LogCapture()
+        let actions = FakeDeviceActions(index: index)
+        let service = PolicyService(index: index, waitForFirstSync: {}, actions: actions, config: fastConfig(),
+                                    store: store, bootID: PolicyHarness.bootID, saveDelay: .milliseconds(10), logger: log.logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await service.run() }
+            defer { group.cancelAll() }
+            #expect(await eventually { actions.startCalls == [Sample.name(a)] }, "the newer file's device was not restored")
+            let warning = try #require(log.records.first { $0.level == .warning && $0.message.contains("newer mdevmon") })
+            #expect(warning.message == "state file \(store.path) is format 2, from a newer mdevmon (this one reads and writes 1): using the fields this version knows; the original is kept at \(store.path).version-2")
+            #expect(await eventually { if case .loaded = store.load() { true } else { false } }, "this version's file is written")
+            #expect(FileManager.default.contents(atPath: store.path + ".version-2") == Data(json.utf8))
+        }
+    }
+
     @Test(arguments: [
         (IndexChange.deviceAdded(Sample.device("u", active: true)), true),
         (.deviceAdded(Sample.device("u")), false),

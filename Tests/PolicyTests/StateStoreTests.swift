@@ -69,7 +69,8 @@ import Testing
     @Test(arguments: [
         ("garbage", "\u{1}\u{2}not json at all"),
         ("truncated", #"{"version": 1, "boot_id": "abc", "active": [{"uuid": "u1", "par"#),
-        ("wrong version", #"{"version": 2, "boot_id": "abc", "active": []}"#),
+        ("version zero", #"{"version": 0, "boot_id": "abc", "active": []}"#),
+        ("no version", #"{"boot_id": "abc", "active": []}"#),
         ("missing field", #"{"version": 1, "active": []}"#),
         ("empty", ""),
     ])
@@ -84,7 +85,7 @@ import Testing
             return
         }
         #expect(!reason.isEmpty)
-        if name == "wrong version" { #expect(reason == "unsupported version 2") }
+        if name == "version zero" { #expect(reason == "unknown version 0") }
         let aside = try #require(movedTo)
         #expect(aside.hasPrefix(store.path + ".corrupt-"))
         #expect(FileManager.default.contents(atPath: aside) == Data(content.utf8), "the bad file is kept for inspection")
@@ -94,6 +95,61 @@ import Testing
         // A fresh save works after that.
         try store.save(Self.state)
         #expect(store.load() == .loaded(Self.state))
+    }
+
+    /// A file from a newer mdevmon (after a downgrade) whose known fields decode is read, and the
+    /// original survives the first write of this version's format under a second name.
+    @Test func newerVersionIsReadAndKept() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = StateStore(directory: dir.path)
+        let json = """
+            {"version": 2, "boot_id": "abc", "written_by": "mdevmon 9", "active": [
+              {"uuid": "u1", "parent": "p", "mdev_type": "t", "attrs": [], "persistent": true, "numa_node": 1}
+            ], "pending": [], "quarantine": ["u2"]}
+            """
+        try Data(json.utf8).write(to: URL(fileURLWithPath: store.path))
+        guard case .newer(let state, let version, let keptAt) = store.load() else {
+            Issue.record("a newer file with known fields was not read: \(store.load())")
+            return
+        }
+        #expect(version == 2 && state.bootID == "abc" && state.active.map(\.uuid) == ["u1"])
+        #expect(keptAt == store.path + ".version-2")
+        #expect(FileManager.default.contents(atPath: store.path) == Data(json.utf8), "read in place, not moved")
+        // A restart before the first write finds it already kept: no second copy.
+        guard case .newer(_, _, let again) = store.load() else { Issue.record("second load"); return }
+        #expect(again == keptAt)
+        #expect(dir.files == ["state.json", "state.json.version-2"])
+
+        try store.save(Self.state)
+        #expect(store.load() == .loaded(Self.state))
+        #expect(FileManager.default.contents(atPath: store.path + ".version-2") == Data(json.utf8), "the original is not lost")
+    }
+
+    /// A newer file whose known fields changed shape cannot be read: it is moved aside under a name
+    /// that says its format, byte for byte, never deleted.
+    @Test func unreadableNewerVersionIsMovedAsideNotLost() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = StateStore(directory: dir.path)
+        let json = #"{"version": 3, "boot_id": "abc", "active": {"u1": {"parent": "p"}}}"#
+        try Data(json.utf8).write(to: URL(fileURLWithPath: store.path))
+        guard case .unsupported(let version, let reason, let movedTo) = store.load() else {
+            Issue.record("expected .unsupported: \(store.load())")
+            return
+        }
+        #expect(version == 3)
+        #expect(reason.hasPrefix("active: "), "\(reason)")
+        let aside = try #require(movedTo)
+        #expect(aside.hasPrefix(store.path + ".version-3-"))
+        #expect(FileManager.default.contents(atPath: aside) == Data(json.utf8))
+        #expect(store.load() == .missing)
+
+        // Two in the same second do not overwrite each other.
+        try Data(json.utf8).write(to: URL(fileURLWithPath: store.path))
+        guard case .unsupported(_, _, let second) = store.load() else { Issue.record("second load"); return }
+        #expect(second != nil && second != aside)
+        #expect(dir.files.filter { $0.hasPrefix("state.json.version-3-") }.count == 2)
     }
 
     @Test func bootIDIsReadAndTrimmed() throws {
