@@ -59,12 +59,18 @@ enum LibvirtEventLoop {
 
 /// Public face of the event-loop health check, for the watchdog.
 public enum EventLoopHealth {
-    /// Starts heartbeats; call once when a watchdog is configured.
-    public static func enable(interval: Int) { LibvirtEventLoop.enableHeartbeat(interval: interval) }
+    private static let maxAge = Atomic<Int64>(.max)
 
-    /// True when heartbeats are off or the loop stamped one within `maxAge` seconds.
-    public static func isHealthy(maxAge: Int64) -> Bool {
+    /// Starts heartbeats every `interval` seconds; the loop is healthy while the last one is at most
+    /// `maxAge` seconds old. Call once when a watchdog is configured.
+    public static func enable(interval: Int, maxAge: Int64) {
+        Self.maxAge.store(maxAge, ordering: .relaxed)
+        LibvirtEventLoop.enableHeartbeat(interval: interval)
+    }
+
+    /// True when heartbeats are off or the loop stamped one recently enough.
+    public static func isHealthy() -> Bool {
         guard let age = LibvirtEventLoop.heartbeatAge else { return true }
-        return age <= maxAge
+        return age <= maxAge.load(ordering: .relaxed)
     }
 }

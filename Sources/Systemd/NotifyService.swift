@@ -15,6 +15,9 @@ public actor NotifyService: Service {
     private let healthCheck: @Sendable () -> Bool
     private let logger: Logger
     private let readiness: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
+    /// The watchdog timeout systemd expects pings within, or nil: read once, here, for the pings and for
+    /// whoever must beat faster than them (`WatchdogSettings`).
+    public nonisolated let watchdog: WatchdogSettings?
 
     private var isReady = false
     private var isReloading = false
@@ -35,6 +38,7 @@ public actor NotifyService: Service {
         self.logger = logger
         self.healthCheck = healthCheck
         self.readiness = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        self.watchdog = notifier.watchdogTimeout().map(WatchdogSettings.init(timeout:))
     }
 
     /// Reports start-up (or a reload) complete: sends `READY=1`, with `STATUS=` when given, and starts the
@@ -80,7 +84,7 @@ public actor NotifyService: Service {
         for await _ in readiness.stream.cancelOnGracefulShutdown() { break }
 
         if isReady && !Task.isCancelled && !Task.isShuttingDownGracefully {
-            if let timeout = notifier.watchdogTimeout() {
+            if let timeout = watchdog?.timeout {
                 logger.debug("systemd watchdog enabled", metadata: ["watchdog.timeout": "\(timeout)"])
                 try? await cancelWhenGracefulShutdown { try await self.pingWatchdog(every: timeout / 2) }
             } else {

@@ -36,20 +36,13 @@ public struct StatusReporter<Ticks: AsyncSequence & Sendable>: Service where Tic
 
 /// The systemd watchdog, if one is configured: the event-loop heartbeat must beat faster than it.
 public struct WatchdogSettings: Sendable {
-    public var usec: UInt64
+    /// How long systemd waits for a ping (`WatchdogSec=`).
+    public var timeout: Duration
 
-    public init(usec: UInt64) { self.usec = usec }
-
-    /// From `WATCHDOG_USEC`, which systemd sets when the unit has `WatchdogSec=`.
-    public static func fromEnvironment() -> WatchdogSettings? { fromEnvironment(ProcessInfo.processInfo.environment) }
-
-    public static func fromEnvironment(_ environment: [String: String]) -> WatchdogSettings? {
-        guard let text = environment["WATCHDOG_USEC"], let usec = UInt64(text), usec > 0 else { return nil }
-        return WatchdogSettings(usec: usec)
-    }
+    public init(timeout: Duration) { self.timeout = timeout }
 
     /// A beat every quarter of the watchdog period (at least 1 s).
-    public var heartbeatInterval: Int { max(1, Int(usec / 4_000_000)) }
+    public var heartbeatInterval: Int { max(1, Int(timeout.components.seconds / 4)) }
     /// Stale after two missed beats plus a second of slack.
     public var maxHeartbeatAge: Int64 { Int64(heartbeatInterval * 2 + 1) }
 }

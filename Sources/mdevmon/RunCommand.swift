@@ -107,10 +107,9 @@ extension Mdevmon {
                 throw ValidationError("\(error)")
             }
 
-            let watchdog = WatchdogSettings.fromEnvironment()
-            if let interval = watchdog?.heartbeatInterval { EventLoopHealth.enable(interval: interval) }
-            let notify = NotifyService(logger: logger) {
-                EventLoopHealth.isHealthy(maxAge: watchdog?.maxHeartbeatAge ?? .max)
+            let notify = NotifyService(logger: logger) { EventLoopHealth.isHealthy() }
+            if let watchdog = notify.watchdog {
+                EventLoopHealth.enable(interval: watchdog.heartbeatInterval, maxAge: watchdog.maxHeartbeatAge)
             }
             let reload = ConfigReloadService(
                 path: configFile, isDefaultPath: configFile == PolicyConfig.defaultPath, policy: policy, logger: logger,

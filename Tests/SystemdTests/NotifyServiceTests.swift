@@ -246,4 +246,20 @@ import Testing
         #expect(manager.logLines.first?.contains("errno 111") == true)
         #expect(manager.messages.isEmpty)
     }
+
+    /// The watchdog period is read once, through `sd_watchdog_enabled` (which also checks `WATCHDOG_PID`),
+    /// and the event-loop heartbeat is derived from that same reading.
+    @Test func theWatchdogIsReadOnceAndTheHeartbeatBeatsFaster() {
+        let reads = Mutex(0)
+        let notifier = SystemdNotifier(send: { (_: String) throws(SystemdError) -> Bool in true },
+                                       watchdogTimeout: { reads.withLock { $0 += 1 }; return .seconds(30) })
+        let service = NotifyService(notifier: notifier, logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() })
+        #expect(service.watchdog?.timeout == .seconds(30))
+        #expect(service.watchdog?.heartbeatInterval == 7)
+        #expect(service.watchdog?.maxHeartbeatAge == 15)
+        #expect(reads.withLock { $0 } == 1)
+        let off = NotifyService(notifier: FakeServiceManager().notifier(watchdog: nil),
+                                logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() })
+        #expect(off.watchdog == nil)
+    }
 }
