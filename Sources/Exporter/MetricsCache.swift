@@ -110,8 +110,9 @@ public final class MetricsCache: Sendable {
 }
 
 /// Whether `a` and `b` are the same bits. For a persistent map that means the same root (and
-/// version), so equal without looking inside.
-private func sameBits<T>(_ a: T, _ b: T) -> Bool {
+/// version), so equal without looking inside. This leans on `TreeDictionary`'s layout (its root and a
+/// mutation count, no other state); `SharingTests` fails if that stops being so.
+func sameBits<T>(_ a: T, _ b: T) -> Bool {
     withUnsafeBytes(of: a) { a in withUnsafeBytes(of: b) { b in a.elementsEqual(b) } }
 }
 
