@@ -326,46 +326,22 @@ public enum MonitorError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// A one-shot latch: waiters resume once `signal()` has been called, or when their task is cancelled.
+/// A one-shot latch: waiters resume once `signal()` has been called, or when their task is cancelled
+/// (without that, a service in the group would hang shutdown while libvirt is down).
 final class FirstSyncSignal: Sendable {
-    private struct State {
-        var done = false
-        var nextID = 0
-        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
-    }
+    private let done = Atomic(false)
+    private let waiters = AsyncWaiters<Unkeyed>()
 
-    private let state = Mutex(State())
-
-    var isDone: Bool { state.withLock { $0.done } }
+    var isDone: Bool { done.load(ordering: .acquiring) }
 
     func signal() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            guard !s.done else { return [] }
-            s.done = true
-            defer { s.waiters = [:] }
-            return Array(s.waiters.values)
-        }
-        for w in waiters { w.resume() }
+        done.store(true, ordering: .releasing)
+        waiters.signalAll()
     }
 
     func wait() async {
-        let id = state.withLock { s in
-            s.nextID += 1
-            return s.nextID
-        }
-        // Without the handler a waiter (a service in the group) would hang shutdown while libvirt is down.
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { s -> Bool in
-                    // Checked under the lock: a cancel that ran before this finds nothing to resume.
-                    if s.done || Task.isCancelled { return true }
-                    s.waiters[id] = c
-                    return false
-                }
-                if resumeNow { c.resume() }
-            }
-        } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
-        }
+        let token = waiters.register()
+        if isDone { waiters.cancel(token); return }
+        await waiters.wait(token)
     }
 }

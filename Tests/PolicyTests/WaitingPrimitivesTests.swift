@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 @testable import Policy
 
-/// The restore's two waiting primitives honour cancellation and their bound.
+/// The restores' semaphore honours cancellation and its bound (`AsyncWaitersTests` cover the other waits).
 @Suite struct WaitingPrimitivesTests {
     /// A waiter cancelled in the queue leaves it at once, throwing, and never runs its body; the slot
     /// stays with its holder and then goes to the next live waiter.
@@ -48,24 +48,6 @@ import Testing
         }
         #expect(holders.most <= 3 && holders.most > 0)
         #expect(semaphore.waiting == 0)
-    }
-
-    /// A signal between register and wait is not lost; a cancelled wait returns and leaves nothing behind.
-    @Test func wakeupsKeepEarlySignalsAndHonourCancellation() async {
-        let wakeups = RestoreWakeups()
-        let early = wakeups.register(.parent("pci_0000_01_00_0"))
-        wakeups.signal(parent: "pci_0000_01_00_0")
-        await wakeups.wait(early)
-        #expect(wakeups.count == 0)
-
-        let reload = wakeups.register(.reload)
-        let waiter = Task { await wakeups.wait(reload) }
-        // Other signals do not wake a reload waiter; cancellation does.
-        wakeups.signal(parent: "pci_0000_01_00_0")
-        wakeups.signalAnyParent()
-        waiter.cancel()
-        await waiter.value
-        #expect(wakeups.count == 0, "a cancelled waiter stayed registered")
     }
 }
 
