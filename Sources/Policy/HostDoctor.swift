@@ -41,16 +41,10 @@ public enum HostDoctor {
     }
 
     /// `mdevmon doctor`: probes libvirt with the access the configuration needs, reads the index
-    /// once, and evaluates every check.
+    /// once through the same connection, and evaluates every check.
     public static func run(uri: String, inputs: Inputs) -> [HostCheck] {
         let config = (try? PolicyConfig.load(path: inputs.configFile, isDefaultPath: inputs.isDefaultConfigPath)) ?? PolicyConfig()
-        let probe = LibvirtProbe.run(uri: uri, readOnly: !config.needsWriteAccess)
-        var state: IndexState?
-        if probe.connectError == nil, probe.nodeDeviceError == nil,
-           let conn = try? LibvirtConnectorImpl().connect(uri: uri, readOnly: true) {
-            state = try? FullSync.read(from: conn).state
-            conn.close()
-        }
+        let (probe, state) = LibvirtProbe.run(uri: uri, readOnly: !config.needsWriteAccess) { try? FullSync.read(from: $0).state }
         return evaluate(inputs: inputs, probe: probe, state: state)
     }
 

@@ -76,7 +76,7 @@ import Testing
         let inputs = HostDoctor.Inputs(paths: HostPaths(root: root), configFile: root + "/none.yaml",
                                        isDefaultConfigPath: true, stateDir: root + "/state")
         let checks = HostDoctor.evaluate(
-            inputs: inputs, probe: LibvirtProbe(uri: "qemu:///system", readOnly: false, version: "9.0.0"),
+            inputs: inputs, probe: LibvirtProbe(uri: "qemu:///system", readOnly: false, version: LibvirtVersion(major: 9, minor: 0, micro: 0)),
             state: IndexState.with([Sample.device(a, active: true)]))
         #expect(checks.map(\.id) == HostCheckID.all)
         #expect(Dictionary(uniqueKeysWithValues: checks.map { ($0.id, $0.status) }) == [
