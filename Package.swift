@@ -99,7 +99,7 @@ let package = Package(
         .executableTarget(
             name: "mdevmon-bench",
             dependencies: [
-                "Monitor", "Exporter", "Policy", "PolicyExporter", "CLibvirt",
+                "Monitor", "Exporter", "Policy", "PolicyExporter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
