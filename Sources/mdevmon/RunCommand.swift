@@ -1,4 +1,5 @@
 import ArgumentParser
+import Doctor
 import Exporter
 import Foundation
 import Logging

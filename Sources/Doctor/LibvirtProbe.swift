@@ -1,3 +1,5 @@
+public import Monitor
+
 /// What `mdevmon doctor` learns from one short-lived libvirt connection: whether libvirt answers,
 /// its version, the access granted, and whether its node-device driver is there.
 public struct LibvirtProbe: Hashable, Sendable {

@@ -1,4 +1,5 @@
 public import Monitor
+public import Policy
 
 /// The checks that need mdevmon's configuration and the index, and the whole suite in one call —
 /// shared by `mdevmon doctor` and the daemon's start-up and SIGHUP runs.
