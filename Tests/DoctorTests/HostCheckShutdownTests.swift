@@ -2,6 +2,7 @@ import Doctor
 import Foundation
 import Logging
 import Monitor
+import Policy
 import ServiceLifecycle
 import Synchronization
 import TestSupport
@@ -19,7 +20,8 @@ import Testing
         let log = LogCapture()
         let service = HostCheckService(
             uri: "test:///hang", readOnly: true,
-            inputs: HostDoctor.Inputs(configFile: dir.path + "/mdevmon.yaml", isDefaultConfigPath: true, stateDir: dir.path),
+            inputs: HostDoctor.Inputs(stateDir: dir.path),
+            config: { [file = dir.path + "/mdevmon.yaml"] in HostDoctor.LoadedConfig(file: file, config: PolicyConfig()) },
             snapshot: { DeviceIndex(uri: "test:///hang").snapshot }, waitForFirstSync: {},
             probe: { uri, readOnly in
                 entered.store(true, ordering: .sequentiallyConsistent)
