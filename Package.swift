@@ -82,6 +82,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict),
+        // Every host check, shared by `mdevmon doctor`, the daemon's start-up and SIGHUP runs, the
+        // `mdev_host_check` series and the landing page. Above Monitor, Policy and Exporter: none of them knows it.
+        .target(
+            name: "Doctor",
+            dependencies: [
+                "Exporter", "Monitor", "Policy",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
         // Policy's metrics and landing-page sections, rendered by the Exporter (neither depends on the other).
         .target(
             name: "PolicyExporter",
@@ -90,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "mdevmon",
             dependencies: [
-                "Monitor", "Exporter", "Policy", "PolicyExporter", "Systemd", "CMalloc",
+                "Monitor", "Exporter", "Policy", "PolicyExporter", "Doctor", "Systemd", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -99,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "mdevmon-bench",
             dependencies: [
-                "Monitor", "Exporter", "Policy", "PolicyExporter", "CLibvirt",
+                "Monitor", "Exporter", "Policy", "PolicyExporter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -126,6 +136,14 @@ let package = Package(
             dependencies: ["Policy", "Monitor", "TestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .testTarget(
+            name: "DoctorTests",
+            dependencies: [
+                "Doctor", "Monitor", "Policy", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict),
+        .testTarget(
             name: "ExporterTests",
             dependencies: [
                 "Exporter", "Monitor", "Policy", "PolicyExporter", "TestSupport",
@@ -144,7 +162,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Monitor", "Policy", "Systemd", "TestSupport",
+                "Doctor", "Monitor", "Policy", "Systemd", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

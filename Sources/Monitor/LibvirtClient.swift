@@ -12,6 +12,13 @@ public struct LibvirtConnectorImpl: LibvirtConnector {
     public func connect(uri: String, readOnly: Bool) throws -> any LibvirtConnection {
         try LibvirtClient(uri: uri, readOnly: readOnly, events: EventQueue(observe: observe))
     }
+
+    /// A connection for one read and `close()` (`mdevmon list`, `mdevmon doctor`, the host checks'
+    /// probe): keepalive where the driver has it, no event callbacks and no watch of the domain
+    /// configuration directory, so its `events` never yield.
+    public static func connectOnce(uri: String, readOnly: Bool) throws -> any LibvirtConnection {
+        try LibvirtClient(uri: uri, readOnly: readOnly, watch: false)
+    }
 }
 
 /// Where a callback delivers its copied values. Retained by libvirt through `opaque` until the free
@@ -46,8 +53,8 @@ private let closeCallback: virConnectCloseFunc = { _, reason, opaque in
     EventSink.from(opaque)?.queue.push(.connectionClosed(reason: LibvirtClient.closeReason(reason)))
 }
 
-/// A libvirt connection with node-device and domain callbacks registered. The only type that calls
-/// libvirt's connection APIs.
+/// A libvirt connection with node-device and domain callbacks registered, or for one read none. The only
+/// type that calls libvirt's connection APIs.
 ///
 /// Ownership: the Monitor owns the connection and calls `close()`; a borrower on another thread (a policy
 /// action) holds a counted lease (`virConnectRef`) for the duration of its call, so the owner's close
@@ -70,18 +77,22 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
     }
     private let state = Mutex(State())
 
-    init(uri: String, readOnly: Bool, events: EventQueue = EventQueue()) throws {
+    /// - Parameter watch: whether to register the event callbacks and the configuration watch; without
+    ///   them the connection serves one read (`LibvirtConnectorImpl.connectOnce`).
+    init(uri: String, readOnly: Bool, events: EventQueue = EventQueue(), watch: Bool = true) throws {
+        // Also for a connection without callbacks: libvirt wants the event implementation registered
+        // before the process's first open, and keepalive runs on the loop.
         LibvirtEventLoop.ensureRunning()
         self.uri = uri
         self.events = events
         let opened = uri.withCString { readOnly ? virConnectOpenReadOnly($0) : virConnectOpen($0) }
         guard let opened else { throw Self.lastError(operation: "connect to", object: uri) }
         conn = opened
-        // A version libvirt does not tell (never seen) counts as the oldest: no newer calls are made.
         var encoded: UInt = 0
-        version = LibvirtVersion(encoded: virConnectGetLibVersion(opened, &encoded) == 0 ? UInt64(encoded) : 0)
+        version = virConnectGetLibVersion(opened, &encoded) == 0 ? LibvirtVersion(encoded: UInt64(encoded)) : .unknown
         do {
-            try register()
+            try enableKeepAlive(required: watch)
+            if watch { try register() }
         } catch {
             close()
             throw error
@@ -92,11 +103,17 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
 
     // MARK: callbacks
 
-    private func register() throws {
-        // Keepalive notices a dead daemon even when no RPC is in flight: 5 s interval, 3 missed.
+    /// Keepalive notices a dead daemon even when no RPC is in flight (and fails one a hung daemon never
+    /// answers): 5 s interval, 3 missed.
+    /// - Parameter required: false for one read, which works without it (libvirt's `test` driver has none).
+    private func enableKeepAlive(required: Bool) throws {
         if virConnectSetKeepAlive(conn, 5, 3) < 0 {
-            throw Self.lastError(operation: "enable keepalive on", object: uri)
+            let error = Self.lastError(operation: "enable keepalive on", object: uri)
+            if required { throw error }
         }
+    }
+
+    private func register() throws {
         let closeSink = EventSink.retained(events)
         if virConnectRegisterCloseCallback(conn, closeCallback, closeSink, EventSink.release) < 0 {
             let error = Self.lastError(operation: "register close callback on", object: uri)
@@ -188,6 +205,9 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
     }
 
     var configWatchProblem: String? { state.withLock { $0.configWatchProblem } }
+
+    /// Whether the domain configuration directory is watched (tests).
+    var watchesConfigDirectory: Bool { state.withLock { $0.configWatch != nil } }
 
     var isAlive: Bool {
         // Checked under the lock: `close()` must not free the connection while libvirt reads it.

@@ -57,6 +57,10 @@ public struct LibvirtVersion: Hashable, Sendable, Comparable, CustomStringConver
     /// Whether libvirt tells an mdev's definition from its live state, and lists persistent devices apart.
     public var readsDefinitions: Bool { self >= .definitions }
 
+    /// What a connection reports when libvirt does not tell its version (never seen): the oldest, so no
+    /// newer calls are made.
+    public static let unknown = LibvirtVersion(encoded: 0)
+
     public static func < (a: LibvirtVersion, b: LibvirtVersion) -> Bool { a.encoded < b.encoded }
 
     public var description: String { "\(encoded / 1_000_000).\(encoded / 1_000 % 1_000).\(encoded % 1_000)" }

@@ -1,6 +1,6 @@
 import ArgumentParser
+import Doctor
 import Foundation
-import Monitor
 import Policy
 
 extension Mdevmon {
@@ -28,11 +28,8 @@ extension Mdevmon {
         var json = false
 
         func run() async throws {
-            let inputs = HostDoctor.Inputs(
-                configFile: configFile, isDefaultConfigPath: configFile == PolicyConfig.defaultPath, stateDir: stateDir)
-            let checks = HostDoctor.run(uri: connection.connect, inputs: inputs)
-            FileHandle.standardOutput.write(json ? HostCheckReport.json(checks) : Data(HostCheckReport.text(checks).utf8))
-            let code = HostDoctor.overall(checks).exitCode
+            let (output, code) = HostDoctor.command(uri: connection.connect, configFile: configFile, stateDir: stateDir, json: json)
+            FileHandle.standardOutput.write(output)
             if code != 0 { throw ExitCode(code) }
         }
     }

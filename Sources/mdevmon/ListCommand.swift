@@ -30,7 +30,7 @@ extension Mdevmon {
             let uri = connection.connect
             let snapshot: IndexSnapshot
             do {
-                let conn = try LibvirtConnectorImpl().connect(uri: uri, readOnly: true)
+                let conn = try LibvirtConnectorImpl.connectOnce(uri: uri, readOnly: true)
                 defer { conn.close() }
                 let result = try FullSync.read(from: conn)
                 for problem in result.problems {

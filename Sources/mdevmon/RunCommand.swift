@@ -1,4 +1,5 @@
 import ArgumentParser
+import Doctor
 import Exporter
 import Foundation
 import Logging
@@ -86,9 +87,10 @@ extension Mdevmon {
                 actions: MonitorDeviceActions(monitor: monitor), config: policyConfig,
                 store: StateStore(directory: stateDir), bootID: bootID, logger: logger)
             let export = PolicyExport(metrics: policy.metrics)
+            let file = configFile
             let hostChecks = HostCheckService(
-                uri: connection.connect, readOnly: !policyConfig.needsWriteAccess,
-                inputs: HostDoctor.Inputs(configFile: configFile, isDefaultConfigPath: configFile == PolicyConfig.defaultPath, stateDir: stateDir),
+                uri: connection.connect, readOnly: !policyConfig.needsWriteAccess, inputs: HostDoctor.Inputs(stateDir: stateDir),
+                config: { .inEffect(policy, file: file) },
                 snapshot: { monitor.index.snapshot }, waitForFirstSync: { await monitor.waitForFirstSync() }, logger: logger)
             let hostExport = HostCheckExport(results: hostChecks.results, metrics: policy.metrics, configFile: configFile)
             let exporterConfig = ExporterConfiguration(

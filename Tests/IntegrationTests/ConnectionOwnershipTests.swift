@@ -17,6 +17,19 @@ struct ConnectionOwnershipTests {
     /// callbacks (lifecycle, device added, removed, removal failed).
     static let sinksPerConnection = 7
 
+    /// A connection for one read (`list`, `doctor`, the host checks' probe) registers no callback and
+    /// watches no directory, and reads like any other.
+    @Test func oneShotConnectionRegistersNothing() throws {
+        let sinksBefore = EventSink.live.load(ordering: .relaxed)
+        let connection = try LibvirtConnectorImpl.connectOnce(uri: LibvirtHost.uri, readOnly: true)
+        defer { connection.close() }
+        #expect(EventSink.live.load(ordering: .relaxed) == sinksBefore, "a one-shot connection holds callback sinks")
+        let client = try #require(connection as? LibvirtClient)
+        #expect(!client.watchesConfigDirectory)
+        #expect(client.version != .unknown)
+        _ = try FullSync.read(from: connection)
+    }
+
     /// 200 connections closed while alive on the failed-sync path, then one that stays: libvirtd holds
     /// exactly one client of this process, and only that connection's sinks are alive.
     @Test func twoHundredClosedConnectionsLeaveOneClient() async throws {

@@ -1,3 +1,4 @@
+import Doctor
 import Foundation
 import Monitor
 import TestSupport
@@ -140,5 +141,27 @@ struct DoctorTests {
         }
         let again = try await DaemonJournalTests.entries(.hostCheckPassed, pid: daemon.pid, ["CHECK_ID=udev_rules"])
         #expect(again.count == 1, "the second run journaled the rule as passing")
+    }
+
+    /// A SIGHUP whose file fails to load keeps the configuration in effect; the checks that run after it
+    /// report the reload's error (they judge what the daemon loaded, never parse the file themselves).
+    @Test func failedReloadFailsTheConfigCheck() async throws {
+        let daemon = try TestDaemon()
+        defer { daemon.stop() }
+        let passing = "mdev_host_check{check=\"config\",status=\"pass\"}"
+        let ran = await AlertingNet.poll(timeout: .seconds(40), every: .milliseconds(200)) { daemon.value(passing) == 1 }
+        try #require(ran, "no \(passing) 1; metrics:\n\(daemon.metrics() ?? "none")")
+        let firstRun = try #require(daemon.value("mdev_host_check_last_run_timestamp_seconds"))
+
+        try "dry_run: maybe\n".write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        let rerun = await AlertingNet.poll(timeout: .seconds(20), every: .milliseconds(200)) {
+            (daemon.value("mdev_host_check_last_run_timestamp_seconds") ?? 0) > firstRun
+        }
+        #expect(rerun, "the checks did not run again on SIGHUP")
+        #expect(daemon.value("mdev_host_check{check=\"config\",status=\"fail\"}") == 1)
+        let page = AlertingNet.get(daemon.base + "/")
+        #expect(page.body.contains("<td>config</td><td class=\"bad\">FAIL</td><td>config \(daemon.configPath):1: dry_run: must be true or false"),
+                "\(page.body)")
     }
 }

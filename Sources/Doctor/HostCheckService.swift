@@ -32,6 +32,8 @@ public struct HostCheckService: Service {
     let uri: String
     let readOnly: Bool
     let inputs: HostDoctor.Inputs
+    /// Read at each run: the configuration the daemon runs with, never the file parsed again.
+    let config: @Sendable () -> HostDoctor.LoadedConfig
     let snapshot: @Sendable () -> IndexSnapshot
     let waitForFirstSync: @Sendable () async -> Void
     let firstSyncTimeout: Duration
@@ -42,8 +44,12 @@ public struct HostCheckService: Service {
     private let requests: AsyncStream<Void>
     private let requestContinuation: AsyncStream<Void>.Continuation
 
+    /// - Parameters:
+    ///   - config: the configuration in effect and its file's last load error, read at each run
+    ///     (`HostDoctor.LoadedConfig.inEffect`).
     public init(
-        uri: String, readOnly: Bool, inputs: HostDoctor.Inputs, snapshot: @escaping @Sendable () -> IndexSnapshot,
+        uri: String, readOnly: Bool, inputs: HostDoctor.Inputs, config: @escaping @Sendable () -> HostDoctor.LoadedConfig,
+        snapshot: @escaping @Sendable () -> IndexSnapshot,
         waitForFirstSync: @escaping @Sendable () async -> Void, firstSyncTimeout: Duration = .seconds(15),
         probe: @escaping @Sendable (_ uri: String, _ readOnly: Bool) -> LibvirtProbe = { LibvirtProbe.run(uri: $0, readOnly: $1) },
         logger: Logger
@@ -51,6 +57,7 @@ public struct HostCheckService: Service {
         self.uri = uri
         self.readOnly = readOnly
         self.inputs = inputs
+        self.config = config
         self.snapshot = snapshot
         self.waitForFirstSync = waitForFirstSync
         self.firstSyncTimeout = firstSyncTimeout
@@ -86,9 +93,9 @@ public struct HostCheckService: Service {
     func runChecks() async {
         let snap = snapshot()
         let state = snap.status.synced ? snap.state : nil
-        let uri = uri, readOnly = readOnly, inputs = inputs, probe = probe
+        let uri = uri, readOnly = readOnly, inputs = inputs, config = config(), probe = probe
         guard let checks = try? await Blocking.runAbandoningOnCancel({
-            HostDoctor.evaluate(inputs: inputs, probe: probe(uri, readOnly), state: state)
+            HostDoctor.evaluate(inputs: inputs, config: config, probe: probe(uri, readOnly), state: state)
         }, abandon: { _ in }) else { return }
         results.publish(checks)
         for check in checks { Self.journal(check, logger: logger) }

@@ -1,31 +1,59 @@
+public import Foundation
 public import Monitor
+public import Policy
 
 /// The checks that need mdevmon's configuration and the index, and the whole suite in one call —
-/// shared by `mdevmon doctor` and the daemon's start-up and SIGHUP runs.
+/// shared by `mdevmon doctor` and the daemon's start-up and SIGHUP runs (`HostCheckService`).
 public enum HostDoctor {
     /// What one run looks at. Files are read under `paths` (a temporary root in unit tests);
-    /// `configFile` and `stateDir` are mdevmon's own flags, used as given.
+    /// `stateDir` is mdevmon's own flag, used as given.
     public struct Inputs: Sendable {
         public var paths: HostPaths
-        public var configFile: String
-        public var isDefaultConfigPath: Bool
         public var stateDir: String
 
-        public init(paths: HostPaths = HostPaths(), configFile: String, isDefaultConfigPath: Bool, stateDir: String) {
+        public init(paths: HostPaths = HostPaths(), stateDir: String) {
             self.paths = paths
-            self.configFile = configFile
-            self.isDefaultConfigPath = isDefaultConfigPath
             self.stateDir = stateDir
+        }
+    }
+
+    /// The configuration a run judges: its file, the configuration in effect and, when the file's last
+    /// load failed, why. The checks never parse the file themselves.
+    public struct LoadedConfig: Sendable {
+        public var file: String
+        public var config: PolicyConfig
+        /// nil when the file's last load succeeded.
+        public var loadError: String?
+
+        public init(file: String, config: PolicyConfig, loadError: String? = nil) {
+            self.file = file
+            self.config = config
+            self.loadError = loadError
+        }
+
+        /// `mdevmon doctor`'s: loads `file` once. A file that fails to load leaves the defaults in effect.
+        public static func load(file: String, isDefaultPath: Bool) -> LoadedConfig {
+            do {
+                return LoadedConfig(file: file, config: try PolicyConfig.load(path: file, isDefaultPath: isDefaultPath))
+            } catch {
+                return LoadedConfig(file: file, config: PolicyConfig(), loadError: "\(error)")
+            }
+        }
+
+        /// The daemon's: what `policy` runs with (loaded at start-up, replaced by each SIGHUP whose file
+        /// loads) and, while the last SIGHUP's file failed to load, why (`ConfigReloadService` records it).
+        public static func inEffect(_ policy: PolicyService, file: String) -> LoadedConfig {
+            LoadedConfig(file: file, config: policy.currentConfig, loadError: policy.metrics.snapshot.lastReloadError)
         }
     }
 
     /// Every check, in `HostCheckID.all` order.
     /// - Parameters:
+    ///   - config: the configuration in effect, for the checks that depend on it and the config check.
     ///   - probe: libvirt's answer to a fresh connection.
     ///   - state: the index (one full sync, or the daemon's snapshot); nil when libvirt was not read.
-    public static func evaluate(inputs: Inputs, probe: LibvirtProbe, state: IndexState?) -> [HostCheck] {
-        let (configCheck, loaded) = config(path: inputs.configFile, isDefaultPath: inputs.isDefaultConfigPath)
-        let config = loaded ?? PolicyConfig()
+    public static func evaluate(inputs: Inputs, config loaded: LoadedConfig, probe: LibvirtProbe, state: IndexState?) -> [HostCheck] {
+        let config = loaded.config
         return [
             HostChecks.libvirt(probe),
             HostChecks.mdevctl(paths: inputs.paths),
@@ -36,33 +64,36 @@ public enum HostDoctor {
             domainsBlocked(state),
             HostChecks.serviceUnit(paths: inputs.paths),
             HostChecks.stateDirectory(inputs.stateDir),
-            configCheck,
+            Self.config(loaded),
         ]
     }
 
-    /// `mdevmon doctor`: probes libvirt with the access the configuration needs, reads the index
-    /// once, and evaluates every check.
-    public static func run(uri: String, inputs: Inputs) -> [HostCheck] {
-        let config = (try? PolicyConfig.load(path: inputs.configFile, isDefaultPath: inputs.isDefaultConfigPath)) ?? PolicyConfig()
-        let probe = LibvirtProbe.run(uri: uri, readOnly: !config.needsWriteAccess)
-        var state: IndexState?
-        if probe.connectError == nil, probe.nodeDeviceError == nil,
-           let conn = try? LibvirtConnectorImpl().connect(uri: uri, readOnly: true) {
-            state = try? FullSync.read(from: conn).state
-            conn.close()
-        }
-        return evaluate(inputs: inputs, probe: probe, state: state)
+    /// `mdevmon doctor` after its arguments are parsed: loads `configFile` once, runs every check and
+    /// formats the findings.
+    /// - Parameter json: JSON (`HostCheckReport.json`) instead of the table.
+    /// - Returns: What to print, and the exit code (0 all pass, 1 a warning, 2 a failure).
+    public static func command(uri: String, configFile: String, stateDir: String, json: Bool) -> (output: Data, exitCode: Int32) {
+        let config = LoadedConfig.load(file: configFile, isDefaultPath: configFile == PolicyConfig.defaultPath)
+        let checks = run(uri: uri, inputs: Inputs(stateDir: stateDir), config: config)
+        return (json ? HostCheckReport.json(checks) : Data(HostCheckReport.text(checks).utf8), overall(checks).exitCode)
     }
 
-    /// The configuration file loads and validates.
-    public static func config(path: String, isDefaultPath: Bool) -> (HostCheck, PolicyConfig?) {
-        do {
-            let config = try PolicyConfig.load(path: path, isDefaultPath: isDefaultPath)
-            return (HostCheck(id: HostCheckID.config, status: .pass, summary: "configuration \(path) is valid"), config)
-        } catch {
-            return (HostCheck(id: HostCheckID.config, status: .fail, summary: "\(error)",
-                              fix: "correct \(path) (see /usr/share/doc/mdevmon or deploy/mdevmon.yaml), then systemctl reload mdevmon"), nil)
+    /// Probes libvirt with the access the configuration needs, reads the index once through the same
+    /// connection, and evaluates every check.
+    public static func run(uri: String, inputs: Inputs, config: LoadedConfig) -> [HostCheck] {
+        let (probe, state) = LibvirtProbe.run(uri: uri, readOnly: !config.config.needsWriteAccess) {
+            try? FullSync.read(from: $0).state
         }
+        return evaluate(inputs: inputs, config: config, probe: probe, state: state)
+    }
+
+    /// The configuration file loaded and validated (the last time it was loaded).
+    public static func config(_ loaded: LoadedConfig) -> HostCheck {
+        guard let error = loaded.loadError else {
+            return HostCheck(id: HostCheckID.config, status: .pass, summary: "configuration \(loaded.file) is valid")
+        }
+        return HostCheck(id: HostCheckID.config, status: .fail, summary: error,
+                         fix: "correct \(loaded.file) (see /usr/share/doc/mdevmon or deploy/mdevmon.yaml), then systemctl reload mdevmon")
     }
 
     /// Persistent mdevs that should come up at boot (autostart, or the restore policy's to start)

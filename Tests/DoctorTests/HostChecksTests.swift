@@ -1,3 +1,4 @@
+import Doctor
 import Foundation
 import Monitor
 import Testing
@@ -79,8 +80,8 @@ import Testing
 
     @Test func libvirtProbeResults() {
         #expect(HostChecks.libvirt(LibvirtProbe(uri: "qemu:///system", readOnly: true, connectError: "Failed to connect socket")).status == .fail)
-        #expect(HostChecks.libvirt(LibvirtProbe(uri: "u", readOnly: false, version: "9.0.0", nodeDeviceError: "no driver")).status == .fail)
-        let ok = HostChecks.libvirt(LibvirtProbe(uri: "qemu:///system", readOnly: false, version: "9.0.0"))
+        #expect(HostChecks.libvirt(LibvirtProbe(uri: "u", readOnly: false, version: LibvirtVersion(major: 9, minor: 0, micro: 0), nodeDeviceError: "no driver")).status == .fail)
+        let ok = HostChecks.libvirt(LibvirtProbe(uri: "qemu:///system", readOnly: false, version: LibvirtVersion(major: 9, minor: 0, micro: 0)))
         #expect(ok.status == .pass)
         #expect(ok.summary == "libvirt 9.0.0 at qemu:///system, read-write, node-device driver present")
     }

@@ -1,8 +1,9 @@
 import Foundation
 import Glibc
+import Monitor
 
 /// The host checks that need only files and libvirt's answers: each a pure function of what it is
-/// given, so unit tests hand it a temporary root. Policy adds the checks that need its configuration.
+/// given, so unit tests hand it a temporary root. `HostDoctor` adds the checks that need the configuration.
 public enum HostChecks {
     /// libvirt reachable, its version, the access mdevmon needs, the node-device driver.
     public static func libvirt(_ probe: LibvirtProbe) -> HostCheck {

@@ -1,3 +1,4 @@
+import Doctor
 import Foundation
 import Monitor
 import Policy
@@ -53,11 +54,12 @@ import Testing
         let dir = NSTemporaryDirectory() + "mdevmon-doctor-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(HostDoctor.config(path: dir + "/absent.yaml", isDefaultPath: true).0.status == .pass)
-        #expect(HostDoctor.config(path: dir + "/absent.yaml", isDefaultPath: false).0.status == .fail)
+        #expect(HostDoctor.config(.load(file: dir + "/absent.yaml", isDefaultPath: true)).status == .pass)
+        #expect(HostDoctor.config(.load(file: dir + "/absent.yaml", isDefaultPath: false)).status == .fail)
         try "dry_run: maybe\n".write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
-        let (check, config) = HostDoctor.config(path: dir + "/bad.yaml", isDefaultPath: false)
-        #expect(check.status == .fail && config == nil)
+        let loaded = HostDoctor.LoadedConfig.load(file: dir + "/bad.yaml", isDefaultPath: false)
+        let check = HostDoctor.config(loaded)
+        #expect(check.status == .fail && loaded.loadError != nil && loaded.config == PolicyConfig())
         #expect(check.summary == "config \(dir)/bad.yaml:1: dry_run: must be true or false")
     }
 
@@ -73,10 +75,9 @@ import Testing
         }
         try #"ACTION=="add", TEST=="/etc/mdevctl.d/$kernel", RUN+="/bin/sh -c '/usr/sbin/mdevctl start-parent-mdevs %k | logger'""#
             .write(toFile: root + "/usr/lib/udev/rules.d/60-mdevctl.rules", atomically: true, encoding: .utf8)
-        let inputs = HostDoctor.Inputs(paths: HostPaths(root: root), configFile: root + "/none.yaml",
-                                       isDefaultConfigPath: true, stateDir: root + "/state")
+        let inputs = HostDoctor.Inputs(paths: HostPaths(root: root), stateDir: root + "/state")
         let checks = HostDoctor.evaluate(
-            inputs: inputs, probe: LibvirtProbe(uri: "qemu:///system", readOnly: false, version: "9.0.0"),
+            inputs: inputs, config: .load(file: root + "/none.yaml", isDefaultPath: true), probe: LibvirtProbe(uri: "qemu:///system", readOnly: false, version: LibvirtVersion(major: 9, minor: 0, micro: 0)),
             state: IndexState.with([Sample.device(a, active: true)]))
         #expect(checks.map(\.id) == HostCheckID.all)
         #expect(Dictionary(uniqueKeysWithValues: checks.map { ($0.id, $0.status) }) == [
