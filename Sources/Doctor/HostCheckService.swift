@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 public import Monitor
+public import Policy
 public import ServiceLifecycle
 import Synchronization
 
@@ -35,6 +36,8 @@ public struct HostCheckService: Service {
     /// Read at each run: the configuration the daemon runs with, never the file parsed again.
     let config: @Sendable () -> HostDoctor.LoadedConfig
     let snapshot: @Sendable () -> IndexSnapshot
+    /// The reference policy's verdicts, or nil to judge from the index.
+    let referenceProblems: @Sendable () -> [ReferenceProblem]?
     let waitForFirstSync: @Sendable () async -> Void
     let firstSyncTimeout: Duration
     /// Connects to libvirt and reads what the checks need; blocks (a libvirtd that does not answer).
@@ -50,6 +53,7 @@ public struct HostCheckService: Service {
     public init(
         uri: String, readOnly: Bool, inputs: HostDoctor.Inputs, config: @escaping @Sendable () -> HostDoctor.LoadedConfig,
         snapshot: @escaping @Sendable () -> IndexSnapshot,
+        referenceProblems: @escaping @Sendable () -> [ReferenceProblem]? = { nil },
         waitForFirstSync: @escaping @Sendable () async -> Void, firstSyncTimeout: Duration = .seconds(15),
         probe: @escaping @Sendable (_ uri: String, _ readOnly: Bool) -> LibvirtProbe = { LibvirtProbe.run(uri: $0, readOnly: $1) },
         logger: Logger
@@ -59,6 +63,7 @@ public struct HostCheckService: Service {
         self.inputs = inputs
         self.config = config
         self.snapshot = snapshot
+        self.referenceProblems = referenceProblems
         self.waitForFirstSync = waitForFirstSync
         self.firstSyncTimeout = firstSyncTimeout
         self.probe = probe
@@ -93,9 +98,9 @@ public struct HostCheckService: Service {
     func runChecks() async {
         let snap = snapshot()
         let state = snap.status.synced ? snap.state : nil
-        let uri = uri, readOnly = readOnly, inputs = inputs, config = config(), probe = probe
+        let uri = uri, readOnly = readOnly, inputs = inputs, config = config(), probe = probe, problems = referenceProblems()
         guard let checks = try? await Blocking.runAbandoningOnCancel({
-            HostDoctor.evaluate(inputs: inputs, config: config, probe: probe(uri, readOnly), state: state)
+            HostDoctor.evaluate(inputs: inputs, config: config, probe: probe(uri, readOnly), state: state, problems: problems)
         }, abandon: { _ in }) else { return }
         results.publish(checks)
         for check in checks { Self.journal(check, logger: logger) }

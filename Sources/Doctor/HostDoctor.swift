@@ -52,7 +52,10 @@ public enum HostDoctor {
     ///   - config: the configuration in effect, for the checks that depend on it and the config check.
     ///   - probe: libvirt's answer to a fresh connection.
     ///   - state: the index (one full sync, or the daemon's snapshot); nil when libvirt was not read.
-    public static func evaluate(inputs: Inputs, config loaded: LoadedConfig, probe: LibvirtProbe, state: IndexState?) -> [HostCheck] {
+    /// - Parameter problems: the reference policy's own verdicts (the daemon: they know which mdevs a restore
+    ///   is bringing back); nil: the index's reference problems.
+    public static func evaluate(inputs: Inputs, config loaded: LoadedConfig, probe: LibvirtProbe, state: IndexState?,
+                                problems: [ReferenceProblem]? = nil) -> [HostCheck] {
         let config = loaded.config
         return [
             HostChecks.libvirt(probe),
@@ -61,7 +64,7 @@ public enum HostDoctor {
             HostChecks.kernelModules(paths: inputs.paths, definedMdevs: state?.devices.count ?? 0),
             HostChecks.mdevParents(paths: inputs.paths, libvirtParents: state.map { Array($0.parents.keys) }),
             unparentedMdevs(state, config: config),
-            domainsBlocked(state),
+            domainsBlocked(state, problems: problems),
             HostChecks.serviceUnit(paths: inputs.paths),
             HostChecks.stateDirectory(inputs.stateDir),
             Self.config(loaded),
@@ -123,26 +126,30 @@ public enum HostDoctor {
             fix: "load the parent's vendor driver (or plug the device); mdevctl list --defined shows each mdev's parent")
     }
 
-    /// Defined domains that would fail to start now: the index's reference problems.
-    public static func domainsBlocked(_ state: IndexState?) -> HostCheck {
+    /// Defined domains that would fail to start now: the index's reference problems, or the policy's
+    /// (`problems`). A domain that only waits for a restore under way passes: a healthy reboot is no alarm.
+    public static func domainsBlocked(_ state: IndexState?, problems policyProblems: [ReferenceProblem]? = nil) -> HostCheck {
         guard let state else {
             return HostCheck(id: HostCheckID.domainsBlocked, status: .warn, summary: "not checked: libvirt was not read",
                              fix: "make libvirt reachable (see the libvirt check)")
         }
-        let problems = state.referenceProblems
-        guard !problems.isEmpty else {
+        let problems = policyProblems ?? state.referenceProblems
+        let lines = problems.map { p in
+            let holder = p.heldBy.isEmpty ? "" : " by \(p.heldBy.joined(separator: ", "))"
+            return "\(p.domain): mdev \(p.uuid) is \(p.reason.rawValue)\(holder)\(p.domainAutostart ? " (domain autostarts)" : "")"
+        }
+        guard problems.contains(where: { $0.reason != .restoring }) else {
             return HostCheck(id: HostCheckID.domainsBlocked, status: .pass,
-                             summary: "every defined domain could start now: its mdevs exist, are active and free")
+                             summary: problems.isEmpty ? "every defined domain could start now: its mdevs exist, are active and free"
+                                 : "every defined domain could start now or waits for a restore under way",
+                             details: lines)
         }
         let domains = Set(problems.map(\.domain))
         return HostCheck(
             id: HostCheckID.domainsBlocked, status: .fail,
             summary: "\(domains.count) defined domain(s) could not start now",
-            details: problems.map { p in
-                let holder = p.heldBy.isEmpty ? "" : " by \(p.heldBy.joined(separator: ", "))"
-                return "\(p.domain): mdev \(p.uuid) is \(p.reason.rawValue)\(holder)\(p.domainAutostart ? " (domain autostarts)" : "")"
-            },
-            fix: "per reason: inactive: virsh nodedev-start <device>; missing: define it (mdevctl define) or remove it from the domain (virsh edit <domain>); no_capacity: free an instance of its type on the parent; parent_missing: load the parent's driver; in_use: stop the domain holding it")
+            details: lines,
+            fix: "per reason: inactive: virsh nodedev-start <device>; missing: define it (mdevctl define) or remove it from the domain (virsh edit <domain>); no_capacity: free an instance of its type on the parent; parent_missing: load the parent's driver; in_use: stop the domain holding it; restoring: wait for mdevmon's restore")
     }
 
     /// The worst status of a run (pass for none).

@@ -6,7 +6,7 @@ import Synchronization
 /// and leaves nothing behind. Signals wake the waiters whose key matches (and mark those registered but
 /// not waiting yet). Nothing polls.
 ///
-/// Used by the mailbox's consumer, the first-sync latch and the restores' wake-ups. (The restores'
+/// Used by the mailbox's consumer, `Latch` (first sync, first evaluation) and the restores' wake-ups. (The restores'
 /// `AsyncSemaphore` keeps its own queue: a slot is handed to the oldest waiter under the same lock as the
 /// count, which a separate primitive could not do without losing a hand-off to a cancellation.)
 package final class AsyncWaiters<Key: Hashable & Sendable>: Sendable {

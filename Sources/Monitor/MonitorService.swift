@@ -31,7 +31,7 @@ public final class MonitorService: Service, Sendable {
     private let connector: any LibvirtConnector
     private let logger: Logger
     private let current = Mutex<(any LibvirtConnection)?>(nil)
-    private let firstSync = FirstSyncSignal()
+    private let firstSync = Latch()
 
     public convenience init(configuration: MonitorConfiguration, connector: any LibvirtConnector = LibvirtConnectorImpl(),
                 index: DeviceIndex? = nil, logger: Logger) {
@@ -326,22 +326,3 @@ public enum MonitorError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// A one-shot latch: waiters resume once `signal()` has been called, or when their task is cancelled
-/// (without that, a service in the group would hang shutdown while libvirt is down).
-final class FirstSyncSignal: Sendable {
-    private let done = Atomic(false)
-    private let waiters = AsyncWaiters<Unkeyed>()
-
-    var isDone: Bool { done.load(ordering: .acquiring) }
-
-    func signal() {
-        done.store(true, ordering: .releasing)
-        waiters.signalAll()
-    }
-
-    func wait() async {
-        let token = waiters.register()
-        if isDone { waiters.cancel(token); return }
-        await waiters.wait(token)
-    }
-}

@@ -21,6 +21,7 @@ public final class PolicyService: Service, Sendable {
     /// Where parked restores wait; a reload wakes those held by a dry run or by ownership.
     private let wakeups = RestoreWakeups()
     private let restoring = RestoringSet()
+    private let evaluated = Latch()
     private let writable: Bool
 
     /// - Parameters:
@@ -47,6 +48,10 @@ public final class PolicyService: Service, Sendable {
 
     public var currentConfig: PolicyConfig { config.withLock { $0 } }
 
+    /// Returns once every domain has been judged after the first sync (restores planned by then, so a
+    /// domain waiting for one reads `restoring`), or when the task is cancelled.
+    public func waitForFirstEvaluation() async { await evaluated.wait() }
+
     /// Applies a reloaded configuration; running restores pick up ownership and dry_run at their next step,
     /// and those parked by a dry run or by ownership look again.
     public func update(config new: PolicyConfig) {
@@ -69,6 +74,7 @@ public final class PolicyService: Service, Sendable {
             for task in tasks { restoring.insert(task.device.key) }
         }
         references.evaluateAll(enabled: currentConfig.domainReferences.enabled) { index.snapshot.state }
+        evaluated.signal()
         let pending = PendingSet(tasks.map(\.device))
         metrics.setPending("restore", pending.count)
         let writer = StateWriter(store: store, delay: saveDelay, logger: logger) { [index, bootID] in

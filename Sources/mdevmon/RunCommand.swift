@@ -91,7 +91,13 @@ extension Mdevmon {
             let hostChecks = HostCheckService(
                 uri: connection.connect, readOnly: !policyConfig.needsWriteAccess, inputs: HostDoctor.Inputs(stateDir: stateDir),
                 config: { .inEffect(policy, file: file) },
-                snapshot: { monitor.index.snapshot }, waitForFirstSync: { await monitor.waitForFirstSync() }, logger: logger)
+                snapshot: { monitor.index.snapshot },
+                // The policy's verdicts: a domain whose mdev a restore is bringing back is not "blocked" at boot.
+                referenceProblems: {
+                    let verdicts = policy.metrics.snapshot
+                    return verdicts.referencesEnabled ? verdicts.problems : nil
+                },
+                waitForFirstSync: { await policy.waitForFirstEvaluation() }, logger: logger)
             let hostExport = HostCheckExport(results: hostChecks.results, metrics: policy.metrics, configFile: configFile)
             let exporterConfig = ExporterConfiguration(
                 listenAddresses: listenAddresses.isEmpty ? [.default] : listenAddresses,

@@ -50,6 +50,21 @@ import Testing
                                                           domains: [Sample.domain("vm", uuids: [a])])).status == .pass)
     }
 
+    /// The daemon judges from the policy's verdicts: a domain that only waits for a restore under way (a
+    /// healthy reboot) passes, naming it; any other blocker still fails.
+    @Test func aDomainWaitingForARestoreIsNotBlocked() {
+        let state = IndexState.with([Sample.device(b)], domains: [Sample.domain("vm-1", uuids: [b], autostart: true)])
+        let restoring = ReferenceProblem(domain: "vm-1", uuid: b, reason: .restoring, domainAutostart: true)
+        let waiting = HostDoctor.domainsBlocked(state, problems: [restoring])
+        #expect(waiting.status == .pass)
+        #expect(waiting.summary == "every defined domain could start now or waits for a restore under way")
+        #expect(waiting.details == ["vm-1: mdev \(b) is restoring (domain autostarts)"])
+        let missing = ReferenceProblem(domain: "vm-2", uuid: c, reason: .missing, domainAutostart: false)
+        #expect(HostDoctor.domainsBlocked(state, problems: [restoring, missing]).status == .fail)
+        // Without the policy's verdicts, the index's own: the inactive mdev blocks.
+        #expect(HostDoctor.domainsBlocked(state).status == .fail)
+    }
+
     @Test func configValidOrNamingLineAndField() throws {
         let dir = NSTemporaryDirectory() + "mdevmon-doctor-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -40,8 +40,8 @@ import Testing
         #expect(waiters.count == 0)
     }
 
-    @Test func theFirstSyncLatchWakesEveryWaiterAndLaterOnesAtOnce() async {
-        let latch = FirstSyncSignal()
+    @Test func theLatchWakesEveryWaiterAndLaterOnesAtOnce() async {
+        let latch = Latch()
         let first = Task { await latch.wait() }
         let second = Task { await latch.wait() }
         latch.signal()
@@ -51,8 +51,8 @@ import Testing
         #expect(latch.isDone)
     }
 
-    @Test func aCancelledFirstSyncWaitReturns() async {
-        let latch = FirstSyncSignal()
+    @Test func aCancelledLatchWaitReturns() async {
+        let latch = Latch()
         let waiter = Task { await latch.wait() }
         waiter.cancel()
         await waiter.value
