@@ -71,13 +71,6 @@ final class FakeDeviceActions: DeviceActions {
     }
 }
 
-/// Facts a test's action hooks record from inside the service, readable from the test.
-final class Observations: Sendable {
-    private let entries = Mutex<[String]>([])
-    func record(_ entry: String) { entries.withLock { $0.append(entry) } }
-    var all: [String] { entries.withLock { $0 } }
-}
-
 /// A fresh directory under the system temp dir.
 struct TemporaryDirectory {
     let path: String

@@ -1,15 +1,7 @@
 import Foundation
 import Glibc
 import Synchronization
-
-/// Collects strings written from any thread.
-final class Capture: Sendable {
-    private let lines = Mutex<[String]>([])
-
-    @Sendable func append(_ line: String) { lines.withLock { $0.append(line) } }
-
-    var all: [String] { lines.withLock { $0 } }
-}
+import TestSupport
 
 /// A fresh directory under the system temp dir, removed by `remove()`.
 struct TemporaryDirectory {
