@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Monitor
 import Synchronization
+import TestSupport
 import Testing
 
 /// Snapshots built by hand: no libvirt involved.
@@ -215,23 +216,4 @@ func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thro
     try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
     }
-}
-
-/// A fresh directory under the system temp dir, removed by `remove()`.
-struct TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mdevmon-exporter-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        path = url.path
-    }
-
-    func file(_ name: String, _ contents: String) throws -> String {
-        let file = (path as NSString).appendingPathComponent(name)
-        try contents.write(toFile: file, atomically: true, encoding: .utf8)
-        return file
-    }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
 }

@@ -137,7 +137,7 @@ struct AlertingStackTests {
         for tool in [mdevmonBinary, AlertingStack.prometheus, AlertingStack.alertmanager] {
             try #require(AlertingStack.installed(tool), "missing \(tool) (build mdevmon; apt-get install prometheus prometheus-alertmanager)")
         }
-        let dir = try PolicyTempDir()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
 
         // libvirt objects: an inactive mdev (to be "restored"), and one domain referencing it and a UUID

@@ -71,20 +71,6 @@ final class FakeDeviceActions: DeviceActions {
     }
 }
 
-/// A fresh directory under the system temp dir.
-struct TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("mdevmon-policy-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-
-    var files: [String] { ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() }
-}
-
 /// Builders for index values.
 enum Sample {
     static let parent = "pci_0000_3b_00_0"

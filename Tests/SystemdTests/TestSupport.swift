@@ -3,19 +3,6 @@ import Glibc
 import Synchronization
 import TestSupport
 
-/// A fresh directory under the system temp dir, removed by `remove()`.
-struct TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mdevmon-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        path = url.path
-    }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
-
 struct SocketError: Error, CustomStringConvertible {
     var call: String
     var code: Int32
