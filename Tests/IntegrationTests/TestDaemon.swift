@@ -20,7 +20,7 @@ final class TestDaemon: @unchecked Sendable {
     init(uri: String = LibvirtHost.uri, config: String = "dry_run: true\n", stateDir: String? = nil,
          extra: [String] = [], wrapper: [String] = []) throws {
         dir = try TemporaryDirectory()
-        port = try AlertingNet.freePort()
+        port = try Loopback.freePort()
         stderrPath = dir.path + "/stderr.log"
         configPath = dir.path + "/mdevmon.yaml"
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)

@@ -1,13 +1,5 @@
-import Foundation
 import Glibc
-import Synchronization
 import TestSupport
-
-struct SocketError: Error, CustomStringConvertible {
-    var call: String
-    var code: Int32
-    var description: String { "\(call): \(String(cString: strerror(code)))" }
-}
 
 /// A bound, non-blocking `AF_UNIX` datagram socket standing in for systemd's notify socket.
 final class DatagramListener {
