@@ -29,8 +29,7 @@ extension Fixtures {
     static func smallWithOrphan() -> IndexSnapshot {
         var snapshot = small()
         _ = snapshot.state.upsertDevice(
-            device(orphan, parent: parent.name, type: "nvidia-558", group: nil, active: true, persistent: true,
-                   autostart: false).definition,
+            Sample.device(orphan, active: true, persistent: true, autostart: false).definition,
             flags: DeviceFlags(active: true, persistent: true, autostart: false))
         return snapshot
     }
@@ -134,8 +133,7 @@ extension Fixtures {
             export.contribute(to: &writer, snapshot: index.snapshot)
             return text(writer.finish()).split(separator: "\n").filter { $0.hasPrefix("mdev_device_orphaned{") }.map(String.init)
         }
-        let device = Fixtures.device(Fixtures.orphan, parent: Fixtures.parent.name, type: "nvidia-558", group: nil,
-                                     active: true, persistent: true, autostart: false)
+        let device = Sample.device(Fixtures.orphan, active: true, persistent: true, autostart: false)
         let line = #"mdev_device_orphaned{uuid="\#(Fixtures.orphan)",parent="pci_0000_3b_00_0"} 1"#
         await index.replace(with: IndexState(devices: [device], parents: [], domains: [
             DomainInfo(name: "vm", uuid: "", active: false, persistent: true, autostart: false, mdevUUIDs: [Fixtures.orphan]),

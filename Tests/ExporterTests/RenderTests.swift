@@ -218,8 +218,7 @@ import Testing
     @Test func devicesAreSortedByUUIDThenParent() {
         var state = IndexState()
         for (uuid, parent) in [("b", "pci_p2"), ("a", "pci_p9"), ("b", "pci_p1"), ("ab", "pci_p0")] {
-            _ = state.upsertDevice(Fixtures.device(uuid, parent: parent, type: "t", group: nil, active: true,
-                                                   persistent: true, autostart: true).definition,
+            _ = state.upsertDevice(Sample.definition(uuid, parent: parent, type: "t"),
                                    flags: DeviceFlags(active: true, persistent: true, autostart: true))
         }
         let lines = render(IndexSnapshot(state: state, status: MonitorStatus(uri: "x"))).split(separator: "\n")

@@ -1,6 +1,7 @@
 @testable import Exporter
 import Foundation
 import Glibc
+import TestSupport
 import Testing
 
 /// A blocking loopback TCP connection for sending malformed requests.
@@ -13,23 +14,7 @@ final class RawConnection: @unchecked Sendable {
     }
 
     private init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard result == 0 else {
-            close(fd)
-            throw TestFailure("connect: \(errno)")
-        }
+        fd = try Loopback.connect(port: port, timeout: 5)
     }
 
     deinit { close(fd) }

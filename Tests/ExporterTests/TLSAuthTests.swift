@@ -1,5 +1,6 @@
 @testable import Exporter
 import Foundation
+import TestSupport
 import Testing
 
 @Suite struct TLSAuthTests {

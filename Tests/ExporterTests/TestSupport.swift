@@ -3,21 +3,19 @@ import Foundation
 import Logging
 import Monitor
 import Synchronization
+import TestSupport
 import Testing
+
+/// Devices on the fixtures' parent, which a PCI address names.
+enum Sample: SampleHost {
+    static let parent = "pci_0000_3b_00_0"
+    static let type = "nvidia-558"
+    static let parentAddress: String? = "0000:3b:00.0"
+}
 
 /// Snapshots built by hand: no libvirt involved.
 enum Fixtures {
     static let build = BuildInfo(version: "1.2.3", revision: "abc123", swiftVersion: "6.3")
-
-    static func device(
-        _ uuid: String, parent: String, type: String, group: Int?, active: Bool, persistent: Bool, autostart: Bool
-    ) -> MdevDevice {
-        MdevDevice(
-            definition: MdevDefinition(
-                name: "mdev_\(uuid.replacingOccurrences(of: "-", with: "_"))_\(parent.dropFirst(4))", uuid: uuid,
-                parent: parent, parentAddress: "0000:3b:00.0", mdevType: type, iommuGroup: group, attrs: []),
-            flags: DeviceFlags(active: active, persistent: persistent, autostart: autostart))
-    }
 
     static let parent = ParentDevice(name: "pci_0000_3b_00_0", kind: "pci", types: [
         MdevTypeInfo(id: "nvidia-558", name: "GRID A100-4C", deviceAPI: "vfio-pci", availableInstances: 8),
@@ -27,10 +25,9 @@ enum Fixtures {
     /// Two devices on one parent with two types, one domain whose name needs escaping everywhere.
     static func small(connected: Bool = true, synced: Bool = true) -> IndexSnapshot {
         let devices = [
-            device("11111111-1111-4111-8111-111111111111", parent: parent.name, type: "nvidia-558", group: 12,
-                   active: true, persistent: true, autostart: true),
-            device("22222222-2222-4222-8222-222222222222", parent: parent.name, type: "nvidia-558", group: nil,
-                   active: false, persistent: true, autostart: false),
+            Sample.device("11111111-1111-4111-8111-111111111111", iommuGroup: 12, active: true, persistent: true,
+                          autostart: true),
+            Sample.device("22222222-2222-4222-8222-222222222222", active: false, persistent: true, autostart: false),
         ]
         let domain = DomainInfo(
             name: "vm \"q\" \\ <b>\nx", uuid: "99999999-9999-4999-8999-999999999999", active: true, persistent: true,
@@ -60,8 +57,8 @@ enum Fixtures {
         var domains: [DomainInfo] = []
         for i in 0..<count {
             let uuid = String(format: "%08x-0000-4000-8000-%012x", i, i * 7919)
-            devices.append(device(uuid, parent: parents[i % 4].name, type: "nvidia-\(550 + i % 3)", group: i,
-                                  active: i % 3 != 0, persistent: i % 5 != 0, autostart: i % 2 == 0))
+            devices.append(Sample.device(uuid, parent: parents[i % 4].name, type: "nvidia-\(550 + i % 3)", iommuGroup: i,
+                                         active: i % 3 != 0, persistent: i % 5 != 0, autostart: i % 2 == 0))
             if i % 2 == 0 {
                 domains.append(DomainInfo(name: "vm-\(i)", uuid: UUID().uuidString, active: true, persistent: true,
                                           autostart: false, mdevUUIDs: [uuid]))
@@ -215,23 +212,4 @@ func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thro
     try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
     }
-}
-
-/// A fresh directory under the system temp dir, removed by `remove()`.
-struct TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mdevmon-exporter-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        path = url.path
-    }
-
-    func file(_ name: String, _ contents: String) throws -> String {
-        let file = (path as NSString).appendingPathComponent(name)
-        try contents.write(toFile: file, atomically: true, encoding: .utf8)
-        return file
-    }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
 }

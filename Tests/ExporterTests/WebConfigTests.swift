@@ -1,5 +1,6 @@
 @testable import Exporter
 import Foundation
+import TestSupport
 import Testing
 
 /// A self-signed certificate and key made with openssl, in a temporary directory.

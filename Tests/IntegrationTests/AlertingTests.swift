@@ -137,7 +137,7 @@ struct AlertingStackTests {
         for tool in [mdevmonBinary, AlertingStack.prometheus, AlertingStack.alertmanager] {
             try #require(AlertingStack.installed(tool), "missing \(tool) (build mdevmon; apt-get install prometheus prometheus-alertmanager)")
         }
-        let dir = try PolicyTempDir()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
 
         // libvirt objects: an inactive mdev (to be "restored"), and one domain referencing it and a UUID
@@ -170,9 +170,9 @@ struct AlertingStackTests {
         let blindState = dir.path + "/blind-state", blindConfig = dir.path + "/blind.yaml"
         try "dry_run: true\n".write(toFile: blindConfig, atomically: true, encoding: .utf8)
 
-        let ports = try (0..<5).map { _ in try AlertingNet.freePort() }
+        let ports = try (0..<5).map { _ in try Loopback.freePort() }
         let (daemonPort, blindPort, deadPort, promPort, amPort) = (ports[0], ports[1], ports[2], ports[3], ports[4])
-        let fixture = try AlertingFixtureExporter(body: Self.fixtureMetrics)
+        let fixture = try StaticHTTPServer(body: Self.fixtureMetrics)
         defer { fixture.stop() }
         let real = "127.0.0.1:\(daemonPort)", blind = "127.0.0.1:\(blindPort)", dead = "127.0.0.1:\(deadPort)"
         let fake = "127.0.0.1:\(fixture.port)"
@@ -549,37 +549,6 @@ enum AlertingNet {
     static func json(_ text: String) -> Any? {
         try? JSONSerialization.jsonObject(with: Data(text.utf8))
     }
-
-    /// A loopback port that was free a moment ago (the kernel picks it).
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(fd >= 0)
-        defer { close(fd) }
-        var addr = loopback(port: 0)
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try #require(bound == 0, "bind: \(String(cString: strerror(errno)))")
-        return try port(of: fd)
-    }
-
-    static func loopback(port: UInt16) -> sockaddr_in {
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return addr
-    }
-
-    static func port(of fd: Int32) throws -> Int {
-        var addr = sockaddr_in()
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        try #require(ok == 0)
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
 }
 
 /// Child processes with their output in a log file, stopped with SIGTERM (then SIGKILL).
@@ -605,58 +574,4 @@ enum AlertingProcess {
         for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) }
         for p in processes { p.waitUntilExit() }
     }
-}
-
-/// A minimal HTTP server on 127.0.0.1 that answers every request with one exposition text: the
-/// scrape target for what this host cannot produce.
-final class AlertingFixtureExporter: Sendable {
-    let port: Int
-    private let fd: Int32
-
-    init(body: String) throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(listener >= 0)
-        var addr = AlertingNet.loopback(port: 0)
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(listener, 16) == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(listener)
-            throw AlertingFixtureError(reason: "fixture bind/listen: \(reason)")
-        }
-        fd = listener
-        port = try AlertingNet.port(of: listener)
-        let payload = Data(body.utf8)
-        let response = Data("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(payload.count)\r\nConnection: close\r\n\r\n".utf8) + payload
-        Thread.detachNewThread {
-            while true {
-                let client = accept(listener, nil, nil)
-                if client < 0 {
-                    if errno == EINTR { continue }
-                    return  // the listener was shut down
-                }
-                // Read the request head before answering, so the client never sees a reset.
-                var head = [UInt8]()
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                while !head.suffix(4).elementsEqual([13, 10, 13, 10]) && head.count < 65536 {
-                    let n = read(client, &buffer, buffer.count)
-                    if n <= 0 { break }
-                    head += buffer[0..<n]
-                }
-                _ = response.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
-                close(client)
-            }
-        }
-    }
-
-    func stop() {
-        shutdown(fd, Int32(SHUT_RDWR))
-        close(fd)
-    }
-}
-
-struct AlertingFixtureError: Error, CustomStringConvertible {
-    var reason: String
-    var description: String { reason }
 }

@@ -33,7 +33,7 @@ struct BadInputTests {
 
     @Test func monitorKeepsRetryingUnreachableLibvirt() async throws {
         let log = LogCapture()
-        try await withMonitor(uri: "qemu+tcp://127.0.0.1:1/system", backoff: .milliseconds(50), logger: log.logger) { monitor in
+        try await withMonitor(.quick(uri: "qemu+tcp://127.0.0.1:1/system", backoff: .milliseconds(50)), logger: log.logger) { monitor in
             // Each failed attempt is logged under one MESSAGE_ID (the first as an error, repeats at debug
             // level, so the journal is not flooded); four of them are four attempts.
             #expect(await eventually { log.records(.libvirtOperationFailed).count >= 4 }, "stopped retrying")

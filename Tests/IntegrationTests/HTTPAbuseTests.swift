@@ -126,20 +126,7 @@ struct ProcessMemory: CustomStringConvertible {
 enum RawSocket {
     /// A connected socket with send and receive timeouts, or nil.
     static func connect(port: Int, timeout seconds: Int = 5) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var addr = AlertingNet.loopback(port: UInt16(port))
-        let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard ok == 0 else {
-            close(fd)
-            return nil
-        }
-        return fd
+        try? Loopback.connect(port: port, timeout: seconds)
     }
 
     /// Sends all of `bytes` unless the peer goes away first; returns whether all went out.

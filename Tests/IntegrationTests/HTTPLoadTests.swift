@@ -1,22 +1,12 @@
 import Foundation
 import Systemd
+import TestSupport
 import Testing
 
 /// The real daemon under the limits systemd gives a service (soft open-files limit 1024): a thousand
 /// connections that never send a byte do not keep Prometheus out.
 @Suite(.enabled(if: LibvirtHost.enabled, "needs a reachable libvirtd (CI=true makes this mandatory)"))
 struct HTTPLoadTests {
-    static func idleConnection(port: Int) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var addr = AlertingNet.loopback(port: UInt16(port))
-        let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard ok == 0 else { close(fd); return nil }
-        return fd
-    }
-
     /// The soft open-files limit of a process, from /proc.
     static func softLimit(pid: Int32) -> String? {
         let text = (try? String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)) ?? ""
@@ -40,7 +30,7 @@ struct HTTPLoadTests {
         var idle: [Int32] = []
         defer { for fd in idle { close(fd) } }
         for _ in 0..<connections {
-            guard let fd = Self.idleConnection(port: daemon.port) else { break }
+            guard let fd = try? Loopback.connect(port: daemon.port) else { break }
             idle.append(fd)
         }
         #expect(idle.count == connections, "only \(idle.count) of \(connections) connections opened")
@@ -52,7 +42,7 @@ struct HTTPLoadTests {
 
         // Bogus and truncated requests on top.
         for request in ["FOO / HTTP/1.1\r\nHost: x\r\n\r\n", "GET /metr", "GET / HTTP/1.1\r\nX-Big: \(String(repeating: "a", count: 100_000))\r\n\r\n"] {
-            guard let fd = Self.idleConnection(port: daemon.port) else { continue }
+            guard let fd = try? Loopback.connect(port: daemon.port) else { continue }
             _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
             close(fd)
         }

@@ -79,7 +79,7 @@ struct LibvirtRestartTests {
             if Self.libvirtdPIDs().isEmpty { Self.spawnLibvirtd() }
             for uuid in created { LibvirtHost.cleanup(uuid: uuid) }
         }
-        try await withMonitor(backoff: .milliseconds(100)) { monitor in
+        try await withMonitor(.quick(backoff: .milliseconds(100))) { monitor in
             await monitor.waitForFirstSync()
             let first = LibvirtHost.newUUID()
             created.append(first)

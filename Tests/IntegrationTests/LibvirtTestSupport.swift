@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import Monitor
 import Testing
 
@@ -123,27 +122,6 @@ enum LibvirtHost {
           </devices>
         </domain>
         """
-    }
-}
-
-/// Runs a real MonitorService for the duration of `body`.
-/// - Parameter logger: where the service logs (default: warnings and worse, to the process's log handler).
-func withMonitor<T: Sendable>(
-    uri: String = LibvirtHost.uri, backoff: Duration = .milliseconds(200), logger: Logger? = nil,
-    _ body: (MonitorService) async throws -> T
-) async throws -> T {
-    let logger = logger ?? {
-        var logger = Logger(label: "test.monitor")
-        logger.logLevel = .warning
-        return logger
-    }()
-    let service = MonitorService(
-        configuration: MonitorConfiguration(uri: uri, readOnly: true, initialBackoff: backoff, maxBackoff: .seconds(1)),
-        logger: logger)
-    return try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await service.run() }
-        defer { group.cancelAll() }
-        return try await body(service)
     }
 }
 

@@ -18,7 +18,7 @@ struct PolicyDomainReferenceTests {
             LibvirtHost.virsh("undefine", marker)
             LibvirtHost.cleanup(uuid: uuid)
         }
-        let stateDir = try PolicyTempDir()
+        let stateDir = try TemporaryDirectory()
         defer { stateDir.remove() }
         var config = PolicyConfig()
         config.restore.enabled = false

@@ -13,7 +13,7 @@ struct PolicyRestoreTests {
     struct Setup {
         let owned: [String]
         let excluded: String
-        let stateDir: PolicyTempDir
+        let stateDir: TemporaryDirectory
         let config: PolicyConfig
     }
 
@@ -21,7 +21,7 @@ struct PolicyRestoreTests {
     /// owns two of them (`uuids` keeps the policy off other tests' devices; `exclude_uuids` drops the third).
     static func setUp(owned: [String], excluded: String, dryRun: Bool) throws -> Setup {
         for uuid in owned + [excluded] { _ = try LibvirtHost.define(uuid: uuid) }
-        let stateDir = try PolicyTempDir()
+        let stateDir = try TemporaryDirectory()
         let current = try #require(BootID.current())
         let previous = PersistedState(bootID: "previous-\(UUID().uuidString.lowercased())", active: (owned + [excluded]).map {
             PersistedState.Device(uuid: $0, parent: LibvirtHost.pciParent.name, mdevType: "nvidia-63", attrs: [], persistent: true)

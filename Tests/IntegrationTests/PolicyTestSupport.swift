@@ -5,17 +5,8 @@ import Policy
 import Synchronization
 import TestSupport
 
-/// A fresh directory under the system temp dir, removed by `remove()`.
-struct PolicyTempDir {
-    let path: String
-
-    init() throws {
-        path = NSTemporaryDirectory() + "mdevmon-policy-it-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
+/// DoctorTests' name for it, until that file moves to a target of its own.
+typealias PolicyTempDir = TemporaryDirectory
 
 /// A real MonitorService (read-write when the policy acts, as `mdevmon run` does, unless `readOnly`
 /// says otherwise) and a PolicyService acting through it, both running for the duration of `body`.

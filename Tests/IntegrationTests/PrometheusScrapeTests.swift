@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// A real Prometheus server scrapes a real mdevmon: a device defined with `virsh` shows up in its query
@@ -12,7 +13,7 @@ struct PrometheusScrapeTests {
         defer { daemon.stop() }
         try #require(await daemon.waitUntilSynced(), "daemon never synced; stderr:\n\(daemon.stderrTail)")
 
-        let promPort = try AlertingNet.freePort()
+        let promPort = try Loopback.freePort()
         let promDir = daemon.dir.path + "/prometheus"
         try FileManager.default.createDirectory(atPath: promDir, withIntermediateDirectories: true)
         let target = "127.0.0.1:\(daemon.port)"

@@ -7,7 +7,7 @@ import Testing
 @Suite(.enabled(if: LibvirtHost.enabled, "needs a reachable libvirtd (CI=true makes this mandatory)"))
 struct StateDirectoryLockIntegrationTests {
     @Test func secondDaemonOnTheSameStateDirectoryExitsNonZero() async throws {
-        let stateDir = try PolicyTempDir()
+        let stateDir = try TemporaryDirectory()
         defer { stateDir.remove() }
         let first = try TestDaemon(stateDir: stateDir.path)
         defer { first.stop() }

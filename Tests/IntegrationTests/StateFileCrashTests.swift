@@ -34,7 +34,7 @@ struct StateFileCrashTests {
 
     @Test func stateFileSurvivesSIGKILLDuringABurst() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: mdevmonBinary), "build mdevmon first: \(mdevmonBinary)")
-        let dir = try PolicyTempDir()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let stateDir = dir.path + "/state"
         try FileManager.default.createDirectory(atPath: Self.mdevctlDir, withIntermediateDirectories: true)

@@ -13,7 +13,7 @@ struct StateFileRestoreCrashTests {
 
     @Test func fiveHundredRestoresUnderRepeatedSIGKILL() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: mdevmonBinary), "build mdevmon first: \(mdevmonBinary)")
-        let dir = try PolicyTempDir()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let stateDir = dir.path + "/state"
         let store = StateStore(directory: stateDir)

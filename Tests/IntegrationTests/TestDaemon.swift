@@ -1,11 +1,12 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The real `mdevmon run` in a child process with its own state directory, config file and port, so
 /// it never collides with another test's daemon. Stopped (SIGTERM, then SIGKILL) by `stop()`.
 final class TestDaemon: @unchecked Sendable {
     let process = Process()
-    let dir: PolicyTempDir
+    let dir: TemporaryDirectory
     let port: Int
     let stderrPath: String
     let configPath: String
@@ -18,8 +19,8 @@ final class TestDaemon: @unchecked Sendable {
     ///   - wrapper: a command line that execs the daemon as its last arguments (e.g. `unshare`).
     init(uri: String = LibvirtHost.uri, config: String = "dry_run: true\n", stateDir: String? = nil,
          extra: [String] = [], wrapper: [String] = []) throws {
-        dir = try PolicyTempDir()
-        port = try AlertingNet.freePort()
+        dir = try TemporaryDirectory()
+        port = try Loopback.freePort()
         stderrPath = dir.path + "/stderr.log"
         configPath = dir.path + "/mdevmon.yaml"
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)

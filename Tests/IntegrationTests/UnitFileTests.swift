@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `deploy/mdevmon.service` as systemd itself reads it: `systemd-analyze verify` accepts it and
@@ -9,7 +10,7 @@ struct UnitFileTests {
     static let unit = AlertingStack.repo + "/deploy/mdevmon.service"
 
     /// The shipped unit with ExecStart pointed at the binary under test (verify checks that it exists).
-    static func installedCopy(in dir: PolicyTempDir) throws -> String {
+    static func installedCopy(in dir: TemporaryDirectory) throws -> String {
         let text = try String(contentsOfFile: unit, encoding: .utf8)
         try #require(text.contains("ExecStart=/usr/local/bin/mdevmon "), "the unit's ExecStart changed shape")
         let path = dir.path + "/mdevmon.service"
@@ -19,7 +20,7 @@ struct UnitFileTests {
     }
 
     @Test func systemdAnalyzeVerifyAcceptsTheUnit() throws {
-        let dir = try PolicyTempDir()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let r = LibvirtHost.run("/usr/bin/systemd-analyze", ["verify", try Self.installedCopy(in: dir)])
         #expect(r.status == 0, "systemd-analyze verify: \(r.out)\(r.err)")
@@ -36,7 +37,7 @@ struct UnitFileTests {
         #expect(text.contains("libvirtd.service") && text.contains("virtnodedevd.service"))
         #expect(text.contains("\nRestrictAddressFamilies=") && text.contains("\nSystemCallFilter="))
 
-        let dir = try PolicyTempDir()
+        let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let r = LibvirtHost.run("/usr/bin/systemd-analyze", ["security", "--offline=yes", try Self.installedCopy(in: dir)])
         let overall = (r.out + r.err).split(separator: "\n").first { $0.contains("Overall exposure level") }

@@ -55,7 +55,7 @@ import Testing
         #expect(entry.metadata[LogKey.mdevUUID] == Sample.uuidA)
         #expect(entry.metadata[LogKey.mdevParent] == Sample.gpu0)
         #expect(entry.metadata[LogKey.mdevType] == "i915-GVTg_V5_4")
-        #expect(entry.metadata[LogKey.mdevName] == Sample.name(Sample.uuidA, Sample.gpu0))
+        #expect(entry.metadata[LogKey.mdevName] == Sample.name(Sample.uuidA, parent: Sample.gpu0))
     }
 
     @Test func metadataKeysAreTheDottedOnes() {
@@ -75,8 +75,8 @@ import Testing
     }
 
     @Test func domainsWithMdevsAreLoggedWithTheirName() throws {
-        let vm = Sample.domain("vm1", [Sample.uuidA, Sample.uuidB])
-        for change in [IndexChange.domainAdded(vm), .domainChanged(old: Sample.domain("vm1", []), new: vm),
+        let vm = Sample.domain("vm1", uuids: [Sample.uuidA, Sample.uuidB])
+        for change in [IndexChange.domainAdded(vm), .domainChanged(old: Sample.domain("vm1", uuids: []), new: vm),
                        .domainRemoved(vm)] {
             let entry = try #require(change.logEntry)
             #expect(entry.event == .domainReferencesChanged)
@@ -88,7 +88,7 @@ import Testing
     /// A domain that starts or stops with the same references is a lifecycle change, told under its own
     /// ID: alerting on "references changed" must not fire on every VM start.
     @Test func aDomainLifecycleChangeIsNotAReferenceChange() throws {
-        var off = Sample.domain("vm1", [Sample.uuidA])
+        var off = Sample.domain("vm1", uuids: [Sample.uuidA])
         off.active = false
         var running = off
         running.active = true
@@ -106,12 +106,12 @@ import Testing
     }
 
     @Test func quietChangesHaveNoEntry() {
-        let plain = Sample.domain("vm1", [])
+        let plain = Sample.domain("vm1", uuids: [])
         #expect(IndexChange.domainAdded(plain).logEntry == nil)
         #expect(IndexChange.domainRemoved(plain).logEntry == nil)
-        #expect(IndexChange.parentAdded(Sample.parent()).logEntry == nil)
-        #expect(IndexChange.parentChanged(old: Sample.parent(available: 2), new: Sample.parent(available: 1)).logEntry == nil)
-        #expect(IndexChange.parentRemoved(Sample.parent()).logEntry == nil)
+        #expect(IndexChange.parentAdded(Sample.parentDevice()).logEntry == nil)
+        #expect(IndexChange.parentChanged(old: Sample.parentDevice(available: 2), new: Sample.parentDevice(available: 1)).logEntry == nil)
+        #expect(IndexChange.parentRemoved(Sample.parentDevice()).logEntry == nil)
     }
 
     @Test func connectionChanges() throws {

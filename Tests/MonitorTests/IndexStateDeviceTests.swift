@@ -22,7 +22,7 @@ import Testing
             let uuid = uuids.randomElement(using: &rng)!
             let parent = Bool.random(using: &rng) ? Sample.gpu0 : Sample.gpu1
             // Half the time under a fixed name, so the same name moves between parents.
-            let name = Bool.random(using: &rng) ? "fixed-\(uuid)" : Sample.name(uuid, parent)
+            let name = Bool.random(using: &rng) ? "fixed-\(uuid)" : Sample.name(uuid, parent: parent)
             switch Int.random(in: 0..<3, using: &rng) {
             case 0, 1:
                 _ = state.upsertDevice(Sample.definition(uuid, parent: parent, name: name),
@@ -106,10 +106,10 @@ import Testing
 
     @Test func parentsAreAddedChangedAndRemovedByName() {
         var state = IndexState()
-        let parent = Sample.parent(available: 2)
+        let parent = Sample.parentDevice(available: 2)
         #expect(state.upsertParent(parent) == [.parentAdded(parent)])
         #expect(state.upsertParent(parent) == [])
-        let fewer = Sample.parent(available: 1)
+        let fewer = Sample.parentDevice(available: 1)
         #expect(state.upsertParent(fewer) == [.parentChanged(old: parent, new: fewer)])
         #expect(state.parents == [Sample.gpu0: fewer])
         #expect(state.removeParent(named: Sample.gpu0) == [.parentRemoved(fewer)])

@@ -12,8 +12,8 @@ import Testing
 
     @Test func identicalStatesHaveNoDiff() {
         let state = IndexState(
-            devices: [Sample.device(Sample.uuidA)], parents: [Sample.parent()],
-            domains: [Sample.domain("vm", [Sample.uuidA])])
+            devices: [Sample.device(Sample.uuidA)], parents: [Sample.parentDevice()],
+            domains: [Sample.domain("vm", uuids: [Sample.uuidA])])
         #expect(IndexState.diff(from: state, to: state) == [])
         #expect(IndexState.diff(from: IndexState(), to: IndexState()) == [])
     }
@@ -22,8 +22,8 @@ import Testing
         let b = Sample.device(Sample.uuidB)
         let a1 = Sample.device(Sample.uuidA, parent: Sample.gpu1)
         let a0 = Sample.device(Sample.uuidA, parent: Sample.gpu0)
-        let p1 = Sample.parent(Sample.gpu1), p0 = Sample.parent(Sample.gpu0)
-        let vmZ = Sample.domain("z", []), vmA = Sample.domain("a", [])
+        let p1 = Sample.parentDevice(Sample.gpu1), p0 = Sample.parentDevice(Sample.gpu0)
+        let vmZ = Sample.domain("z", uuids: []), vmA = Sample.domain("a", uuids: [])
         let state = IndexState(devices: [b, a1, a0], parents: [p1, p0], domains: [vmZ, vmA])
         #expect(IndexState.diff(from: IndexState(), to: state) == [
             .domainAdded(vmA), .domainAdded(vmZ),
@@ -38,14 +38,14 @@ import Testing
     }
 
     @Test func removalsComeFirstThenAdditionsAndChangesInKeyOrder() {
-        let vmA = Sample.domain("a", [Sample.uuidA]), vmB = Sample.domain("b", [])
-        let gpu0 = Sample.parent(Sample.gpu0, available: 2), gpu1 = Sample.parent(Sample.gpu1)
+        let vmA = Sample.domain("a", uuids: [Sample.uuidA]), vmB = Sample.domain("b", uuids: [])
+        let gpu0 = Sample.parentDevice(Sample.gpu0, available: 2), gpu1 = Sample.parentDevice(Sample.gpu1)
         let a0 = Sample.device(Sample.uuidA, parent: Sample.gpu0)
         let b = Sample.device(Sample.uuidB), c = Sample.device(Sample.uuidC)
         let old = IndexState(devices: [a0, b, c], parents: [gpu0, gpu1], domains: [vmA, vmB])
 
-        let vmARunning = Sample.domain("a", [Sample.uuidA], active: true), vmC = Sample.domain("c", [])
-        let gpu0Fewer = Sample.parent(Sample.gpu0, available: 1)
+        let vmARunning = Sample.domain("a", uuids: [Sample.uuidA], active: true), vmC = Sample.domain("c", uuids: [])
+        let gpu0Fewer = Sample.parentDevice(Sample.gpu0, available: 1)
         let ap = ParentDevice(name: "ap_matrix", kind: "ap_matrix", types: [])
         let a0Active = Sample.device(Sample.uuidA, parent: Sample.gpu0, active: true)
         let a1 = Sample.device(Sample.uuidA, parent: Sample.gpu1)
@@ -68,7 +68,7 @@ import Testing
     @Test func aReferenceChangeAloneIsADeviceChange() {
         let a = Sample.device(Sample.uuidA)
         let old = IndexState(devices: [a], parents: [], domains: [])
-        let vm = Sample.domain("vm", [Sample.uuidA])
+        let vm = Sample.domain("vm", uuids: [Sample.uuidA])
         let new = IndexState(devices: [a], parents: [], domains: [vm])
         #expect(IndexState.diff(from: old, to: new) == [
             .domainAdded(vm),
@@ -79,8 +79,8 @@ import Testing
     @Test func initEqualsIncrementalUpsertsInAnyOrder() {
         let devices = [Sample.device(Sample.uuidA), Sample.device(Sample.uuidA, parent: Sample.gpu1),
                        Sample.device(Sample.uuidB, active: true)]
-        let parents = [Sample.parent(Sample.gpu0), Sample.parent(Sample.gpu1)]
-        let domains = [Sample.domain("vm1", [Sample.uuidA]), Sample.domain("vm2", [Sample.uuidA, Sample.uuidB])]
+        let parents = [Sample.parentDevice(Sample.gpu0), Sample.parentDevice(Sample.gpu1)]
+        let domains = [Sample.domain("vm1", uuids: [Sample.uuidA]), Sample.domain("vm2", uuids: [Sample.uuidA, Sample.uuidB])]
         let built = IndexState(devices: devices, parents: parents, domains: domains)
 
         // Devices before the domains that reference them: the references arrive with the domains.
@@ -96,16 +96,16 @@ import Testing
     @Test func stateAfterRemovalsEqualsAFreshStateWithTheSameContent() {
         let a = Sample.device(Sample.uuidA), b = Sample.device(Sample.uuidB)
         var incremental = IndexState()
-        _ = incremental.upsertDomain(Sample.domain("gone", [Sample.uuidA, Sample.uuidC]))
-        _ = incremental.upsertDomain(Sample.domain("vm", [Sample.uuidA, Sample.uuidB]))
+        _ = incremental.upsertDomain(Sample.domain("gone", uuids: [Sample.uuidA, Sample.uuidC]))
+        _ = incremental.upsertDomain(Sample.domain("vm", uuids: [Sample.uuidA, Sample.uuidB]))
         _ = incremental.upsertDevice(a.definition, flags: a.flags)
         _ = incremental.upsertDevice(b.definition, flags: b.flags)
         _ = incremental.upsertDevice(Sample.definition(Sample.uuidC), flags: Sample.flags())
         _ = incremental.removeDomain(named: "gone")
-        _ = incremental.upsertDomain(Sample.domain("vm", [Sample.uuidA]))
-        _ = incremental.removeDevice(named: Sample.name(Sample.uuidC, Sample.gpu0))
+        _ = incremental.upsertDomain(Sample.domain("vm", uuids: [Sample.uuidA]))
+        _ = incremental.removeDevice(named: Sample.name(Sample.uuidC, parent: Sample.gpu0))
 
-        let fresh = IndexState(devices: [a, b], parents: [], domains: [Sample.domain("vm", [Sample.uuidA])])
+        let fresh = IndexState(devices: [a, b], parents: [], domains: [Sample.domain("vm", uuids: [Sample.uuidA])])
         #expect(incremental.devices == fresh.devices)
         #expect(incremental == fresh)
         #expect(IndexState.diff(from: incremental, to: fresh) == [])

@@ -8,10 +8,10 @@ import Testing
         var state = IndexState()
         let device = Sample.device(Sample.uuidA, active: true)
         _ = state.upsertDevice(device.definition, flags: device.flags)
-        let stopped = Sample.domain("vm1", [])
+        let stopped = Sample.domain("vm1", uuids: [])
         _ = state.upsertDomain(stopped)
         // `virsh start`, then `attach-device --live`: the live XML holds it, the configuration does not.
-        let running = Sample.domain("vm1", [], live: [Sample.uuidA])
+        let running = Sample.domain("vm1", uuids: [], live: [Sample.uuidA])
         var inUse = device
         inUse.inUseBy = ["vm1"]
         #expect(state.upsertDomain(running) == [
@@ -28,7 +28,7 @@ import Testing
 
     @Test func aDeviceAppearingUnderARunningDomainIsInUseAtOnce() {
         var state = IndexState()
-        _ = state.upsertDomain(Sample.domain("vm1", [Sample.uuidB], live: [Sample.uuidB]))
+        _ = state.upsertDomain(Sample.domain("vm1", uuids: [Sample.uuidB], live: [Sample.uuidB]))
         let device = Sample.device(Sample.uuidB, active: true)
         let changes = state.upsertDevice(device.definition, flags: device.flags)
         #expect(changes.map(\.device?.inUseBy) == [["vm1"]])
@@ -39,7 +39,7 @@ import Testing
         var state = IndexState()
         let device = Sample.device(Sample.uuidA, active: true)
         _ = state.upsertDevice(device.definition, flags: device.flags)
-        _ = state.upsertDomain(Sample.domain("vm1", [], live: [Sample.uuidA]))
+        _ = state.upsertDomain(Sample.domain("vm1", uuids: [], live: [Sample.uuidA]))
         let changes = state.removeDomain(named: "vm1")
         #expect(changes.compactMap(\.device).map(\.inUseBy) == [[]])
         #expect(state == IndexState(devices: [device], parents: [], domains: []),
@@ -48,17 +48,17 @@ import Testing
 
     @Test func incrementalAndBulkBuildsAgree() {
         let a = Sample.device(Sample.uuidA, active: true), b = Sample.device(Sample.uuidB)
-        let domains = [Sample.domain("vm1", [Sample.uuidB], live: [Sample.uuidA]), Sample.domain("vm2", [Sample.uuidA])]
+        let domains = [Sample.domain("vm1", uuids: [Sample.uuidB], live: [Sample.uuidA]), Sample.domain("vm2", uuids: [Sample.uuidA])]
         // Devices first, then domains (the bulk init goes the other way), with detours on the way: a
         // device under the placeholder parent re-parented, a start and stop, a domain that comes and goes.
         var incremental = IndexState()
         let placeholder = Sample.definition(Sample.uuidB, parent: IndexState.placeholderParent, name: b.name)
         _ = incremental.upsertDevice(placeholder, flags: b.flags)
         _ = incremental.upsertDevice(a.definition, flags: Sample.flags(active: false))
-        _ = incremental.upsertDomain(Sample.domain("gone", [Sample.uuidA], live: [Sample.uuidB]))
+        _ = incremental.upsertDomain(Sample.domain("gone", uuids: [Sample.uuidA], live: [Sample.uuidB]))
         _ = incremental.upsertDevice(b.definition, flags: b.flags)
         _ = incremental.upsertDevice(a.definition, flags: a.flags)
-        _ = incremental.upsertDomain(Sample.domain("vm1", [], active: false))
+        _ = incremental.upsertDomain(Sample.domain("vm1", uuids: [], active: false))
         _ = incremental.removeDomain(named: "gone")
         for d in domains { _ = incremental.upsertDomain(d) }
         let bulk = IndexState(devices: [a, b], parents: [], domains: domains)

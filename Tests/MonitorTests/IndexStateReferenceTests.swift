@@ -22,7 +22,7 @@ import Testing
     @Test func addedDomainReferencesEveryDeviceWithItsUUID() {
         let (initial, a0, a1, b) = stateWithDevices()
         var state = initial
-        let vm = Sample.domain("vm1", [Sample.uuidA])
+        let vm = Sample.domain("vm1", uuids: [Sample.uuidA])
         #expect(state.upsertDomain(vm) == [
             .domainAdded(vm),
             .deviceChanged(old: a0, new: withDomains(a0, ["vm1"])),
@@ -35,8 +35,8 @@ import Testing
     @Test func referencingDomainsAreSorted() {
         let (initial, a0, _, _) = stateWithDevices()
         var state = initial
-        _ = state.upsertDomain(Sample.domain("zeta", [Sample.uuidA]))
-        let alpha = Sample.domain("alpha", [Sample.uuidA])
+        _ = state.upsertDomain(Sample.domain("zeta", uuids: [Sample.uuidA]))
+        let alpha = Sample.domain("alpha", uuids: [Sample.uuidA])
         let changes = state.upsertDomain(alpha)
         #expect(changes.first == .domainAdded(alpha))
         #expect(changes.dropFirst().map(\.device?.domains) == [["alpha", "zeta"], ["alpha", "zeta"]])
@@ -45,7 +45,7 @@ import Testing
 
     @Test func deviceAddedAfterTheDomainIsReferencedAtOnce() {
         var state = IndexState()
-        let vm = Sample.domain("vm1", [Sample.uuidC])
+        let vm = Sample.domain("vm1", uuids: [Sample.uuidC])
         #expect(state.upsertDomain(vm) == [.domainAdded(vm)])
         let device = Sample.device(Sample.uuidC)
         #expect(state.upsertDevice(device.definition, flags: device.flags) == [.deviceAdded(withDomains(device, ["vm1"]))])
@@ -54,7 +54,7 @@ import Testing
     @Test func removedDomainDropsItsReferences() {
         let (initial, a0, a1, _) = stateWithDevices()
         var state = initial
-        let vm = Sample.domain("vm1", [Sample.uuidA])
+        let vm = Sample.domain("vm1", uuids: [Sample.uuidA])
         _ = state.upsertDomain(vm)
         #expect(state.removeDomain(named: "vm1") == [
             .domainRemoved(vm),
@@ -68,9 +68,9 @@ import Testing
     @Test func changedDomainDropsOnlyTheUUIDItNoLongerNames() {
         let (initial, a0, a1, b) = stateWithDevices()
         var state = initial
-        let before = Sample.domain("vm1", [Sample.uuidA, Sample.uuidB])
+        let before = Sample.domain("vm1", uuids: [Sample.uuidA, Sample.uuidB])
         _ = state.upsertDomain(before)
-        let after = Sample.domain("vm1", [Sample.uuidB])
+        let after = Sample.domain("vm1", uuids: [Sample.uuidB])
         #expect(state.upsertDomain(after) == [
             .domainChanged(old: before, new: after),
             .deviceChanged(old: withDomains(a0, ["vm1"]), new: a0),
@@ -81,9 +81,9 @@ import Testing
 
     @Test func domainStateChangeWithoutNewReferencesTouchesNoDevice() {
         var state = stateWithDevices().0
-        let stopped = Sample.domain("vm1", [Sample.uuidA])
+        let stopped = Sample.domain("vm1", uuids: [Sample.uuidA])
         _ = state.upsertDomain(stopped)
-        let running = Sample.domain("vm1", [Sample.uuidA], active: true)
+        let running = Sample.domain("vm1", uuids: [Sample.uuidA], active: true)
         #expect(state.upsertDomain(running) == [.domainChanged(old: stopped, new: running)])
         #expect(state.upsertDomain(running) == [])
     }
@@ -91,7 +91,7 @@ import Testing
     @Test func removedDeviceKeepsNoReferenceButTheDomainStillNamesTheUUID() {
         let (initial, a0, _, _) = stateWithDevices()
         var state = initial
-        _ = state.upsertDomain(Sample.domain("vm1", [Sample.uuidA]))
+        _ = state.upsertDomain(Sample.domain("vm1", uuids: [Sample.uuidA]))
         #expect(state.removeDevice(named: a0.name) == [.deviceRemoved(withDomains(a0, ["vm1"]))])
         // Defined again later: the reference comes back with it.
         #expect(state.upsertDevice(a0.definition, flags: a0.flags) == [.deviceAdded(withDomains(a0, ["vm1"]))])

@@ -27,8 +27,8 @@ import Testing
         await index.mutate { $0.upsertDevice(Sample.definition(Sample.uuidA), flags: Sample.flags()) }
         await index.mutate { $0.upsertDevice(Sample.definition(Sample.uuidB), flags: Sample.flags()) }
         await index.mutate { $0.upsertDevice(Sample.definition(Sample.uuidA), flags: Sample.flags(active: true)) }
-        await index.mutate { $0.removeDevice(named: Sample.name(Sample.uuidB, Sample.gpu0)) }
-        await index.mutate { $0.removeDevice(named: Sample.name(Sample.uuidC, Sample.gpu0)) }
+        await index.mutate { $0.removeDevice(named: Sample.name(Sample.uuidB, parent: Sample.gpu0)) }
+        await index.mutate { $0.removeDevice(named: Sample.name(Sample.uuidC, parent: Sample.gpu0)) }
         await index.markDisconnected(reason: "test")
         let update = try #require(await subscription.next())
         guard case .resync(let from, let to, let connection) = update else { Issue.record("expected a resync, got \(update)"); return }

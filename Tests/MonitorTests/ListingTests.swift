@@ -8,7 +8,7 @@ import Testing
     private func snapshot() -> IndexSnapshot {
         let gpu = MdevDevice(
             definition: MdevDefinition(
-                name: Sample.name(Sample.uuidA, Sample.gpu0), uuid: Sample.uuidA, parent: Sample.gpu0,
+                name: Sample.name(Sample.uuidA, parent: Sample.gpu0), uuid: Sample.uuidA, parent: Sample.gpu0,
                 parentAddress: "0000:00:02.0", mdevType: "i915-GVTg_V5_4", iommuGroup: 0,
                 attrs: [MdevAttr(name: "testattr", value: "42"), MdevAttr(name: "testattr", value: "43")]),
             flags: Sample.flags(active: true, persistent: true, autostart: true))
@@ -26,7 +26,7 @@ import Testing
                              availableInstances: 65536),
             ]),
         ]
-        let domains = [Sample.domain("vm2", [Sample.uuidA]), Sample.domain("vm1", [Sample.uuidA], live: [Sample.uuidA])]
+        let domains = [Sample.domain("vm2", uuids: [Sample.uuidA]), Sample.domain("vm1", uuids: [Sample.uuidA], live: [Sample.uuidA])]
         let state = IndexState(devices: [ap, gpu], parents: parents, domains: domains)
         return IndexSnapshot(state: state, status: MonitorStatus(uri: "test:///default"))
     }
@@ -65,8 +65,8 @@ import Testing
             definition: Sample.definition(Sample.uuidC, attrs: [MdevAttr(name: "a", value: "1")]),
             flags: Sample.flags(active: true))
         let state = IndexState(
-            devices: [device], parents: [Sample.parent()],
-            domains: [Sample.domain("vm1", [Sample.uuidC])])
+            devices: [device], parents: [Sample.parentDevice()],
+            domains: [Sample.domain("vm1", uuids: [Sample.uuidC])])
         let text = String(decoding: Listing(IndexSnapshot(state: state, status: MonitorStatus(uri: "x"))).json(),
                           as: UTF8.self)
         #expect(text == """

@@ -94,28 +94,17 @@ extension MonitorConfiguration {
         uri: "test:///fake", readOnly: true, initialBackoff: .milliseconds(10), maxBackoff: .milliseconds(80))
 }
 
-/// Runs a `MonitorService` on `fake` for the duration of `body`, then cancels it and waits for it to end.
+/// Runs a `MonitorService` on `fake` for the duration of `body`, its changes recorded from before the first
+/// sync and journaled as in the daemon; then cancels it and waits for it and the recorder to end.
 func withMonitor(
-    _ fake: FakeLibvirt, configuration: MonitorConfiguration = .test,
+    _ fake: FakeLibvirt,
     logger: Logger = Logger(label: "mdevmon.test", factory: { _ in SwiftLogNoOpLogHandler() }),
     _ body: (MonitorHarness) async throws -> Void
 ) async throws {
-    let service = MonitorService(configuration: configuration, connector: fake, logger: logger)
-    let stream = await service.index.subscribe(capacity: 1_000_000)
     let recorder = ChangeRecorder()
-    let harness = MonitorHarness(fake: fake, service: service, recorder: recorder)
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { await recorder.drain(stream) }
-        group.addTask { try await service.run() }
-        // The journal of changes is a subscriber of its own, as in the daemon.
-        group.addTask { try await ChangeJournal(index: service.index, logger: logger).run() }
-        do {
-            try await body(harness)
-        } catch {
-            group.cancelAll()
-            throw error
-        }
-        group.cancelAll()
-        try await group.waitForAll()
+    try await TestSupport.withMonitor(
+        .test, connector: fake, logger: logger, journal: true, subscriber: { await recorder.drain($0) }
+    ) { service in
+        try await body(MonitorHarness(fake: fake, service: service, recorder: recorder))
     }
 }

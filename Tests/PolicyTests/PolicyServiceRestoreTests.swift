@@ -173,10 +173,10 @@ import Testing
         let initial = IndexState.with([Sample.device(owned)], parents: [])
         let previous = PersistedState(bootID: "previous-boot", active: [Sample.saved(owned)])
         // Whether the parent was in the index at each start: never starting without it is the point.
-        let parentAtStart = Observations()
+        let parentAtStart = Capture()
         let hooks: (DeviceIndex) -> FakeDeviceActions.Hooks = { index in
             FakeDeviceActions.Hooks(beforeAction: { _ in
-                parentAtStart.record(index.snapshot.state.parents[Sample.parent] == nil ? "absent" : "present")
+                parentAtStart.append(index.snapshot.state.parents[Sample.parent] == nil ? "absent" : "present")
             })
         }
         try await PolicyHarness.run(initial: initial, previous: previous, config: config(), hooks: hooks) { h in

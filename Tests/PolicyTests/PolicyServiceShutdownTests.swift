@@ -109,9 +109,9 @@ import Testing
         let log = LogCapture()
         // The first start fails at once and retries after 500 ms; the second holds the only slot until the
         // graceful shutdown reaches it (as it reaches a libvirt call in flight), and the others queue behind.
-        let starts = Observations()
+        let starts = Capture()
         let actions = FakeDeviceActions(index: index, failTimes: .max, hooks: .init(beforeAction: { name in
-            starts.record(name)
+            starts.append(name)
             if starts.all.count == 2 { try? await gracefulShutdown() }
         }))
         let config = fastConfig {

@@ -161,10 +161,10 @@ import Testing
         let previous = PersistedState(bootID: "previous-boot", active: [Sample.saved(uuid)])
         let initial = IndexState.with([Sample.device(uuid, parent: IndexState.placeholderParent)], parents: [])
         // The device's parent in the index at each start.
-        let parentAtStart = Observations()
+        let parentAtStart = Capture()
         let hooks: (DeviceIndex) -> FakeDeviceActions.Hooks = { index in
             FakeDeviceActions.Hooks(beforeAction: { _ in
-                parentAtStart.record(index.snapshot.state.devices(uuid: uuid).first?.parent ?? "none")
+                parentAtStart.append(index.snapshot.state.devices(uuid: uuid).first?.parent ?? "none")
             })
         }
         try await PolicyHarness.run(initial: initial, previous: previous, config: fastConfig(), hooks: hooks) { h in

@@ -1,5 +1,6 @@
 import Foundation
 import Policy
+import TestSupport
 import Testing
 
 /// One daemon per state directory: `flock` on `mdevmon.lock`, which names the holder's pid.

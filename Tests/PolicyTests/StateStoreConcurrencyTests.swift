@@ -1,6 +1,7 @@
 import Foundation
 import Monitor
 import Policy
+import TestSupport
 import Testing
 
 /// `StateStore.save` is called by one writer in the daemon, but must stay atomic even when two call it

@@ -1,6 +1,7 @@
 import Foundation
 import Monitor
 import Policy
+import TestSupport
 import Testing
 
 @Suite struct StateStoreTests {

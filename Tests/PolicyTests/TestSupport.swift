@@ -71,67 +71,14 @@ final class FakeDeviceActions: DeviceActions {
     }
 }
 
-/// Facts a test's action hooks record from inside the service, readable from the test.
-final class Observations: Sendable {
-    private let entries = Mutex<[String]>([])
-    func record(_ entry: String) { entries.withLock { $0.append(entry) } }
-    var all: [String] { entries.withLock { $0 } }
-}
-
-/// A fresh directory under the system temp dir.
-struct TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("mdevmon-policy-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-
-    var files: [String] { ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() }
-}
-
-/// Builders for index values.
-enum Sample {
+/// Devices on NVIDIA parents; every domain gets a UUID of its own.
+enum Sample: SampleHost {
     static let parent = "pci_0000_3b_00_0"
     static let otherParent = "pci_0000_af_00_0"
     static let type = "nvidia-63"
+    static let typeName = "GRID"
 
-    static func uuid() -> String { UUID().uuidString.lowercased() }
-
-    static func name(_ uuid: String, parent: String = parent) -> String {
-        "mdev_" + uuid.replacingOccurrences(of: "-", with: "_") + "_" + parent.dropFirst(4)
-    }
-
-    static func definition(_ uuid: String, parent: String = parent, type: String = type,
-                           attrs: [MdevAttr] = []) -> MdevDefinition {
-        MdevDefinition(name: name(uuid, parent: parent), uuid: uuid, parent: parent, parentAddress: nil,
-                       mdevType: type, iommuGroup: nil, attrs: attrs)
-    }
-
-    static func device(_ uuid: String, parent: String = parent, type: String = type, active: Bool = false,
-                       persistent: Bool = true, autostart: Bool = false, attrs: [MdevAttr] = []) -> MdevDevice {
-        MdevDevice(definition: definition(uuid, parent: parent, type: type, attrs: attrs),
-                   flags: DeviceFlags(active: active, persistent: persistent, autostart: autostart))
-    }
-
-    static func parentDevice(_ name: String = parent) -> ParentDevice {
-        ParentDevice(name: name, kind: "pci", types: [
-            MdevTypeInfo(id: type, name: "GRID", deviceAPI: "vfio-pci", availableInstances: 4)])
-    }
-
-    /// `live`: the mdevs the running domain's live XML holds (it runs when there are any, or when `active`).
-    static func domain(_ name: String, uuids: [String], persistent: Bool = true, autostart: Bool = false,
-                       active: Bool = false, live: [String] = []) -> DomainInfo {
-        DomainInfo(name: name, uuid: uuid(), active: active || !live.isEmpty, persistent: persistent,
-                   autostart: autostart, mdevUUIDs: uuids, liveMdevUUIDs: live)
-    }
-
-    static func parentDevice(_ name: String = parent, available: Int, type: String = type) -> ParentDevice {
-        ParentDevice(name: name, kind: "pci", types: [
-            MdevTypeInfo(id: type, name: "GRID", deviceAPI: "vfio-pci", availableInstances: available)])
-    }
+    static func domainUUID() -> String { uuid() }
 
     static func saved(_ uuid: String, parent: String = parent, type: String = type, persistent: Bool = true,
                       attrs: [MdevAttr] = []) -> PersistedState.Device {

@@ -9,17 +9,17 @@ import Testing
     /// stays with its holder and then goes to the next live waiter.
     @Test func aCancelledSemaphoreWaiterLeavesTheQueueAndNeverRuns() async throws {
         let semaphore = AsyncSemaphore(1)
-        let ran = Observations()
+        let ran = Capture()
         let (release, releaseContinuation) = AsyncStream.makeStream(of: Void.self)
         let holder = Task {
             try await semaphore.holding {
-                ran.record("holder")
+                ran.append("holder")
                 for await _ in release { break }
             }
         }
         #expect(await eventually { ran.all == ["holder"] })
-        let cancelled = Task { try await semaphore.holding { ran.record("cancelled waiter") } }
-        let next = Task { try await semaphore.holding { ran.record("next waiter") } }
+        let cancelled = Task { try await semaphore.holding { ran.append("cancelled waiter") } }
+        let next = Task { try await semaphore.holding { ran.append("next waiter") } }
         #expect(await eventually { semaphore.waiting == 2 })
         cancelled.cancel()
         await #expect(throws: CancellationError.self) { try await cancelled.value }

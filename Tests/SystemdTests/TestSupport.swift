@@ -1,34 +1,5 @@
-import Foundation
 import Glibc
-import Synchronization
-
-/// Collects strings written from any thread.
-final class Capture: Sendable {
-    private let lines = Mutex<[String]>([])
-
-    @Sendable func append(_ line: String) { lines.withLock { $0.append(line) } }
-
-    var all: [String] { lines.withLock { $0 } }
-}
-
-/// A fresh directory under the system temp dir, removed by `remove()`.
-struct TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mdevmon-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        path = url.path
-    }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
-
-struct SocketError: Error, CustomStringConvertible {
-    var call: String
-    var code: Int32
-    var description: String { "\(call): \(String(cString: strerror(code)))" }
-}
+import TestSupport
 
 /// A bound, non-blocking `AF_UNIX` datagram socket standing in for systemd's notify socket.
 final class DatagramListener {
