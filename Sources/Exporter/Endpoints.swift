@@ -44,17 +44,11 @@ final class Endpoints: Sendable {
         Self.health(snapshot().status)
     }
 
-    /// Healthy when connected and synced; otherwise one line saying why not.
+    /// Healthy when connected and synced; otherwise a short reason. libvirt's own error text is not
+    /// given to whoever asks: the Monitor logs it (at each new outage, and when a connection is lost).
     static func health(_ status: MonitorStatus) -> (healthy: Bool, reason: String) {
         if status.connected && status.synced { return (true, "ok") }
-        let reason: String
-        if let error = status.lastError, !error.isEmpty {
-            reason = error
-        } else if status.connected {
-            reason = "connected to libvirt (\(status.uri)), first full sync not finished"
-        } else {
-            reason = "not connected to libvirt (\(status.uri))"
-        }
-        return (false, reason.split(whereSeparator: \.isNewline).joined(separator: " "))
+        if !status.connected { return (false, "libvirt unreachable") }
+        return (false, status.lastSyncTime == nil ? "first sync not finished" : "resync after reconnect not finished")
     }
 }
