@@ -33,7 +33,7 @@ final class Endpoints: Sendable {
         let snapshot = snapshot()
         let sections = configuration.landingContributors.flatMap { $0.landingSections(snapshot: snapshot) }
         return LandingPage.render(snapshot: snapshot, build: configuration.build,
-                                  telemetryPath: configuration.telemetryPath, sections: sections, now: Date())
+                                  telemetryPath: configuration.telemetryPath, sections: sections)
     }
 
     func devicesJSON() -> Data {
