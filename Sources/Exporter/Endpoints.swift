@@ -1,5 +1,6 @@
 import Foundation
 import Monitor
+import NIOCore
 import Synchronization
 
 /// What each endpoint serves, independent of HTTP plumbing. Everything reads one snapshot taken
@@ -9,10 +10,16 @@ final class Endpoints: Sendable {
     let snapshot: @Sendable () -> IndexSnapshot
     private let lastScrape = Mutex(ScrapeStats(renderSeconds: 0, bytes: 0))
     private let cache = MetricsCache()
+    /// Bounds renders and gzips of the two pages below.
+    let pageGate: AdmissionGate
+    let landingCache = PageCache<LandingKey>()
+    let devicesCache = PageCache<IndexVersion>()
 
-    init(configuration: ExporterConfiguration, snapshot: @escaping @Sendable () -> IndexSnapshot) {
+    init(configuration: ExporterConfiguration, snapshot: @escaping @Sendable () -> IndexSnapshot,
+         limits: ExporterLimits = ExporterLimits()) {
         self.configuration = configuration
         self.snapshot = snapshot
+        pageGate = AdmissionGate(limits.pages)
     }
 
     /// Renders a scrape and remembers its cost for the next one's `mdev_scrape_*`.
@@ -29,15 +36,28 @@ final class Endpoints: Sendable {
         return scrape
     }
 
-    func landingPage() -> String {
+    /// The landing page, rendered once per state it shows.
+    /// - Throws: `AdmissionGate.Refusal` or `CancellationError` when it had to be rendered and was not admitted.
+    func landingPage(gzip: Bool, departure: Departure? = nil) async throws -> [ByteBuffer] {
         let snapshot = snapshot()
+        // Contributors' sections are small and quick (their contract); they are part of what the page shows.
         let sections = configuration.landingContributors.flatMap { $0.landingSections(snapshot: snapshot) }
-        return LandingPage.render(snapshot: snapshot, build: configuration.build,
-                                  telemetryPath: configuration.telemetryPath, sections: sections)
+        let configuration = configuration
+        return try await landingCache.body(
+            key: LandingKey(snapshot, sections: sections), gzip: gzip, gate: pageGate, departure: departure
+        ) {
+            ByteBuffer(string: LandingPage.render(snapshot: snapshot, build: configuration.build,
+                                                  telemetryPath: configuration.telemetryPath, sections: sections))
+        }
     }
 
-    func devicesJSON() -> Data {
-        Listing(snapshot()).json()
+    /// The device listing as JSON, rendered once per index generation.
+    /// - Throws: `AdmissionGate.Refusal` or `CancellationError` when it had to be rendered and was not admitted.
+    func devicesJSON(gzip: Bool, departure: Departure? = nil) async throws -> [ByteBuffer] {
+        let snapshot = snapshot()
+        return try await devicesCache.body(key: IndexVersion(snapshot), gzip: gzip, gate: pageGate, departure: departure) {
+            ByteBuffer(bytes: Listing(snapshot).json())
+        }
     }
 
     func health() -> (healthy: Bool, reason: String) {
@@ -50,5 +70,37 @@ final class Endpoints: Sendable {
         if status.connected && status.synced { return (true, "ok") }
         if !status.connected { return (false, "libvirt unreachable") }
         return (false, status.lastSyncTime == nil ? "first sync not finished" : "resync after reconnect not finished")
+    }
+}
+
+/// Which state of which index a snapshot shows; `nil` for a snapshot not published by a `DeviceIndex`.
+struct IndexVersion: Equatable, Sendable {
+    /// Held, so that no other index's history can take its address and pass for it.
+    let history: ChangeHistory
+    let generation: Int
+
+    init?(_ snapshot: IndexSnapshot) {
+        guard let history = snapshot.history else { return nil }
+        self.history = history
+        generation = snapshot.generation
+    }
+
+    static func == (a: Self, b: Self) -> Bool { a.history === b.history && a.generation == b.generation }
+}
+
+/// Everything the landing page shows: the index, the connection (without the event counters, which
+/// it does not show) and the contributors' sections.
+struct LandingKey: Equatable, Sendable {
+    let index: IndexVersion
+    let status: MonitorStatus
+    let sections: [LandingSection]
+
+    init?(_ snapshot: IndexSnapshot, sections: [LandingSection]) {
+        guard let index = IndexVersion(snapshot) else { return nil }
+        self.index = index
+        var status = snapshot.status
+        status.events = [:]
+        self.status = status
+        self.sections = sections
     }
 }

@@ -9,9 +9,12 @@ public import ServiceLifecycle
 /// endpoints. Run it in the daemon's `ServiceGroup`; it stops on graceful shutdown.
 public struct ExporterService: Service, CustomStringConvertible {
     private let configuration: ExporterConfiguration
-    private let endpoints: Endpoints
+    let endpoints: Endpoints
+    /// Bounds bcrypt checks of every server's requests.
+    let bcryptGate: AdmissionGate
     private let auth: BasicAuth?
     private let tls: TLSChannelConfiguration?
+    private let limits: ExporterLimits
     private let logger: Logger
     private let onListening: (@Sendable (ListenAddress, Int) async -> Void)?
     private let connections: ConnectionTracker?
@@ -35,6 +38,19 @@ public struct ExporterService: Service, CustomStringConvertible {
         onListening: (@Sendable (_ address: ListenAddress, _ port: Int) async -> Void)? = nil,
         afterConnectionBurst: (@Sendable (_ peakConnections: Int, _ connections: Int) -> Void)? = nil
     ) throws {
+        try self.init(configuration: configuration, snapshot: snapshot, logger: logger, onListening: onListening,
+                      afterConnectionBurst: afterConnectionBurst, limits: ExporterLimits())
+    }
+
+    /// The same with other limits (tests).
+    init(
+        configuration: ExporterConfiguration,
+        snapshot: @escaping @Sendable () -> IndexSnapshot,
+        logger: Logger,
+        onListening: (@Sendable (_ address: ListenAddress, _ port: Int) async -> Void)?,
+        afterConnectionBurst: (@Sendable (_ peakConnections: Int, _ connections: Int) -> Void)?,
+        limits: ExporterLimits
+    ) throws {
         try configuration.validate()
         var auth: BasicAuth?
         var tls: TLSChannelConfiguration?
@@ -44,9 +60,11 @@ public struct ExporterService: Service, CustomStringConvertible {
             tls = try web.tls?.channelConfiguration(path: path)
         }
         self.configuration = configuration
-        self.endpoints = Endpoints(configuration: configuration, snapshot: snapshot)
+        self.endpoints = Endpoints(configuration: configuration, snapshot: snapshot, limits: limits)
+        self.bcryptGate = AdmissionGate(limits.bcrypt)
         self.auth = auth
         self.tls = tls
+        self.limits = limits
         self.logger = logger
         self.onListening = onListening
         self.connections = afterConnectionBurst.map { report in
@@ -62,7 +80,10 @@ public struct ExporterService: Service, CustomStringConvertible {
     public var description: String { "ExporterService" }
 
     public func run() async throws {
-        let responder = ExporterResponder(endpoints: endpoints, auth: auth)
+        let departures = Departures()
+        let responder = ExporterResponder(
+            endpoints: endpoints, auth: { [auth] in auth }, bcryptGate: bcryptGate, departures: departures,
+            retryAfterSeconds: limits.retryAfterSeconds)
         let logger = logger
         let onListening = onListening
         let scheme = tls == nil ? "http" : "https"
@@ -89,7 +110,8 @@ public struct ExporterService: Service, CustomStringConvertible {
                     Application(
                         responder: responder,
                         server: try .tls(.http1(configuration: .init(
-                            additionalChannelHandlers: connections.map { [$0.handler()] } ?? [], idleTimeout: .seconds(30))),
+                            additionalChannelHandlers: [departures.handler()] + (connections.map { [$0.handler()] } ?? []),
+                            idleTimeout: .seconds(30))),
                                           configuration: tls),
                         configuration: appConfiguration,
                         onServerRunning: { await announce($0.localAddress?.port) }, logger: logger)
@@ -97,7 +119,8 @@ public struct ExporterService: Service, CustomStringConvertible {
                     Application(
                         responder: responder,
                         server: .http1(configuration: .init(
-                            additionalChannelHandlers: connections.map { [$0.handler()] } ?? [], idleTimeout: .seconds(30))),
+                            additionalChannelHandlers: [departures.handler()] + (connections.map { [$0.handler()] } ?? []),
+                            idleTimeout: .seconds(30))),
                         configuration: appConfiguration,
                         onServerRunning: { await announce($0.localAddress?.port) }, logger: logger)
                 }
