@@ -104,10 +104,11 @@ func withServer<R: Sendable>(
     afterConnectionBurst: (@Sendable (_ peakConnections: Int, _ connections: Int) -> Void)? = nil,
     limits: ExporterLimits = ExporterLimits(),
     logger: Logger = quietLogger,
+    webConfigCheckInterval: Duration = .seconds(1),
     _ body: @Sendable (_ port: Int) async throws -> R
 ) async throws -> R {
     try await withService(configuration, snapshot: snapshot, afterConnectionBurst: afterConnectionBurst, limits: limits,
-                          logger: logger) { port, _ in try await body(port) }
+                          logger: logger, webConfigCheckInterval: webConfigCheckInterval) { port, _ in try await body(port) }
 }
 
 /// `withServer`, with the running service at hand (its gates, its caches).
@@ -118,12 +119,14 @@ func withService<R: Sendable>(
     afterConnectionBurst: (@Sendable (_ peakConnections: Int, _ connections: Int) -> Void)? = nil,
     limits: ExporterLimits = ExporterLimits(),
     logger: Logger = quietLogger,
+    webConfigCheckInterval: Duration = .seconds(1),
     _ body: @Sendable (_ port: Int, _ service: ExporterService) async throws -> R
 ) async throws -> R {
     let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
     let service = try ExporterService(
         configuration: configuration, snapshot: snapshot, logger: logger,
-        onListening: { _, port in portSink.yield(port) }, afterConnectionBurst: afterConnectionBurst, limits: limits)
+        onListening: { _, port in portSink.yield(port) }, afterConnectionBurst: afterConnectionBurst, limits: limits,
+        webConfigCheckInterval: webConfigCheckInterval)
     return try await withThrowingTaskGroup(of: R?.self) { group in
         group.addTask {
             defer { portSink.finish() }
