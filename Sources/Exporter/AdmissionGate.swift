@@ -6,19 +6,32 @@ import Synchronization
 /// unbounded backlog of work for clients that may have left long ago.
 ///
 /// Waiters are served first come, first served, and honour task cancellation: a cancelled waiter
-/// leaves the queue at once.
+/// leaves the queue at once. A holder that keeps its permit longer than `maxHold` (a client that stops
+/// reading a response) loses it to the next caller that finds none free; a permit given back before
+/// `minHold` is free again only then, which bounds admissions to `permits / minHold` per second.
 final class AdmissionGate: Sendable {
     struct Limits: Hashable, Sendable {
         var permits: Int
         var waiting: Int
         var maxWait: Duration
+        /// How long a permit may be held before it can be taken back; `nil`: as long as its holder wants.
+        var maxHold: Duration?
+        /// How long a permit stays taken at least, however soon it is given back.
+        var minHold: Duration?
 
-        init(permits: Int, waiting: Int, maxWait: Duration) {
+        init(permits: Int, waiting: Int, maxWait: Duration, maxHold: Duration? = nil, minHold: Duration? = nil) {
             precondition(permits > 0 && waiting >= 0 && maxWait >= .zero, "invalid admission limits")
             self.permits = permits
             self.waiting = waiting
             self.maxWait = maxWait
+            self.maxHold = maxHold
+            self.minHold = minHold
         }
+    }
+
+    /// A held permit; give it back with `leave(_:)`.
+    struct Lease: Hashable, Sendable {
+        fileprivate let id: UInt64
     }
 
     /// Why a caller was not admitted.
@@ -33,26 +46,32 @@ final class AdmissionGate: Sendable {
 
     private struct Waiter {
         let id: UInt64
-        let continuation: CheckedContinuation<Result<Void, Refusal>, Never>
+        let continuation: CheckedContinuation<Result<Lease, Refusal>, Never>
     }
 
     private struct State {
-        var available: Int
+        /// Holders by lease, with when they took it.
+        var leases: [UInt64: ContinuousClock.Instant] = [:]
         /// In arrival order; at most `limits.waiting`.
         var waiters: [Waiter] = []
         var nextID: UInt64 = 0
+
+        mutating func newLease() -> Lease {
+            nextID += 1
+            leases[nextID] = .now
+            return Lease(id: nextID)
+        }
     }
 
     let limits: Limits
-    private let state: Mutex<State>
+    private let state = Mutex(State())
 
     init(_ limits: Limits) {
         self.limits = limits
-        state = Mutex(State(available: limits.permits))
     }
 
     /// Holders right now (tests).
-    var holders: Int { limits.permits - state.withLock { $0.available } }
+    var holders: Int { state.withLock { $0.leases.count } }
     /// Waiters right now (tests).
     var waiters: Int { state.withLock { $0.waiters.count } }
 
@@ -61,30 +80,27 @@ final class AdmissionGate: Sendable {
     /// - Throws: `Refusal` when not admitted, `CancellationError` when the task was cancelled while
     ///   waiting, or what `body` throws.
     func withPermit<T>(until departure: Departure? = nil, _ body: () async throws -> T) async throws -> T {
-        try await enter(until: departure)
-        defer { leave() }
+        let lease = try await enter(until: departure)
+        defer { leave(lease) }
         return try await body()
     }
 
-    /// Takes a permit, waiting for one if the queue has room. Pair with `leave()`.
+    /// Takes a permit, waiting for one if the queue has room. Give it back with `leave(_:)`.
     /// - Parameter departure: The request's client; a waiter whose client leaves gives up its place,
     ///   and a client that left by the time a permit comes free does not take it.
-    func enter(until departure: Departure? = nil) async throws {
+    func enter(until departure: Departure? = nil) async throws -> Lease {
         try Task.checkCancellation()
         if departure?.isGone == true { throw Refusal.clientGone }
         let id = state.withLock { s -> UInt64 in
             s.nextID += 1
             return s.nextID
         }
-        let result: Result<Void, Refusal> = await withTaskCancellationHandler {
+        let result: Result<Lease, Refusal> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let immediate = state.withLock { s -> Result<Void, Refusal>? in
+                let immediate = state.withLock { s -> Result<Lease, Refusal>? in
                     // Checked under the lock, so a cancellation either is seen here or finds the waiter queued.
                     if Task.isCancelled { return .failure(.clientGone) }
-                    if s.available > 0 && s.waiters.isEmpty {
-                        s.available -= 1
-                        return .success(())
-                    }
+                    if s.waiters.isEmpty && hasRoom(&s) { return .success(s.newLease()) }
                     guard s.waiters.count < limits.waiting else { return .failure(.queueFull) }
                     s.waiters.append(Waiter(id: id, continuation: continuation))
                     return nil
@@ -94,45 +110,74 @@ final class AdmissionGate: Sendable {
                     return
                 }
                 // A timer, not a task: nothing runs until it fires, and it is a no-op once the waiter is gone.
-                let (seconds, attoseconds) = limits.maxWait.components
-                let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
-                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
-                    remove(id, .failure(.timedOut))
-                }
-                departure?.whenGone(id: id) { [self] in remove(id, .failure(.clientGone)) }
+                Self.after(limits.maxWait) { [self] in timeOut(id) }
+                departure?.whenGone(id: id) { [self] in remove(id) }
             }
         } onCancel: {
-            remove(id, .failure(.clientGone))
+            remove(id)
         }
         departure?.forget(id: id)
         if Task.isCancelled || departure?.isGone == true {
             // Granted just as the task was cancelled or the client left: the permit goes to the next one.
-            if case .success = result { leave() }
+            if case .success(let lease) = result { leave(lease) }
             if Task.isCancelled { throw CancellationError() }
             throw Refusal.clientGone
         }
-        try result.get()
+        return try result.get()
     }
 
-    /// Returns a permit, handing it to the longest waiter if there is one.
-    func leave() {
-        let next = state.withLock { s -> Waiter? in
-            if s.waiters.isEmpty {
-                s.available += 1
-                precondition(s.available <= limits.permits, "AdmissionGate.leave() without enter()")
-                return nil
+    /// Returns a permit (at the end of its `minHold`), handing it to the longest waiter if there is one.
+    /// A lease already taken back (held past `maxHold`) is ignored.
+    func leave(_ lease: Lease) {
+        if let minHold = limits.minHold, let taken = state.withLock({ $0.leases[lease.id] }) {
+            let early = minHold - (ContinuousClock.now - taken)
+            if early > .zero {
+                Self.after(early) { [self] in release(lease) }
+                return
             }
-            return s.waiters.removeFirst()
         }
-        next?.continuation.resume(returning: .success(()))
+        release(lease)
     }
 
-    /// Resolves a waiter that is still queued (timed out or cancelled).
-    private func remove(_ id: UInt64, _ result: Result<Void, Refusal>) {
+    private func release(_ lease: Lease) {
+        let next = state.withLock { s -> (Waiter, Lease)? in
+            guard s.leases.removeValue(forKey: lease.id) != nil, !s.waiters.isEmpty else { return nil }
+            return (s.waiters.removeFirst(), s.newLease())
+        }
+        if let (waiter, lease) = next { waiter.continuation.resume(returning: .success(lease)) }
+    }
+
+    private static func after(_ delay: Duration, _ body: @escaping @Sendable () -> Void) {
+        let (seconds, attoseconds) = delay.components
+        let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds), execute: body)
+    }
+
+    /// Whether a permit is free, after taking back those held past `maxHold`.
+    private func hasRoom(_ s: inout State) -> Bool {
+        if s.leases.count >= limits.permits, let maxHold = limits.maxHold {
+            let now = ContinuousClock.now
+            s.leases = s.leases.filter { now - $0.value < maxHold }
+        }
+        return s.leases.count < limits.permits
+    }
+
+    /// A waiter's `maxWait` is over: it gets a permit held too long by someone else, or gives up.
+    private func timeOut(_ id: UInt64) {
+        let resolved = state.withLock { s -> (Waiter, Result<Lease, Refusal>)? in
+            guard let index = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            let waiter = s.waiters.remove(at: index)
+            return (waiter, hasRoom(&s) ? .success(s.newLease()) : .failure(.timedOut))
+        }
+        if let (waiter, result) = resolved { waiter.continuation.resume(returning: result) }
+    }
+
+    /// Resolves a waiter that is still queued (cancelled, or its client left).
+    private func remove(_ id: UInt64) {
         let waiter = state.withLock { s -> Waiter? in
             guard let index = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
             return s.waiters.remove(at: index)
         }
-        waiter?.continuation.resume(returning: result)
+        waiter?.continuation.resume(returning: .failure(.clientGone))
     }
 }

@@ -10,7 +10,7 @@ final class Endpoints: Sendable {
     let snapshot: @Sendable () -> IndexSnapshot
     private let lastScrape = Mutex(ScrapeStats(renderSeconds: 0, bytes: 0))
     private let cache = MetricsCache()
-    /// Bounds renders and gzips of the two pages below.
+    /// Bounds responses of the two pages below: their renders, gzips and writes.
     let pageGate: AdmissionGate
     let landingCache = PageCache<LandingKey>()
     let devicesCache = PageCache<IndexVersion>()
@@ -36,28 +36,35 @@ final class Endpoints: Sendable {
         return scrape
     }
 
-    /// The landing page, rendered once per state it shows.
-    /// - Throws: `AdmissionGate.Refusal` or `CancellationError` when it had to be rendered and was not admitted.
-    func landingPage(gzip: Bool, departure: Departure? = nil) async throws -> [ByteBuffer] {
+    /// The landing page, rendered once per state it shows, and a page permit its response holds.
+    /// - Throws: `AdmissionGate.Refusal` or `CancellationError` when not admitted.
+    func landingPage(gzip: Bool, departure: Departure? = nil) async throws -> PageBody {
+        let lease = try await pageGate.enter(until: departure)
         let snapshot = snapshot()
         // Contributors' sections are small and quick (their contract); they are part of what the page shows.
         let sections = configuration.landingContributors.flatMap { $0.landingSections(snapshot: snapshot) }
         let configuration = configuration
-        return try await landingCache.body(
-            key: LandingKey(snapshot, sections: sections), gzip: gzip, gate: pageGate, departure: departure
-        ) {
+        let buffers = await landingCache.body(key: LandingKey(snapshot, sections: sections), gzip: gzip) {
             ByteBuffer(string: LandingPage.render(snapshot: snapshot, build: configuration.build,
                                                   telemetryPath: configuration.telemetryPath, sections: sections))
         }
+        return PageBody(buffers: buffers, lease: lease)
     }
 
-    /// The device listing as JSON, rendered once per index generation.
-    /// - Throws: `AdmissionGate.Refusal` or `CancellationError` when it had to be rendered and was not admitted.
-    func devicesJSON(gzip: Bool, departure: Departure? = nil) async throws -> [ByteBuffer] {
+    /// The device listing as JSON, rendered once per index generation, and a page permit its response holds.
+    /// - Throws: `AdmissionGate.Refusal` or `CancellationError` when not admitted.
+    func devicesJSON(gzip: Bool, departure: Departure? = nil) async throws -> PageBody {
+        let lease = try await pageGate.enter(until: departure)
         let snapshot = snapshot()
-        return try await devicesCache.body(key: IndexVersion(snapshot), gzip: gzip, gate: pageGate, departure: departure) {
+        let buffers = await devicesCache.body(key: IndexVersion(snapshot), gzip: gzip) {
             ByteBuffer(bytes: Listing(snapshot).json())
         }
+        return PageBody(buffers: buffers, lease: lease)
+    }
+
+    /// Gives back the permit of a page whose response is written (or will not be).
+    func written(_ page: PageBody) {
+        pageGate.leave(page.lease)
     }
 
     func health() -> (healthy: Bool, reason: String) {
@@ -71,6 +78,15 @@ final class Endpoints: Sendable {
         if !status.connected { return (false, "libvirt unreachable") }
         return (false, status.lastSyncTime == nil ? "first sync not finished" : "resync after reconnect not finished")
     }
+}
+
+/// A page's body, and the page permit its response holds until it is written: what costs is sending
+/// megabytes as much as rendering them.
+struct PageBody: Sendable {
+    let buffers: [ByteBuffer]
+    let lease: AdmissionGate.Lease
+
+    var count: Int { buffers.reduce(0) { $0 + $1.readableBytes } }
 }
 
 /// Which state of which index a snapshot shows; `nil` for a snapshot not published by a `DeviceIndex`.

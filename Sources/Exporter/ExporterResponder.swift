@@ -63,7 +63,7 @@ struct ExporterResponder: HTTPResponder {
         case .landing:
             let departure = departures.departure(of: context.channel)
             guard let page = try? await endpoints.landingPage(gzip: gzip, departure: departure) else { return busy() }
-            response = Self.body(ResponseBody(contentsOf: page), gzip: gzip, type: "text/html; charset=utf-8")
+            response = pageResponse(page, gzip: gzip, type: "text/html; charset=utf-8", head: request.method == .head)
         case .metrics:
             let scrape = endpoints.metrics()
             // The cached chunks (or their cached gzip fragments) themselves, in gathered writes (writev):
@@ -72,13 +72,27 @@ struct ExporterResponder: HTTPResponder {
                                  type: "text/plain; version=0.0.4; charset=utf-8")
         case .devices:
             let departure = departures.departure(of: context.channel)
-            guard let json = try? await endpoints.devicesJSON(gzip: gzip, departure: departure) else { return busy() }
-            response = Self.body(ResponseBody(contentsOf: json), gzip: gzip, type: "application/json")
+            guard let page = try? await endpoints.devicesJSON(gzip: gzip, departure: departure) else { return busy() }
+            response = pageResponse(page, gzip: gzip, type: "application/json", head: request.method == .head)
         case .health:
             let (healthy, reason) = endpoints.health()
             response = Self.text(healthy ? .ok : .serviceUnavailable, reason + "\n")
         }
         return request.method == .head ? response.createHeadResponse() : response
+    }
+
+    /// A page whose permit is given back once the body is written (at once for HEAD, which has none).
+    private func pageResponse(_ page: PageBody, gzip: Bool, type: String, head: Bool) -> Response {
+        if head {
+            endpoints.written(page)
+            return Self.body(ResponseBody(contentsOf: page.buffers), gzip: gzip, type: type)
+        }
+        let endpoints = endpoints
+        return Self.body(ResponseBody(contentLength: page.count) { writer in
+            defer { endpoints.written(page) }
+            try await writer.write(contentsOf: page.buffers)
+            try await writer.finish(nil)
+        }, gzip: gzip, type: type)
     }
 
     /// Over a limit (or the client left while waiting, when nobody reads this).

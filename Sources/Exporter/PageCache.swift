@@ -7,8 +7,8 @@ import Synchronization
 /// once asked for, gzipped: a flood of requests for an unchanged index renders and compresses it
 /// once, not once per request (10,000 mdevs make 4 MB of HTML).
 ///
-/// Renders and compressions pass through an `AdmissionGate` and run off Swift's cooperative pool (the
-/// event pipeline's threads); a request that finds the body ready needs neither.
+/// Renders and compressions run off Swift's cooperative pool (the event pipeline's threads); callers
+/// hold a permit of the exporter's page gate, which bounds how many run at once.
 final class PageCache<Key: Equatable & Sendable>: Sendable {
     private final class Entry: Sendable {
         let key: Key?
@@ -36,34 +36,24 @@ final class PageCache<Key: Equatable & Sendable>: Sendable {
     /// - Parameters:
     ///   - key: What the body shows; `nil` means it cannot be told apart (a snapshot not from a
     ///     `DeviceIndex`), so the body is rendered for this request alone.
-    ///   - gate: Bounds renders and compressions.
-    ///   - departure: The request's client; if it leaves while waiting for the gate, nothing is rendered.
     ///   - render: Makes the plain body; runs on a thread of its own.
     /// - Returns: The body's buffers, in order.
-    /// - Throws: `AdmissionGate.Refusal` or `CancellationError` when not admitted.
-    func body(
-        key: Key?, gzip: Bool, gate: AdmissionGate, departure: Departure?,
-        render: @escaping @Sendable () -> ByteBuffer
-    ) async throws -> [ByteBuffer] {
-        if let key, let ready = cached(key)?.body(gzip: gzip) { return ready }
-        return try await gate.withPermit(until: departure) {
-            // Another request may have made it while this one waited.
-            let entry: Entry
-            if let key, let found = cached(key) {
-                entry = found
-            } else {
-                let plain = await run(render)
-                counts.withLock { $0.renders += 1 }
-                entry = Entry(key: key, plain: plain)
-                if key != nil { self.entry.withLock { $0 = entry } }
-            }
-            if let ready = entry.body(gzip: gzip) { return ready }
-            let plain = entry.plain
-            let compressed = await run { Gzip.compress(plain) }
-            counts.withLock { $0.compressions += 1 }
-            entry.gzipped.withLock { $0 = compressed }
-            return compressed
+    func body(key: Key?, gzip: Bool, render: @escaping @Sendable () -> ByteBuffer) async -> [ByteBuffer] {
+        let entry: Entry
+        if let key, let found = cached(key) {
+            entry = found
+        } else {
+            let plain = await run(render)
+            counts.withLock { $0.renders += 1 }
+            entry = Entry(key: key, plain: plain)
+            if key != nil { self.entry.withLock { $0 = entry } }
         }
+        if let ready = entry.body(gzip: gzip) { return ready }
+        let plain = entry.plain
+        let compressed = await run { Gzip.compress(plain) }
+        counts.withLock { $0.compressions += 1 }
+        entry.gzipped.withLock { $0 = compressed }
+        return compressed
     }
 
     private func cached(_ key: Key) -> Entry? {
