@@ -23,8 +23,9 @@ struct FloodResult: Codable, Sendable {
     var floodMetrics: Summary?
     var idleDefines: Summary?
     var floodDefines: Summary?
-    /// Defines that did not show within 10 s.
+    /// Defines that did not show within 10 s, and how many of those libvirt listed by then.
     var missedDefines: Int
+    var missedButListedByLibvirt: Int
     var daemonCPUPercent: Double
     var peakRSSMiB: Double
 
@@ -46,7 +47,8 @@ struct FloodResult: Codable, Sendable {
             "  /metrics idle:  \(p(idleMetrics))",
             "  /metrics flood: \(p(floodMetrics))" + String(format: " → p99 %.1f× idle (target ≤ 3×: %@)", ratio, metricsMet ? "met" : "NOT met"),
             "  define → /metrics idle:  \(p(idleDefines))",
-            "  define → /metrics flood: \(p(floodDefines)), missed \(missedDefines) (target ≤ 1 s: \(defineMet ? "met" : "NOT met"))",
+            "  define → /metrics flood: \(p(floodDefines)), missed \(missedDefines) (\(missedButListedByLibvirt) of them listed by libvirt)"
+                + " (target ≤ 1 s: \(defineMet ? "met" : "NOT met"))",
         ]
     }
 }
@@ -116,7 +118,7 @@ enum Flood {
         for path in ["/metrics", "/", "/api/v1/devices", "/metrics"] { try warm.get(path) }
 
         note("flood, \(phase): idle for \(Int(options.idleSeconds)) s")
-        let idle = try probe(port: port, seconds: options.idleSeconds, authorization: probeAuth, fixture: fixture,
+        let idle = try probe(uri: options.uri, port: port, seconds: options.idleSeconds, authorization: probeAuth, fixture: fixture,
                              helper: helper, events: &events)
 
         note("flood, \(phase): \(options.clients) clients for \(Int(options.seconds)) s")
@@ -145,7 +147,7 @@ enum Flood {
         }
         let cpuBefore = daemon.cpuSeconds
         let start = Mono.now()
-        let flood = try probe(port: port, seconds: options.seconds, authorization: probeAuth, fixture: fixture,
+        let flood = try probe(uri: options.uri, port: port, seconds: options.seconds, authorization: probeAuth, fixture: fixture,
                               helper: helper, events: &events)
         let elapsed = Mono.ms(start, Mono.now()) / 1000
         let cpu = daemon.cpuSeconds - cpuBefore
@@ -158,6 +160,7 @@ enum Flood {
             floodRequestsPerSecond: Double(counts.values.reduce(0, +)) / elapsed,
             idleMetrics: idle.metrics, floodMetrics: flood.metrics, idleDefines: idle.defines,
             floodDefines: flood.defines, missedDefines: idle.missed + flood.missed,
+            missedButListedByLibvirt: idle.missedButListed + flood.missedButListed,
             daemonCPUPercent: cpu / elapsed * 100, peakRSSMiB: daemon.peakRSSMiB)
     }
 
@@ -165,11 +168,12 @@ enum Flood {
         var metrics: Summary?
         var defines: Summary?
         var missed: Int
+        var missedButListed: Int
     }
 
     /// For `seconds`: a thread scraping `/metrics` every 10 ms, and on this one a define every 2 s,
     /// timed from libvirt's return to the first `/metrics` response that holds the device.
-    private static func probe(port: Int, seconds: Double, authorization: String?, fixture: Fixture,
+    private static func probe(uri: String, port: Int, seconds: Double, authorization: String?, fixture: Fixture,
                               helper: DefineHelper, events: inout Int) throws -> Probe {
         let deadline = Mono.now() + UInt64(seconds * 1e9)
         let latencies = Mutex<[Double]>([])
@@ -191,7 +195,7 @@ enum Flood {
         let http = try HTTPConnection(port: port)
         http.authorization = authorization
         var defines: [Double] = []
-        var missed = 0
+        var missed = 0, missedButListed = 0
         while Mono.now() + 3_000_000_000 < deadline {
             let next = Mono.now() + 2_000_000_000
             let k = events
@@ -206,13 +210,23 @@ enum Flood {
                     break
                 }
             }
-            if let seen { defines.append(Mono.ms(reply.after, seen)) } else { missed += 1 }
+            if let seen {
+                defines.append(Mono.ms(reply.after, seen))
+            } else {
+                // Whose delay: does libvirt itself list the device by now?
+                missed += 1
+                if let connection = try? LibvirtConnectorImpl().connect(uri: uri, readOnly: true) {
+                    if (try? connection.listNodeDevices(.mdevs))?.contains(reply.name) == true { missedButListed += 1 }
+                    connection.close()
+                }
+            }
             if (try? helper.undefine(reply.name)) == nil {
                 unlink("\(Fixture.directory)/\(fixture.parent(for: k))/\(uuid)")
             }
             while Mono.now() < next { usleep(10_000) }
         }
         done.wait()
-        return Probe(metrics: Summary(latencies.withLock { $0 }), defines: Summary(defines), missed: missed)
+        return Probe(metrics: Summary(latencies.withLock { $0 }), defines: Summary(defines), missed: missed,
+                     missedButListed: missedButListed)
     }
 }
