@@ -36,6 +36,29 @@ struct Bench: AsyncParsableCommand {
     @Option(name: .customLong("render-uuids"), help: "With --render-only: which UUIDs, random, sequential or both.")
     var renderUUIDs = "both"
 
+    @Flag(help: ArgumentHelp(
+        "Only measure what unauthenticated clients can cost (issue 24), instead of the rest.",
+        discussion: """
+            With --flood-size mdevs staged, --flood-clients keep-alive clients ask for / back to back for \
+            --flood-seconds, first without auth, then with basic auth configured and a wrong password, while \
+            /metrics is scraped every 10 ms and an mdev is defined every 2 s. Reports the flood's statuses, \
+            /metrics latency against the idle daemon's (target: p99 within 3×) and define → /metrics (target: \
+            within 1 s).
+            """))
+    var flood = false
+
+    @Option(help: "With --flood: defined mdevs staged.")
+    var floodSize = 2000
+
+    @Option(help: "With --flood: concurrent clients asking for /.")
+    var floodClients = 64
+
+    @Option(help: "With --flood: seconds of flood per phase.")
+    var floodSeconds = 30
+
+    @Option(help: "With --flood: seconds of idle measurement before each flood.")
+    var floodIdleSeconds = 16
+
     @Flag(help: "Skip the idle CPU measurement.")
     var skipIdle = false
 
@@ -71,7 +94,8 @@ struct Bench: AsyncParsableCommand {
         guard !sizeList.isEmpty, sizeList.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--sizes wants positive integers, e.g. 100,1000,10000")
         }
-        guard events >= 0, eventSeconds > 0, scrapes > 0, clients > 0, throughputSeconds > 0, idleSeconds > 0 else {
+        guard events >= 0, eventSeconds > 0, scrapes > 0, clients > 0, throughputSeconds > 0, idleSeconds > 0,
+              floodSize > 0, floodClients > 0, floodSeconds > 4, floodIdleSeconds > 4 else {
             throw ValidationError("counts and durations must be positive")
         }
     }
@@ -125,6 +149,10 @@ struct Bench: AsyncParsableCommand {
             report.notes.append(message)
         }
 
+        if flood {
+            try await runFlood(floor: floor, daemonBinary: daemonBinary, tempDir: tempDir, report: report)
+            return
+        }
         Progress.start(report, json: json)
         let logger = Logger(label: "mdevmon-bench")
         let inProcess = InProcess(uri: uri, logger: logger)
@@ -148,6 +176,44 @@ struct Bench: AsyncParsableCommand {
         if let json {
             try report.json().write(to: URL(fileURLWithPath: json))
             note("wrote \(json)")
+        }
+        try? FileManager.default.removeItem(atPath: tempDir)
+        if let failure {
+            note("failed: \(failure)")
+            throw ExitCode.failure
+        }
+    }
+
+    /// `--flood`: both phases on one fixture, then the fixture is removed.
+    private func runFlood(floor: FloorProgram, daemonBinary: String, tempDir: String, report: Report) async throws {
+        let fixture = try Fixture()
+        let helper = try DefineHelper(floor)
+        let options = FloodOptions(uri: uri, devices: floodSize, clients: floodClients, seconds: Double(floodSeconds),
+                                   idleSeconds: Double(floodIdleSeconds), daemonEnvironment: daemonEnv)
+        var results: [FloodResult] = []
+        var failure: (any Error)?
+        do {
+            results = try await Flood.run(options: options, fixture: fixture, helper: helper, daemonBinary: daemonBinary,
+                                          tempDir: tempDir)
+        } catch {
+            failure = error
+        }
+        helper.stop()
+        let removed = Fixture.removeAll()
+        note("removed \(removed) fixture files; waiting for libvirt to drop them")
+        let uri = uri
+        try? await OffPool.run {
+            let connection = try LibvirtConnectorImpl().connect(uri: uri, readOnly: true)
+            defer { connection.close() }
+            try Fixture.waitForLibvirt(connection, expected: 0, timeout: 300)
+        }
+        print("mdevmon-bench --flood, \(report.date) on \(report.host) (\(report.cores) cores, libvirtd \(report.libvirtd))")
+        for note in report.notes { print("  note: \(note)") }
+        for result in results { print(result.lines().joined(separator: "\n")) }
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(results).write(to: URL(fileURLWithPath: json))
         }
         try? FileManager.default.removeItem(atPath: tempDir)
         if let failure {

@@ -17,7 +17,8 @@ final class Daemon: @unchecked Sendable {
 
     /// Spawns `binary run` against `uri` with restore disabled (read-only connection), its state in
     /// `directory`, listening on 127.0.0.1 at a free port, logging warnings to `directory/daemon.log`.
-    init(binary: String, uri: String, directory: String, environment: [String] = []) throws {
+    /// - Parameter arguments: More flags for `run` (the web config).
+    init(binary: String, uri: String, directory: String, environment: [String] = [], arguments: [String] = []) throws {
         let config = "\(directory)/mdevmon.yaml"
         try "policies: {restore: {enabled: false}}\n".write(toFile: config, atomically: true, encoding: .utf8)
         let state = "\(directory)/state"
@@ -30,7 +31,7 @@ final class Daemon: @unchecked Sendable {
         process.arguments = [
             "run", "--connect", uri, "--config.file", config, "--state.dir", state,
             "--web.listen-address", "127.0.0.1:\(port)", "--log.target", "stderr", "--log.level", "warning",
-        ]
+        ] + arguments
         let log = FileHandle(forWritingAtPath: logPath)
         process.standardOutput = log
         process.standardError = log
@@ -50,14 +51,20 @@ final class Daemon: @unchecked Sendable {
     }
 
     /// Polls `/healthz` until it answers 200 (connected and first sync done).
+    /// - Parameter authorization: An `Authorization` header value, when basic auth is configured.
     /// - Returns: Milliseconds from spawn.
-    func waitHealthy(timeout: Double) throws -> Double {
+    func waitHealthy(timeout: Double, authorization: String? = nil) throws -> Double {
         let deadline = spawnedAt + UInt64(timeout * 1e9)
         while Mono.now() < deadline {
             guard process.isRunning else {
                 throw BenchError("mdevmon exited with status \(process.terminationStatus); log: \(logTail())")
             }
-            if let http = try? HTTPConnection(port: port), (try? http.get("/healthz")) == 200 {
+            if let http = try? HTTPConnection(port: port) {
+                http.authorization = authorization
+                guard (try? http.get("/healthz")) == 200 else {
+                    usleep(2000)
+                    continue
+                }
                 return Mono.ms(spawnedAt, Mono.now())
             }
             usleep(2000)

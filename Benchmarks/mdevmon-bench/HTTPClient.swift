@@ -14,6 +14,8 @@ final class HTTPConnection {
     private(set) var bodyCount = 0
     /// Header plus body bytes of the last response, as received.
     private(set) var wireBytes = 0
+    /// Sent as `Authorization` with every request, when set.
+    var authorization: String?
 
     init(port: Int) throws {
         self.port = port
@@ -106,7 +108,7 @@ final class HTTPConnection {
 
     private func exchange(_ path: String, gzip: Bool) throws -> Int {
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUser-Agent: mdevmon-bench\r\n"
-            + (gzip ? "Accept-Encoding: gzip\r\n" : "") + "\r\n"
+            + (gzip ? "Accept-Encoding: gzip\r\n" : "") + (authorization.map { "Authorization: \($0)\r\n" } ?? "") + "\r\n"
         var bytes = Array(request.utf8)
         var sent = 0
         while sent < bytes.count {

@@ -5,8 +5,10 @@ import Synchronization
 
 /// HTTP basic auth against the web config's bcrypt hashes.
 ///
-/// bcrypt is deliberately slow (tens of milliseconds), so verifications run one at a time on their
-/// own queue, off Swift's cooperative pool: a flood of bad passwords costs one core, not the server.
+/// bcrypt is deliberately slow (tens of milliseconds), so verifications run on their own queue, off
+/// Swift's cooperative pool, as many at once as the caller's gate admits (one, in the exporter), and a
+/// check still waiting for the gate is dropped when its client leaves: a flood of bad passwords costs
+/// at most one core and a bounded queue, not the server.
 /// Like exporter-toolkit, successful credentials are cached so a 15-second scrape interval does not
 /// pay bcrypt every time; the cache holds credentials the process has already received in clear.
 final class BasicAuth: Sendable {
@@ -15,7 +17,7 @@ final class BasicAuth: Sendable {
     private let decoyHash: String
     private let verified = Mutex<Set<String>>([])
     private static let cacheLimit = 64
-    private static let queue = DispatchQueue(label: "mdevmon.exporter.bcrypt")
+    private static let queue = DispatchQueue(label: "mdevmon.exporter.bcrypt", attributes: .concurrent)
 
     /// `nil` when `users` is empty: no authentication.
     init?(users: [String: String]) {
@@ -25,14 +27,20 @@ final class BasicAuth: Sendable {
     }
 
     /// Whether an `Authorization` header value carries a configured user's password.
-    func check(authorization: String?) async -> Bool {
+    /// - Parameters:
+    ///   - gate: Bounds bcrypt verifications; credentials verified before need none.
+    ///   - departure: The request's client; if it leaves while the check waits, the check is dropped.
+    /// - Throws: `AdmissionGate.Refusal` or `CancellationError` when the check was not admitted.
+    func check(authorization: String?, gate: AdmissionGate, departure: Departure? = nil) async throws -> Bool {
         guard let authorization, let (user, password) = Self.decode(authorization) else { return false }
         let cacheKey = "\(user)\u{0}\(password)"
         if verified.withLock({ $0.contains(cacheKey) }) { return true }
         let hash = users[user]
-        let matches = await withCheckedContinuation { continuation in
-            Self.queue.async {
-                continuation.resume(returning: Bcrypt.verify(password, hash: hash ?? self.decoyHash))
+        let matches = try await gate.withPermit(until: departure) {
+            await withCheckedContinuation { continuation in
+                Self.queue.async {
+                    continuation.resume(returning: Bcrypt.verify(password, hash: hash ?? self.decoyHash))
+                }
             }
         }
         guard matches, hash != nil else { return false }

@@ -15,7 +15,8 @@ public struct ExporterConfiguration: Sendable {
     /// - Parameters:
     ///   - listenAddresses: Addresses to listen on; defaults to `:9850`.
     ///   - telemetryPath: The metrics path; defaults to `/metrics`.
-    ///   - webConfigFile: Path of an exporter-toolkit web config, read once at startup.
+    ///   - webConfigFile: Path of an exporter-toolkit web config, read at startup (an error there stops
+    ///     the start) and again when it or a file it names changes (an error then keeps the previous one).
     ///   - build: Version facts for `mdev_build_info` and the landing page.
     ///   - metricsContributors: Other modules' metric families.
     ///   - landingContributors: Other modules' landing-page sections.

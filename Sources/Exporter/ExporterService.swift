@@ -1,6 +1,6 @@
 import Foundation
 import Hummingbird
-import HummingbirdTLS
+import HummingbirdCore
 public import Logging
 public import Monitor
 public import ServiceLifecycle
@@ -9,19 +9,24 @@ public import ServiceLifecycle
 /// endpoints. Run it in the daemon's `ServiceGroup`; it stops on graceful shutdown.
 public struct ExporterService: Service, CustomStringConvertible {
     private let configuration: ExporterConfiguration
-    private let endpoints: Endpoints
-    private let auth: BasicAuth?
-    private let tls: TLSChannelConfiguration?
+    let endpoints: Endpoints
+    /// Bounds bcrypt checks of every server's requests.
+    let bcryptGate: AdmissionGate
+    private let webConfig: LiveWebConfig?
+    /// The TLS the servers started with; connections use `webConfig`'s current one.
+    private let startTLS: ServerTLS?
+    private let limits: ExporterLimits
     private let logger: Logger
     private let onListening: (@Sendable (ListenAddress, Int) async -> Void)?
     private let connections: ConnectionTracker?
 
     /// Validates the configuration and reads the web config (certificates included), so a bad
-    /// setting fails here, before anything listens.
+    /// setting fails here, before anything listens. Later changes to those files apply to new
+    /// connections (see `LiveWebConfig`).
     /// - Parameters:
     ///   - configuration: Addresses, paths, web config, build info and contributors.
     ///   - snapshot: Returns the current index snapshot without waiting, e.g. `{ index.snapshot }`.
-    ///   - logger: Used for the servers' own logs.
+    ///   - logger: Used for the servers' own logs and web config reloads.
     ///   - onListening: Called once per address when its server accepts connections, with the bound
     ///     port (useful with port 0).
     ///   - afterConnectionBurst: Called when a burst of connections (32 or more open at once, or 1,000
@@ -35,18 +40,30 @@ public struct ExporterService: Service, CustomStringConvertible {
         onListening: (@Sendable (_ address: ListenAddress, _ port: Int) async -> Void)? = nil,
         afterConnectionBurst: (@Sendable (_ peakConnections: Int, _ connections: Int) -> Void)? = nil
     ) throws {
+        try self.init(configuration: configuration, snapshot: snapshot, logger: logger, onListening: onListening,
+                      afterConnectionBurst: afterConnectionBurst, limits: ExporterLimits())
+    }
+
+    /// The same with other limits (tests).
+    init(
+        configuration: ExporterConfiguration,
+        snapshot: @escaping @Sendable () -> IndexSnapshot,
+        logger: Logger,
+        onListening: (@Sendable (_ address: ListenAddress, _ port: Int) async -> Void)?,
+        afterConnectionBurst: (@Sendable (_ peakConnections: Int, _ connections: Int) -> Void)?,
+        limits: ExporterLimits,
+        webConfigCheckInterval: Duration = .seconds(1)
+    ) throws {
         try configuration.validate()
-        var auth: BasicAuth?
-        var tls: TLSChannelConfiguration?
-        if let path = configuration.webConfigFile {
-            let web = try WebConfig.load(path: path)
-            auth = BasicAuth(users: web.basicAuthUsers)
-            tls = try web.tls?.channelConfiguration(path: path)
+        let webConfig = try configuration.webConfigFile.map {
+            try LiveWebConfig(path: $0, logger: logger, checkInterval: webConfigCheckInterval)
         }
         self.configuration = configuration
-        self.endpoints = Endpoints(configuration: configuration, snapshot: snapshot)
-        self.auth = auth
-        self.tls = tls
+        self.endpoints = Endpoints(configuration: configuration, snapshot: snapshot, limits: limits)
+        self.bcryptGate = AdmissionGate(limits.bcrypt)
+        self.webConfig = webConfig
+        self.startTLS = webConfig?.current.tls
+        self.limits = limits
         self.logger = logger
         self.onListening = onListening
         self.connections = afterConnectionBurst.map { report in
@@ -62,12 +79,30 @@ public struct ExporterService: Service, CustomStringConvertible {
     public var description: String { "ExporterService" }
 
     public func run() async throws {
-        let responder = ExporterResponder(endpoints: endpoints, auth: auth)
+        let webConfig = webConfig
+        let departures = Departures()
+        let responder = ExporterResponder(
+            endpoints: endpoints, auth: { webConfig?.current.auth }, bcryptGate: bcryptGate,
+            departures: departures, retryAfterSeconds: limits.retryAfterSeconds)
         let logger = logger
         let onListening = onListening
-        let scheme = tls == nil ? "http" : "https"
-        let authKind = auth == nil ? "none" : "basic"
+        let scheme = startTLS == nil ? "http" : "https"
+        let authKind = webConfig?.current.auth == nil ? "none" : "basic"
         let connections = connections
+        // Idle connections, including ones that never finish a request head however slowly they trickle it
+        // (Hummingbird counts idle time from the last complete request part), are closed after 30 s. The
+        // handlers are made anew for each connection (an autoclosure).
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [departures.handler()] + (connections.map { [$0.handler()] } ?? []),
+            idleTimeout: .seconds(30))
+        let server: HTTPServerBuilder = if let startTLS {
+            HTTPServerBuilder { responder in
+                ReloadingTLSChannel(base: HTTP1Channel(responder: responder, configuration: http1),
+                                    tls: { webConfig?.current.tls ?? startTLS })
+            }
+        } else {
+            .http1(configuration: http1)
+        }
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             for address in configuration.listenAddresses {
@@ -82,25 +117,9 @@ public struct ExporterService: Service, CustomStringConvertible {
                     ])
                     await onListening?(address, port)
                 }
-                // Idle connections, including ones that never finish a request head however slowly they
-                // trickle it (Hummingbird counts idle time from the last complete request part), are closed
-                // after 30 s. The handlers are made anew for each connection (an autoclosure).
-                let app = if let tls {
-                    Application(
-                        responder: responder,
-                        server: try .tls(.http1(configuration: .init(
-                            additionalChannelHandlers: connections.map { [$0.handler()] } ?? [], idleTimeout: .seconds(30))),
-                                          configuration: tls),
-                        configuration: appConfiguration,
-                        onServerRunning: { await announce($0.localAddress?.port) }, logger: logger)
-                } else {
-                    Application(
-                        responder: responder,
-                        server: .http1(configuration: .init(
-                            additionalChannelHandlers: connections.map { [$0.handler()] } ?? [], idleTimeout: .seconds(30))),
-                        configuration: appConfiguration,
-                        onServerRunning: { await announce($0.localAddress?.port) }, logger: logger)
-                }
+                let app = Application(
+                    responder: responder, server: server, configuration: appConfiguration,
+                    onServerRunning: { await announce($0.localAddress?.port) }, logger: logger)
                 group.addTask {
                     do {
                         try await app.run()

@@ -2,12 +2,14 @@ import Foundation
 import Monitor
 
 /// The `/` page: plain server-rendered HTML without JavaScript, every string escaped.
+///
+/// A pure function of what it is given (no clock): the page is cached until what it shows changes, so
+/// it gives the last sync's time, not how long ago that was.
 enum LandingPage {
     /// - Parameters:
     ///   - sections: Contributors' sections, shown after the device table.
-    ///   - now: The render time, to show how long ago the last sync was.
     static func render(
-        snapshot: IndexSnapshot, build: BuildInfo, telemetryPath: String, sections: [LandingSection], now: Date
+        snapshot: IndexSnapshot, build: BuildInfo, telemetryPath: String, sections: [LandingSection]
     ) -> String {
         let status = snapshot.status
         let devices = snapshot.sortedDevices
@@ -45,8 +47,7 @@ enum LandingPage {
         html += "<tr><th>Connection</th><td\(status.connected && status.synced ? "" : " class=\"bad\"")>"
         html += "\(escape(state))</td></tr>\n"
         if let last = status.lastSyncTime {
-            let ago = max(0, Int(now.timeIntervalSince(last)))
-            row(&html, header: "Last sync", "\(last.formatted(Date.ISO8601FormatStyle())) (\(ago) s ago)")
+            row(&html, header: "Last sync", last.formatted(Date.ISO8601FormatStyle()))
         } else {
             row(&html, header: "Last sync", "never")
         }

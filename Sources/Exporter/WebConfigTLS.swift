@@ -1,11 +1,28 @@
 import Foundation
-import HummingbirdTLS
+import NIOSSL
+
+/// A server's TLS, ready for connections: the context (certificate, key, client CAs, versions) and
+/// whether any client certificate is accepted unverified.
+struct ServerTLS: Sendable {
+    let context: NIOSSLContext
+    /// `RequestClientCert` and `RequireAnyClientCert`: a presented certificate is not checked.
+    let acceptsAnyClientCertificate: Bool
+
+    /// The handler for one connection.
+    func handler() -> NIOSSLServerHandler {
+        acceptsAnyClientCertificate
+            ? NIOSSLServerHandler(context: context, customVerificationCallback: { _, promise in promise.succeed(.certificateVerified) },
+                                  configuration: .init())
+            : NIOSSLServerHandler(context: context, configuration: .init())
+    }
+}
 
 extension WebConfig.TLSServerConfig {
-    /// Loads the certificate, key and client CAs and builds the server's TLS settings, so that an
-    /// unreadable or malformed file fails at startup with the field that names it.
+    /// Loads the certificate, key and client CAs and builds the server's TLS context, so that an
+    /// unreadable or malformed file, or a key that does not match the certificate, fails with the field
+    /// that names it (at startup, or when a reload is refused).
     /// - Parameter path: The web config file, for error messages.
-    func channelConfiguration(path: String) throws(WebConfigError) -> TLSChannelConfiguration {
+    func serverTLS(path: String) throws(WebConfigError) -> ServerTLS {
         let prefix = "tls_server_config"
         let chain = try certificates(certFile, field: "\(prefix).cert_file", path: path)
         let keyBytes = try read(keyFile, field: "\(prefix).key_file", path: path)
@@ -40,26 +57,20 @@ extension WebConfig.TLSServerConfig {
         // Go's tls.ClientAuthType, mapped onto BoringSSL's verify modes. The two "don't verify" modes
         // that still ask for a certificate accept whatever the client presents.
         switch clientAuth {
-        case .noClientCert:
-            tls.certificateVerification = .none
-            return TLSChannelConfiguration(tlsConfiguration: tls)
-        case .requestClientCert:
-            tls.certificateVerification = .optionalVerification
-            return TLSChannelConfiguration(tlsConfiguration: tls, customVerificationCallback: Self.acceptAny)
-        case .requireAnyClientCert:
-            tls.certificateVerification = .noHostnameVerification
-            return TLSChannelConfiguration(tlsConfiguration: tls, customVerificationCallback: Self.acceptAny)
-        case .verifyClientCertIfGiven:
-            tls.certificateVerification = .optionalVerification
-            return TLSChannelConfiguration(tlsConfiguration: tls)
-        case .requireAndVerifyClientCert:
-            tls.certificateVerification = .noHostnameVerification
-            return TLSChannelConfiguration(tlsConfiguration: tls)
+        case .noClientCert: tls.certificateVerification = .none
+        case .requestClientCert, .verifyClientCertIfGiven: tls.certificateVerification = .optionalVerification
+        case .requireAnyClientCert, .requireAndVerifyClientCert: tls.certificateVerification = .noHostnameVerification
         }
-    }
-
-    private static let acceptAny: TLSChannelConfiguration.CustomVerificationCallback = { _, promise in
-        promise.succeed(.certificateVerified)
+        let context: NIOSSLContext
+        do {
+            context = try NIOSSLContext(configuration: tls)
+        } catch {
+            // BoringSSL checks here that the key belongs to the certificate.
+            throw WebConfigError(path: path, field: "\(prefix).key_file",
+                                 message: "\(keyFile) cannot serve \(certFile) (does the key match the certificate?): \(error)")
+        }
+        return ServerTLS(context: context,
+                         acceptsAnyClientCertificate: clientAuth == .requestClientCert || clientAuth == .requireAnyClientCert)
     }
 
     private func certificates(_ file: String, field: String, path: String) throws(WebConfigError) -> [NIOSSLCertificate] {

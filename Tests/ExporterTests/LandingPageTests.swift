@@ -12,8 +12,7 @@ struct FakeReferenceProblems: LandingContributor {
 
 @Suite struct LandingPageTests {
     private func page(_ snapshot: IndexSnapshot = Fixtures.small(), sections: [LandingSection] = []) -> String {
-        LandingPage.render(snapshot: snapshot, build: Fixtures.build, telemetryPath: "/metrics", sections: sections,
-                           now: Date(timeIntervalSince1970: 1_700_000_060))
+        LandingPage.render(snapshot: snapshot, build: Fixtures.build, telemetryPath: "/metrics", sections: sections)
     }
 
     @Test func showsStatusCountsAndDevices() {
@@ -21,7 +20,8 @@ struct FakeReferenceProblems: LandingContributor {
         #expect(html.hasPrefix("<!DOCTYPE html>"))
         #expect(html.contains("<tr><th>URI</th><td>qemu:///system</td></tr>"))
         #expect(html.contains("<tr><th>Connection</th><td>connected, synced</td></tr>"))
-        #expect(html.contains("<tr><th>Last sync</th><td>2023-11-14T22:13:20Z (59 s ago)</td></tr>"))
+        // The time itself, not "59 s ago": the page is cached while the index does not change.
+        #expect(html.contains("<tr><th>Last sync</th><td>2023-11-14T22:13:20Z</td></tr>"))
         #expect(html.contains("<tr><th>Reconnects</th><td>2</td></tr>"))
         #expect(html.contains("<tr><td>total</td><td>2</td></tr>"))
         #expect(html.contains("<tr><td>active</td><td>1</td></tr>"))

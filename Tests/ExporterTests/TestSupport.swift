@@ -99,12 +99,31 @@ func withServer<R: Sendable>(
         listenAddresses: [ListenAddress(host: "127.0.0.1", port: 0)], build: Fixtures.build),
     snapshot: @escaping @Sendable () -> IndexSnapshot = { Fixtures.small() },
     afterConnectionBurst: (@Sendable (_ peakConnections: Int, _ connections: Int) -> Void)? = nil,
+    limits: ExporterLimits = ExporterLimits(),
+    logger: Logger = quietLogger,
+    webConfigCheckInterval: Duration = .seconds(1),
     _ body: @Sendable (_ port: Int) async throws -> R
+) async throws -> R {
+    try await withService(configuration, snapshot: snapshot, afterConnectionBurst: afterConnectionBurst, limits: limits,
+                          logger: logger, webConfigCheckInterval: webConfigCheckInterval) { port, _ in try await body(port) }
+}
+
+/// `withServer`, with the running service at hand (its gates, its caches).
+func withService<R: Sendable>(
+    _ configuration: ExporterConfiguration = ExporterConfiguration(
+        listenAddresses: [ListenAddress(host: "127.0.0.1", port: 0)], build: Fixtures.build),
+    snapshot: @escaping @Sendable () -> IndexSnapshot = { Fixtures.small() },
+    afterConnectionBurst: (@Sendable (_ peakConnections: Int, _ connections: Int) -> Void)? = nil,
+    limits: ExporterLimits = ExporterLimits(),
+    logger: Logger = quietLogger,
+    webConfigCheckInterval: Duration = .seconds(1),
+    _ body: @Sendable (_ port: Int, _ service: ExporterService) async throws -> R
 ) async throws -> R {
     let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
     let service = try ExporterService(
-        configuration: configuration, snapshot: snapshot, logger: quietLogger,
-        onListening: { _, port in portSink.yield(port) }, afterConnectionBurst: afterConnectionBurst)
+        configuration: configuration, snapshot: snapshot, logger: logger,
+        onListening: { _, port in portSink.yield(port) }, afterConnectionBurst: afterConnectionBurst, limits: limits,
+        webConfigCheckInterval: webConfigCheckInterval)
     return try await withThrowingTaskGroup(of: R?.self) { group in
         group.addTask {
             defer { portSink.finish() }
@@ -118,7 +137,7 @@ func withServer<R: Sendable>(
             throw TestFailure("server stopped before listening")
         }
         do {
-            let result = try await body(port)
+            let result = try await body(port, service)
             group.cancelAll()
             return result
         } catch {
