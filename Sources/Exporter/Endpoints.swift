@@ -10,7 +10,7 @@ final class Endpoints: Sendable {
     let snapshot: @Sendable () -> IndexSnapshot
     private let lastScrape = Mutex(ScrapeStats(renderSeconds: 0, bytes: 0))
     private let cache = MetricsCache()
-    /// Bounds responses of the two pages below: their renders, gzips and writes.
+    /// Bounds responses of the two pages below: their renders, gzips and sending.
     let pageGate: AdmissionGate
     let landingCache = PageCache<LandingKey>()
     let devicesCache = PageCache<IndexVersion>()
@@ -62,7 +62,7 @@ final class Endpoints: Sendable {
         return PageBody(buffers: buffers, lease: lease)
     }
 
-    /// Gives back the permit of a page whose response is written (or will not be).
+    /// Gives back the permit of a page whose body went to the connection (or will not).
     func written(_ page: PageBody) {
         pageGate.leave(page.lease)
     }
@@ -80,8 +80,8 @@ final class Endpoints: Sendable {
     }
 }
 
-/// A page's body, and the page permit its response holds until it is written: what costs is sending
-/// megabytes as much as rendering them.
+/// A page's body, and the page permit its response holds until the body is handed to the connection:
+/// sending megabytes costs as much as rendering them.
 struct PageBody: Sendable {
     let buffers: [ByteBuffer]
     let lease: AdmissionGate.Lease

@@ -3,9 +3,9 @@
 /// the cache `MetricsCache` keeps up to date, and Prometheus must not lose scrapes to a flood).
 struct ExporterLimits: Hashable, Sendable {
     /// Responses of `/` and `/api/v1/devices`, from render (when the index changed since the last one)
-    /// or cached body to the body's last byte handed to the connection: sending megabytes to many
-    /// clients costs as much as rendering them. Two at once and 20 a second (a permit is held 100 ms at
-    /// least), plenty for people and scripts; a client that stops reading keeps its permit 10 s at most.
+    /// or cached body to the body handed to the connection: sending megabytes to many clients costs as
+    /// much as rendering them. Two at once and 20 a second (a permit is held 100 ms at least), plenty
+    /// for people and scripts; a response that never got to its body gives its permit back after 10 s.
     /// Waiting (64 at most, 2 s each) rather than an immediate 503 keeps a flood's clients parked
     /// instead of spinning.
     var pages = AdmissionGate.Limits(permits: 2, waiting: 64, maxWait: .seconds(2), maxHold: .seconds(10),

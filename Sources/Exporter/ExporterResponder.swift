@@ -81,7 +81,8 @@ struct ExporterResponder: HTTPResponder {
         return request.method == .head ? response.createHeadResponse() : response
     }
 
-    /// A page whose permit is given back once the body is written (at once for HEAD, which has none).
+    /// A page whose permit is given back once the body is handed to the connection (at once for HEAD,
+    /// which has none). The buffers are the cached body's: a slow reader costs no copy.
     private func pageResponse(_ page: PageBody, gzip: Bool, type: String, head: Bool) -> Response {
         if head {
             endpoints.written(page)
