@@ -161,7 +161,6 @@ struct PolicyHarness {
 extension IndexState {
     /// A state with these devices, every parent they name, and these domains.
     static func with(_ devices: [MdevDevice], domains: [DomainInfo] = [], parents: [String]? = nil) -> IndexState {
-        let names = parents ?? Array(Set(devices.map(\.parent))).sorted()
-        return IndexState(devices: devices, parents: names.map { Sample.parentDevice($0) }, domains: domains)
+        Sample.state(devices, domains: domains, parents: parents)
     }
 }

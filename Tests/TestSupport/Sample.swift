@@ -75,4 +75,11 @@ extension SampleHost {
         ParentDevice(name: name, kind: "pci", types: [
             MdevTypeInfo(id: type, name: typeName, deviceAPI: "vfio-pci", availableInstances: available)])
     }
+
+    /// A state with these devices, every parent they name (or `parents`), each offering `type`, and these
+    /// domains.
+    public static func state(_ devices: [MdevDevice], domains: [DomainInfo] = [], parents: [String]? = nil) -> IndexState {
+        let names = parents ?? Array(Set(devices.map(\.parent))).sorted()
+        return IndexState(devices: devices, parents: names.map { parentDevice($0) }, domains: domains)
+    }
 }
