@@ -32,7 +32,7 @@ public enum HostDoctor {
         }
 
         /// `mdevmon doctor`'s: loads `file` once. A file that fails to load leaves the defaults in effect.
-        public static func load(file: String, isDefaultPath: Bool) -> LoadedConfig {
+        public static func load(file: String, isDefaultPath: Bool? = nil) -> LoadedConfig {
             do {
                 return LoadedConfig(file: file, config: try PolicyConfig.load(path: file, isDefaultPath: isDefaultPath))
             } catch {
@@ -76,7 +76,7 @@ public enum HostDoctor {
     /// - Parameter json: JSON (`HostCheckReport.json`) instead of the table.
     /// - Returns: What to print, and the exit code (0 all pass, 1 a warning, 2 a failure).
     public static func command(uri: String, configFile: String, stateDir: String, json: Bool) -> (output: Data, exitCode: Int32) {
-        let config = LoadedConfig.load(file: configFile, isDefaultPath: configFile == PolicyConfig.defaultPath)
+        let config = LoadedConfig.load(file: configFile)
         let checks = run(uri: uri, inputs: Inputs(stateDir: stateDir), config: config)
         return (json ? HostCheckReport.json(checks) : Data(HostCheckReport.text(checks).utf8), overall(checks).exitCode)
     }

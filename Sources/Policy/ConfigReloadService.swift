@@ -5,7 +5,6 @@ import UnixSignals
 /// Reloads the configuration file on SIGHUP. An invalid file keeps the old configuration.
 public struct ConfigReloadService: Service {
     let path: String
-    let isDefaultPath: Bool
     let policy: PolicyService
     let onReload: @Sendable (PolicyConfig) async -> Void
     let afterSignal: @Sendable () async -> Void
@@ -14,11 +13,10 @@ public struct ConfigReloadService: Service {
     /// - Parameters:
     ///   - onReload: called after a successful reload (e.g. to tell systemd).
     ///   - afterSignal: called after every SIGHUP, whether the reload succeeded or not (the host checks).
-    public init(path: String, isDefaultPath: Bool, policy: PolicyService, logger: Logger,
+    public init(path: String, policy: PolicyService, logger: Logger,
                 onReload: @escaping @Sendable (PolicyConfig) async -> Void = { _ in },
                 afterSignal: @escaping @Sendable () async -> Void = {}) {
         self.path = path
-        self.isDefaultPath = isDefaultPath
         self.policy = policy
         self.logger = logger
         self.onReload = onReload
@@ -28,7 +26,7 @@ public struct ConfigReloadService: Service {
     public func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             do {
-                let new = try PolicyConfig.load(path: path, isDefaultPath: isDefaultPath)
+                let new = try PolicyConfig.load(path: path)
                 let old = policy.currentConfig
                 policy.update(config: new)
                 policy.metrics.recordReload(success: true)

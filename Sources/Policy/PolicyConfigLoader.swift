@@ -8,9 +8,10 @@ extension PolicyConfig {
 
     /// Loads `path`. A missing file at the default path yields defaults; a missing explicit file,
     /// unreadable or invalid YAML, an unknown or repeated key or a wrong type is a `ConfigError`.
-    public static func load(path: String, isDefaultPath: Bool) throws(ConfigError) -> PolicyConfig {
+    /// - Parameter isDefaultPath: whether `path` counts as the default (nil: whether it is `defaultPath`).
+    public static func load(path: String, isDefaultPath: Bool? = nil) throws(ConfigError) -> PolicyConfig {
         guard FileManager.default.fileExists(atPath: path) else {
-            if isDefaultPath { return PolicyConfig() }
+            if isDefaultPath ?? (path == defaultPath) { return PolicyConfig() }
             throw ConfigError(file: path, line: nil, field: "(file)", problem: "does not exist")
         }
         let text: String

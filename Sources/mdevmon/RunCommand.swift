@@ -62,7 +62,7 @@ extension Mdevmon {
             }
             let policyConfig: PolicyConfig
             do {
-                policyConfig = try PolicyConfig.load(path: configFile, isDefaultPath: configFile == PolicyConfig.defaultPath)
+                policyConfig = try PolicyConfig.load(path: configFile)
             } catch {
                 throw ValidationError("\(error)")
             }
@@ -120,7 +120,7 @@ extension Mdevmon {
                 EventLoopHealth.enable(interval: watchdog.heartbeatInterval, maxAge: watchdog.maxHeartbeatAge)
             }
             let reload = ConfigReloadService(
-                path: configFile, isDefaultPath: configFile == PolicyConfig.defaultPath, policy: policy, logger: logger,
+                path: configFile, policy: policy, logger: logger,
                 afterSignal: { hostChecks.requestRun() })
             let status = StatusReporter(
                 notify: notify, ticks: await monitor.index.subscribe(),
