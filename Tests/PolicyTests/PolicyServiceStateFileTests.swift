@@ -57,59 +57,36 @@ import Testing
     }
 
     @Test func corruptStateFileIsMovedAsideWithAWarning() async throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        let store = StateStore(directory: dir.path)
-        try Data("{\"version\": 1, \"boot_id\": ".utf8).write(to: URL(fileURLWithPath: store.path))
-        let index = DeviceIndex(uri: "test:///policy")
         let a = Sample.uuid()
-        await index.replace(with: .with([Sample.device(a, active: true)]))
-        let log = LogCapture()
-        let actions = FakeDeviceActions(index: index)
-        let service = PolicyService(index: index, waitForFirstSync: {}, actions: actions, config: fastConfig(),
-                                    store: store, bootID: PolicyHarness.bootID, saveDelay: .milliseconds(10), logger: log.logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await service.run() }
-            defer { group.cancelAll() }
-            #expect(await eventually { log.records.contains { $0.level == .warning && $0.message.contains("unreadable") } })
-            let warning = try #require(log.records.first { $0.level == .warning })
-            #expect(warning.message.contains(store.path + ".corrupt-"))
+        try await PolicyHarness.run(initial: .with([Sample.device(a, active: true)]),
+                                    stateFile: "{\"version\": 1, \"boot_id\": ") { h in
+            #expect(await eventually { h.log.records.contains { $0.level == .warning && $0.message.contains("unreadable") } })
+            let warning = try #require(h.log.records.first { $0.level == .warning })
+            #expect(warning.message.contains(h.store.path + ".corrupt-"))
             #expect(await eventually {
-                if case .loaded(let s) = store.load() { return s.active.map(\.uuid) == [a] }
+                if case .loaded(let s) = h.store.load() { return s.active.map(\.uuid) == [a] }
                 return false
             }, "a fresh state file is written")
-            #expect(dir.files.contains { $0.hasPrefix("state.json.corrupt-") })
-            #expect(actions.calls.isEmpty)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: h.store.directory).contains { $0.hasPrefix("state.json.corrupt-") })
+            #expect(h.actions.calls.isEmpty)
         }
     }
 
     /// After a downgrade the previous boot's state file is a newer format: its active devices are
     /// still restored, the operator is told, and the original file is kept.
     @Test func newerStateFileStillRestoresWithAWarning() async throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        let store = StateStore(directory: dir.path)
         let a = Sample.uuid()
         let json = """
             {"version": 2, "boot_id": "previous-boot", "future_field": true, "active": [
               {"uuid": "\(a)", "parent": "\(Sample.parent)", "mdev_type": "\(Sample.type)", "attrs": [], "persistent": true}
             ]}
             """
-        try Data(json.utf8).write(to: URL(fileURLWithPath: store.path))
-        let index = DeviceIndex(uri: "test:///policy")
-        await index.replace(with: .with([Sample.device(a)]))
-        let log = LogCapture()
-        let actions = FakeDeviceActions(index: index)
-        let service = PolicyService(index: index, waitForFirstSync: {}, actions: actions, config: fastConfig(),
-                                    store: store, bootID: PolicyHarness.bootID, saveDelay: .milliseconds(10), logger: log.logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await service.run() }
-            defer { group.cancelAll() }
-            #expect(await eventually { actions.startCalls == [Sample.name(a)] }, "the newer file's device was not restored")
-            let warning = try #require(log.records.first { $0.level == .warning && $0.message.contains("newer mdevmon") })
-            #expect(warning.message == "state file \(store.path) is format 2, from a newer mdevmon (this one reads and writes 1): using the fields this version knows; the original is kept at \(store.path).version-2")
-            #expect(await eventually { if case .loaded = store.load() { true } else { false } }, "this version's file is written")
-            #expect(FileManager.default.contents(atPath: store.path + ".version-2") == Data(json.utf8))
+        try await PolicyHarness.run(initial: .with([Sample.device(a)]), stateFile: json) { h in
+            #expect(await eventually { h.actions.startCalls == [Sample.name(a)] }, "the newer file's device was not restored")
+            let warning = try #require(h.log.records.first { $0.level == .warning && $0.message.contains("newer mdevmon") })
+            #expect(warning.message == "state file \(h.store.path) is format 2, from a newer mdevmon (this one reads and writes 1): using the fields this version knows; the original is kept at \(h.store.path).version-2")
+            #expect(await eventually { if case .loaded = h.store.load() { true } else { false } }, "this version's file is written")
+            #expect(FileManager.default.contents(atPath: h.store.path + ".version-2") == Data(json.utf8))
         }
     }
 

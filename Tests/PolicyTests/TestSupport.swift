@@ -133,16 +133,20 @@ struct PolicyHarness {
     /// - Parameters:
     ///   - initial: the index after the "first full sync" (applied before the service starts).
     ///   - previous: the state file left by the previous run, if any.
+    ///   - stateFile: or that file's raw text.
     static func run(
         initial: IndexState, previous: PersistedState? = nil, config: PolicyConfig = fastConfig(),
         failTimes: Int = 0, hooks: @escaping (DeviceIndex) -> FakeDeviceActions.Hooks = { _ in .init() },
         saveDelay: Duration = .milliseconds(10), bootID: String = bootID, writable: Bool? = nil,
+        stateFile: String? = nil,
         _ body: (PolicyHarness) async throws -> Void
     ) async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = StateStore(directory: dir.path)
         if let previous { try store.save(previous) }
+        // A state file as another writer left it (corrupt, or from another version).
+        if let stateFile { try Data(stateFile.utf8).write(to: URL(fileURLWithPath: store.path)) }
         let index = DeviceIndex(uri: "test:///policy")
         await index.replace(with: initial)
         let actions = FakeDeviceActions(index: index, failTimes: failTimes, hooks: hooks(index))
