@@ -122,7 +122,10 @@ let package = Package(
         // Helpers shared by test targets (a real journald, journalctl queries); never shipped.
         .target(
             name: "TestSupport",
-            dependencies: ["Monitor", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Monitor", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/TestSupport", swiftSettings: strict),
 
         .testTarget(

@@ -29,17 +29,9 @@ import Testing
                 return LibvirtProbe(uri: uri, readOnly: readOnly, connectError: "released after the test")
             },
             logger: log.logger)
-        let group = ServiceGroup(configuration: .init(services: [service], logger: Logger(label: "test.group") { _ in SwiftLogNoOpLogHandler() }))
-        let finished = Atomic(false)
-        let runner = Task {
-            try? await group.run()
-            finished.store(true, ordering: .sequentiallyConsistent)
-        }
-        defer { runner.cancel() }
-        #expect(await eventually { entered.load(ordering: .sequentiallyConsistent) }, "the probe never ran")
-        await group.triggerGracefulShutdown()
-        #expect(await eventually(timeout: .seconds(5)) { finished.load(ordering: .sequentiallyConsistent) },
-                "shutdown waited for the probe")
+        let (ready, ended) = await shutDownGracefully(service, once: { entered.load(ordering: .sequentiallyConsistent) })
+        #expect(ready, "the probe never ran")
+        #expect(ended, "shutdown waited for the probe")
         #expect(service.results.report == nil, "a run cut short published results")
         #expect(log.records.isEmpty, "a run cut short journaled: \(log.records.map(\.message))")
     }

@@ -23,16 +23,9 @@ import Testing
         let actions = FakeDeviceActions(index: index, failTimes: .max)
         let service = PolicyService(index: index, waitForFirstSync: {}, actions: actions, config: config, store: store,
                                     bootID: PolicyHarness.bootID, saveDelay: .milliseconds(10), logger: log.logger)
-        let group = ServiceGroup(configuration: .init(services: [service], logger: Logger(label: "test.group") { _ in SwiftLogNoOpLogHandler() }))
-        let finished = Atomic(false)
-        let runner = Task {
-            try? await group.run()
-            finished.store(true, ordering: .sequentiallyConsistent)
-        }
-        defer { runner.cancel() }
-        #expect(await eventually { ready(log, actions) }, "the restore never got going")
-        await group.triggerGracefulShutdown()
-        return await eventually(timeout: timeout) { finished.load(ordering: .sequentiallyConsistent) }
+        let (ready, ended) = await shutDownGracefully(service, once: { ready(log, actions) }, within: timeout)
+        #expect(ready, "the restore never got going")
+        return ended
     }
 
     @Test(arguments: 0..<10)
