@@ -1,11 +1,11 @@
-import Dispatch
 import Foundation
 import HummingbirdBcrypt
+import Monitor
 import Synchronization
 
 /// HTTP basic auth against the web config's bcrypt hashes.
 ///
-/// bcrypt is deliberately slow (tens of milliseconds), so verifications run on their own queue, off
+/// bcrypt is deliberately slow (tens of milliseconds), so verifications run through `Blocking`, off
 /// Swift's cooperative pool, as many at once as the caller's gate admits (one, in the exporter), and a
 /// check still waiting for the gate is dropped when its client leaves: a flood of bad passwords costs
 /// at most one core and a bounded queue, not the server.
@@ -17,7 +17,6 @@ final class BasicAuth: Sendable {
     private let decoyHash: String
     private let verified = Mutex<Set<String>>([])
     private static let cacheLimit = 64
-    private static let queue = DispatchQueue(label: "mdevmon.exporter.bcrypt", attributes: .concurrent)
 
     /// `nil` when `users` is empty: no authentication.
     init?(users: [String: String]) {
@@ -37,11 +36,7 @@ final class BasicAuth: Sendable {
         if verified.withLock({ $0.contains(cacheKey) }) { return true }
         let hash = users[user]
         let matches = try await gate.withPermit(until: departure) {
-            await withCheckedContinuation { continuation in
-                Self.queue.async {
-                    continuation.resume(returning: Bcrypt.verify(password, hash: hash ?? self.decoyHash))
-                }
-            }
+            await Blocking.perform { Bcrypt.verify(password, hash: hash ?? self.decoyHash) }
         }
         guard matches, hash != nil else { return false }
         verified.withLock { cache in

@@ -1,4 +1,3 @@
-import Dispatch
 import Monitor
 import NIOCore
 import Synchronization
@@ -60,12 +59,8 @@ final class PageCache<Key: Equatable & Sendable>: Sendable {
         entry.withLock { $0.flatMap { $0.key == key ? $0 : nil } }
     }
 
+    /// Renders and compressions, off the cooperative pool; the gate bounds how many run at once.
     private func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            renderQueue.async { continuation.resume(returning: body()) }
-        }
+        await Blocking.perform(body)
     }
 }
-
-/// Renders and compressions, off the cooperative pool; the gate bounds how many run at once.
-private let renderQueue = DispatchQueue(label: "mdevmon.exporter.render", attributes: .concurrent)

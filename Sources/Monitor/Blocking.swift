@@ -1,10 +1,18 @@
 import Dispatch
 import Synchronization
 
-/// Runs a blocking libvirt call off Swift's cooperative pool, so a slow RPC (or a connect that waits
-/// on a dead host) never starves other tasks.
+/// Runs blocking work off Swift's cooperative pool, so a slow libvirt RPC (or a connect that waits on a
+/// dead host), a bcrypt check or a multi-megabyte render never starves other tasks. The one way out of
+/// the pool: callers bound how much they send here (slots, admission gates).
 package enum Blocking {
-    private static let queue = DispatchQueue(label: "mdevmon.libvirt", attributes: .concurrent)
+    private static let queue = DispatchQueue(label: "mdevmon.blocking", attributes: .concurrent)
+
+    /// Work that cannot fail (a render, a bcrypt check).
+    package static func perform<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            queue.async { continuation.resume(returning: body()) }
+        }
+    }
 
     package static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
