@@ -20,6 +20,14 @@ if ((${#missing[@]})); then
 fi
 # The Debian prometheus packages start their services where systemd is PID 1; tests run their own.
 
+# A /dev/kvm whose group has no name (a sandbox's device node) is usable by root but not by libvirt's qemu
+# user: libvirt then probes QEMU with KVM as root, finds its cached capabilities outdated at every lookup
+# ("KVM was enabled when probing, but it is not available now") and probes again, ~30 s per `virsh define`.
+# Giving the node the kvm group makes both views agree. Hosts with a normal /dev/kvm are left alone.
+if [ -c /dev/kvm ] && ! getent group "$(stat -c %g /dev/kvm)" >/dev/null && getent group kvm >/dev/null; then
+  chgrp kvm /dev/kvm
+fi
+
 # libvirtd: PID 1 is not systemd on build machines, so start the monolithic daemon by hand.
 if ! virsh -c qemu:///system version >/dev/null 2>&1; then
   pgrep -x libvirtd >/dev/null || libvirtd -d
