@@ -17,6 +17,8 @@ public final class PolicyMetrics: Sendable {
         /// evaluations: a domain not evaluated yet has neither.
         public var problems: [ReferenceProblem]
         public var verdicts: [String: DomainVerdict]
+        /// The same verdicts sorted by domain name, for the exposition.
+        public var sortedVerdicts: [(domain: String, verdict: DomainVerdict)]
         public var referencesEnabled: Bool
         /// Whether the last configuration load (start-up or SIGHUP) succeeded, and when one last did
         /// (seconds since the epoch), as Prometheus' own `…_config_last_reload_*` gauges.
@@ -35,7 +37,7 @@ public final class PolicyMetrics: Sendable {
                 (ActionKey(policy: "restore", action: action, result: $0), 0)
             }
         }),
-        pending: ["restore": 0], problems: [], verdicts: [:], referencesEnabled: true,
+        pending: ["restore": 0], problems: [], verdicts: [:], sortedVerdicts: [], referencesEnabled: true,
         reloadSuccessful: true, lastReloadSuccess: PolicyMetrics.now(), lastReloadAttempt: PolicyMetrics.now(),
         lastReloadError: nil))
 
@@ -45,18 +47,32 @@ public final class PolicyMetrics: Sendable {
 
     public var snapshot: Snapshot {
         var out = state.withLock { $0 }
-        // Sorted at read time (a scrape), so a change costs only its own domain's verdict.
-        (out.problems, out.verdicts) = references.withLock { ($0.current, $0.verdicts) }
+        // Sorted once per evaluation that changed something, at the first scrape after it, not per scrape.
+        (out.problems, out.verdicts, out.sortedVerdicts) = references.withLock { r in
+            if r.sorted == nil {
+                let verdicts = r.tracker.verdicts.sorted { $0.key < $1.key }.map { (domain: $0.key, verdict: $0.value) }
+                r.sorted = (r.tracker.current, verdicts)
+            }
+            return (r.sorted!.problems, r.tracker.verdicts, r.sorted!.verdicts)
+        }
         return out
     }
 
-    /// The reference policy's verdicts: the one place they are kept.
-    private let references = Mutex(ReferenceTracker())
+    /// The reference policy's verdicts: the one place they are kept, with their sorted forms (nil after an
+    /// evaluation, until the next read).
+    private struct References {
+        var tracker = ReferenceTracker()
+        var sorted: (problems: [ReferenceProblem], verdicts: [(domain: String, verdict: DomainVerdict)])?
+    }
+    private let references = Mutex(References())
 
     /// Runs one evaluation on the verdicts, holding them: a reload's and the change consumer's
     /// evaluations never interleave, and a scrape sees one evaluation whole.
     func evaluateReferences<T>(_ body: (inout ReferenceTracker) -> T) -> T {
-        references.withLock { body(&$0) }
+        references.withLock { r in
+            r.sorted = nil
+            return body(&r.tracker)
+        }
     }
 
     func count(policy: String, action: String, result: String) {
@@ -77,7 +93,7 @@ public final class PolicyMetrics: Sendable {
 
     /// Replaces every domain's problems at once (tests; the policy evaluates domain by domain).
     func setProblems(_ problems: [ReferenceProblem], enabled: Bool) {
-        references.withLock { _ = $0.update(problems) }
+        evaluateReferences { _ = $0.update(problems) }
         setReferencesEnabled(enabled)
     }
 

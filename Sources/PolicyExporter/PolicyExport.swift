@@ -37,7 +37,7 @@ public struct PolicyExport: MetricsContributor, LandingContributor {
         }
         // Startable, blockers and autostart come from the same evaluations: a domain defined a moment ago
         // appears once the policy has judged it, never as startable before.
-        let verdicts = s.verdicts.sorted { $0.key < $1.key }
+        let verdicts = s.sortedVerdicts
         if s.referencesEnabled {
             writer.family("mdev_domain_startable", type: .gauge,
                           help: "1 when every mdev a defined domain references is ready for it to start now (active and not held by another running domain), else 0.")
