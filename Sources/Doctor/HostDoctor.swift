@@ -47,7 +47,9 @@ public enum HostDoctor {
         }
     }
 
-    /// Every check, in `HostCheckID.all` order.
+    /// Every check, in `HostCheckID.all` order. Over a remote URI the checks of this machine's files
+    /// (mdevctl, udev rules, kernel modules, sysfs parents) would judge the wrong host: they are left out
+    /// (`LocalOnlyFeature.hostFileChecks`).
     /// - Parameters:
     ///   - config: the configuration in effect, for the checks that depend on it and the config check.
     ///   - probe: libvirt's answer to a fresh connection.
@@ -57,12 +59,12 @@ public enum HostDoctor {
     public static func evaluate(inputs: Inputs, config loaded: LoadedConfig, probe: LibvirtProbe, state: IndexState?,
                                 problems: [ReferenceProblem]? = nil) -> [HostCheck] {
         let config = loaded.config
-        return [
-            HostChecks.libvirt(probe),
+        return [HostChecks.libvirt(probe)] + (LocalOnlyFeature.hostFileChecks.available(uri: probe.uri) ? [
             HostChecks.mdevctl(paths: inputs.paths),
             HostChecks.udevRules(paths: inputs.paths),
             HostChecks.kernelModules(paths: inputs.paths, definedMdevs: state?.devices.count ?? 0),
             HostChecks.mdevParents(paths: inputs.paths, libvirtParents: state.map { Array($0.parents.keys) }),
+        ] : []) + [
             unparentedMdevs(state, config: config),
             domainsBlocked(state, problems: problems),
             HostChecks.serviceUnit(paths: inputs.paths),

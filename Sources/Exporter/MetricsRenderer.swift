@@ -75,6 +75,21 @@ public enum MetricsRenderer {
                  help: "Whether mdevmon is connected to libvirt and the index is synced: 1 or 0.")
         w.sample("mdev_libvirt_up", value: status.connected && status.synced ? 1 : 0)
 
+        w.family("mdev_libvirt_host_info", type: .gauge,
+                 help: "The libvirt host watched: its URI and the host name its libvirtd reports (empty before the first connection); always 1.")
+        w.beginSample("mdev_libvirt_host_info")
+        w.label("uri", status.uri)
+        w.label("hostname", status.host?.hostname ?? "")
+        w.endSample(1)
+
+        w.family("mdev_libvirt_feature_available", type: .gauge,
+                 help: "Whether a feature that needs libvirtd on mdevmon's own host is available: 1, or 0 over a remote URI (the startup notice says what replaces it).")
+        for feature in LocalOnlyFeature.allCases {
+            w.beginSample("mdev_libvirt_feature_available")
+            w.label("feature", feature.rawValue)
+            w.endSample(feature.available(uri: status.uri) ? 1 : 0)
+        }
+
         if let previousScrape {
             w.family("mdev_scrape_bytes", type: .gauge,
                      help: "Uncompressed size of the previous scrape's response body.")

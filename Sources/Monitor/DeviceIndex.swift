@@ -63,8 +63,10 @@ public actor DeviceIndex {
         publish(was ? [.connection(.disconnected(reason: reason))] : [], before: state)
     }
 
-    public func recordReconnect() {
-        status.reconnects += 1
+    /// Records a (re)connect and the host it reached, before that connection's full sync.
+    public func recordConnect(host: WatchedHost, reconnect: Bool) {
+        if reconnect { status.reconnects += 1 }
+        status.host = host
         publish([], before: state)
     }
 

@@ -24,6 +24,8 @@ public struct MonitorStatus: Hashable, Sendable {
     public var reconnects: Int = 0
     public var lastError: String?
     public var events: [EventCounterKey: Int] = [:]
+    /// The host of the last connection (kept while disconnected); nil before the first.
+    public var host: WatchedHost?
 
     public init(uri: String) { self.uri = uri }
 }

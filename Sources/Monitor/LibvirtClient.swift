@@ -65,6 +65,7 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
     let uri: String
     let events: EventQueue
     let version: LibvirtVersion
+    let host: WatchedHost
     private let conn: virConnectPtr
     private struct State {
         var nodeDeviceCallbacks: [Int32] = []
@@ -90,6 +91,7 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         conn = opened
         var encoded: UInt = 0
         version = virConnectGetLibVersion(opened, &encoded) == 0 ? LibvirtVersion(encoded: UInt64(encoded)) : .unknown
+        host = Self.watchedHost(opened, uri: uri)
         do {
             try enableKeepAlive(required: watch)
             if watch { try register() }
@@ -251,6 +253,47 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
 
     // MARK: queries
 
+    /// The host's name and boot. A local libvirtd shares this kernel, whose boot id says it all; a remote
+    /// one's boot is estimated from its CPU time (`HostBoot`). A host that does not say is not guessed at.
+    private static func watchedHost(_ conn: virConnectPtr, uri: String) -> WatchedHost {
+        var hostname: String?
+        if let raw = virConnectGetHostname(conn) {
+            hostname = String(cString: raw)
+            free(raw)
+        } else {
+            virResetLastError()
+        }
+        guard !LibvirtURI.isLocal(uri) else { return WatchedHost(hostname: hostname, boot: BootID.current().map { .kernel(id: $0) }) }
+        return WatchedHost(hostname: hostname, boot: estimatedBoot(conn))
+    }
+
+    /// The boot time estimated from the host's CPU time, whatever the URI (tests compare it with the kernel's).
+    var estimatedBoot: HostBoot? { try? withLease { Self.estimatedBoot(conn) } }
+
+    private static func estimatedBoot(_ conn: virConnectPtr) -> HostBoot? {
+        cpuTimeAndCount(conn).flatMap { HostBoot.estimate(cpuTimeNanoseconds: $0, cpus: $1) }
+    }
+
+    /// The host's cumulative CPU time over all CPUs (kernel, user, idle and I/O wait, in ns) and its CPU
+    /// count; nil when libvirt does not tell (the error is dropped: nothing depends on it but the estimate).
+    private static func cpuTimeAndCount(_ conn: virConnectPtr) -> (UInt64, Int)? {
+        defer { virResetLastError() }
+        var info = virNodeInfo()
+        guard virNodeGetInfo(conn, &info) == 0 else { return nil }
+        let all = Int32(VIR_NODE_CPU_STATS_ALL_CPUS.rawValue)
+        var count: Int32 = 0
+        guard virNodeGetCPUStats(conn, all, nil, &count, 0) == 0, count > 0 else { return nil }
+        var stats = [virNodeCPUStats](repeating: virNodeCPUStats(), count: Int(count))
+        guard virNodeGetCPUStats(conn, all, &stats, &count, 0) == 0 else { return nil }
+        let fields: Set<String> = ["kernel", "user", "idle", "iowait"]
+        let total = stats.prefix(Int(count)).reduce(UInt64(0)) { sum, stat in
+            var stat = stat
+            let field = withUnsafeBytes(of: &stat.field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            return fields.contains(field) ? sum &+ UInt64(stat.value) : sum
+        }
+        return (total, Int(info.cpus))
+    }
+
     func listNodeDevices(_ which: NodeDeviceListing) throws -> [String] {
         var names: [String] = []
         try forEachListed(which, active: nil, persistent: nil) { _, name in names.append(name) }
@@ -296,16 +339,7 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
         if let failure { throw failure }
     }
 
-    var isLocal: Bool { Self.isLocal(uri: uri) }
-
-    /// `qemu:///system` is local; `qemu+ssh://host/system` or `qemu://host/system` is not, and neither is
-    /// libvirt's `test` driver, whose devices are not mdevctl's.
-    static func isLocal(uri: String) -> Bool {
-        guard let scheme = uri.range(of: "://") else { return false }
-        let driver = uri[..<scheme.lowerBound]
-        let rest = uri[scheme.upperBound...]
-        return driver != "test" && !driver.contains("+") && (rest.isEmpty || rest.hasPrefix("/"))
-    }
+    var isLocal: Bool { LibvirtURI.isLocal(uri) }
 
     func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?) throws -> [(name: String, xml: String)] {
         var out: [(name: String, xml: String)] = []

@@ -110,6 +110,8 @@ public protocol LibvirtConnection: AnyObject, Sendable {
     var isAlive: Bool { get }
     /// The connected libvirt's version, read once at connect.
     var version: LibvirtVersion { get }
+    /// The host libvirtd runs on, read once at connect: its name and which boot it is in.
+    var host: WatchedHost { get }
     func listNodeDevices(_ which: NodeDeviceListing) throws -> [String]
     /// One listing RPC, then one XML RPC per listed device (no lookups, no flag calls): the full sync's
     /// cost floor. `active` filters mdevs by state and `persistent` by persistence (nil: both); the names
@@ -144,6 +146,8 @@ public protocol LibvirtConnection: AnyObject, Sendable {
 extension LibvirtConnection {
     /// Fakes watch nothing.
     public var configWatchProblem: String? { nil }
+    /// Fakes name no host unless they say otherwise.
+    public var host: WatchedHost { WatchedHost(hostname: nil, boot: nil) }
 }
 
 /// Opens connections; the Monitor reconnects through it.

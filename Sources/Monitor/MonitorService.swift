@@ -70,6 +70,9 @@ public final class MonitorService: Service, Sendable {
         var backoff = configuration.initialBackoff
         var everConnected = false
         var outage = OutageLog()
+        if let notice = LocalOnlyFeature.remoteNotice(uri: configuration.uri) {
+            logger.notice("\(notice)")
+        }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 // A connect to a libvirtd that does not answer can block for long: shutdown must not wait for it.
@@ -78,7 +81,7 @@ public final class MonitorService: Service, Sendable {
                         try connector.connect(uri: configuration.uri, readOnly: configuration.readOnly)
                     } abandon: { $0.close() }
                 }
-                if everConnected { await index.recordReconnect() }
+                await index.recordConnect(host: connection.host, reconnect: everConnected)
                 everConnected = true
                 outage = OutageLog()
                 current.withLock { $0 = connection }
@@ -147,7 +150,7 @@ public final class MonitorService: Service, Sendable {
             let drift = connection.version.readsDefinitions ? "definition drift is read"
                 : "definition drift is unknown before libvirt \(LibvirtVersion.definitions)"
             logger.notice(
-                "initial sync: \(s.devices.count) mdevs (\(s.activeCount) active), \(s.parents.count) parents, \(s.domains.count) domains; libvirt \(connection.version), \(drift)",
+                "initial sync: \(s.devices.count) mdevs (\(s.activeCount) active), \(s.parents.count) parents, \(s.domains.count) domains; libvirt \(connection.version)\(connection.host.hostname.map { " on \($0)" } ?? ""), \(drift)",
                 metadata: MessageID.initialSyncCompleted.metadata)
         }
         firstSync.signal()

@@ -213,12 +213,3 @@ public struct StateStoreError: Error, CustomStringConvertible, Sendable {
     public var description: String
     init(_ d: String) { description = d }
 }
-
-/// The kernel's boot id: changes on every boot.
-public enum BootID {
-    public static func current(path: String = "/proc/sys/kernel/random/boot_id") -> String? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        let id = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return id.isEmpty ? nil : id
-    }
-}

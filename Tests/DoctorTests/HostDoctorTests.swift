@@ -2,6 +2,7 @@ import Doctor
 import Foundation
 import Monitor
 import Policy
+import TestSupport
 import Testing
 
 /// The checks that need the configuration and the index, and a whole run against a fake root.
@@ -100,5 +101,19 @@ import Testing
             "unparented_mdevs": .pass, "domains_blocked": .pass, "service_unit": .warn, "state_dir": .pass, "config": .pass,
         ])
         #expect(HostDoctor.overall(checks) == .fail)
+    }
+
+    /// Over a remote URI this machine's mdevctl, udev rules, modules and sysfs say nothing about the libvirt
+    /// host: those checks are left out, the ones about libvirt's answers and mdevmon itself stay.
+    @Test func aRemoteURILeavesOutTheChecksOfThisMachinesFiles() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let inputs = HostDoctor.Inputs(paths: HostPaths(root: dir.path), stateDir: dir.path)
+        let probe = LibvirtProbe(uri: "qemu+tls://kvmz01.example.com/system", readOnly: true,
+                                 version: LibvirtVersion(major: 11, minor: 3, micro: 0))
+        let checks = HostDoctor.evaluate(inputs: inputs, config: .load(file: dir.path + "/none.yaml", isDefaultPath: true),
+                                         probe: probe, state: IndexState.with([Sample.device(a, active: true)]))
+        #expect(checks.map(\.id) == ["libvirt", "unparented_mdevs", "domains_blocked", "service_unit", "state_dir", "config"])
+        #expect(checks.first?.status == .pass)
     }
 }

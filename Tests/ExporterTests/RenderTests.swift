@@ -62,6 +62,14 @@ import Testing
             # HELP mdev_index_last_sync_timestamp_seconds Unix time of the last completed full sync with libvirt; 0 before the first.
             # TYPE mdev_index_last_sync_timestamp_seconds gauge
             mdev_index_last_sync_timestamp_seconds 1700000000.5
+            # HELP mdev_libvirt_feature_available Whether a feature that needs libvirtd on mdevmon's own host is available: 1, or 0 over a remote URI (the startup notice says what replaces it).
+            # TYPE mdev_libvirt_feature_available gauge
+            mdev_libvirt_feature_available{feature="mdevctl_files"} 1
+            mdev_libvirt_feature_available{feature="domain_config_watch"} 1
+            mdev_libvirt_feature_available{feature="host_file_checks"} 1
+            # HELP mdev_libvirt_host_info The libvirt host watched: its URI and the host name its libvirtd reports (empty before the first connection); always 1.
+            # TYPE mdev_libvirt_host_info gauge
+            mdev_libvirt_host_info{uri="qemu:///system",hostname="kvm01.example.com"} 1
             # HELP mdev_libvirt_reconnects_total Times the libvirt connection was re-established.
             # TYPE mdev_libvirt_reconnects_total counter
             mdev_libvirt_reconnects_total 2
@@ -85,6 +93,16 @@ import Testing
                 Issue.record("first difference:\n  actual:   \(a)\n  expected: \(e)")
                 break
             }
+        }
+    }
+
+    @Test func aRemoteURINamesItsHostAndWhatItCannotDo() {
+        var snapshot = Fixtures.small()
+        snapshot.status.uri = "qemu+tls://kvmz01.example.com/system"
+        let out = render(snapshot)
+        #expect(out.contains("\nmdev_libvirt_host_info{uri=\"qemu+tls://kvmz01.example.com/system\",hostname=\"kvm01.example.com\"} 1\n"))
+        for feature in ["mdevctl_files", "domain_config_watch", "host_file_checks"] {
+            #expect(out.contains("\nmdev_libvirt_feature_available{feature=\"\(feature)\"} 0\n"), "\(feature)")
         }
     }
 

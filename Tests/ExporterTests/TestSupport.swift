@@ -38,6 +38,7 @@ enum Fixtures {
         status.synced = synced
         status.lastSyncTime = synced ? Date(timeIntervalSince1970: 1_700_000_000.5) : nil
         status.reconnects = 2
+        status.host = WatchedHost(hostname: "kvm01.example.com", boot: .kernel(id: "b0"))
         status.events[EventCounterKey(source: "nodedev", event: "created")] = 3
         status.events[EventCounterKey(source: "domain", event: "defined")] = 1
         if !connected { status.lastError = "libvirt: Failed to connect socket\nto '/run/libvirt/libvirt-sock'" }

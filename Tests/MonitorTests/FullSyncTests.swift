@@ -116,12 +116,25 @@ import Testing
         #expect(fake.nodeDeviceFetches.contains { $0.contains("bbbbbbbb_0000_4000_8000_000000000002") })
     }
 
-    @Test func localURIs() {
-        #expect(LibvirtClient.isLocal(uri: "qemu:///system"))
-        #expect(LibvirtClient.isLocal(uri: "qemu:///session"))
-        #expect(!LibvirtClient.isLocal(uri: "test:///default"))
-        #expect(!LibvirtClient.isLocal(uri: "qemu+ssh://host/system"))
-        #expect(!LibvirtClient.isLocal(uri: "qemu://host/system"))
-        #expect(!LibvirtClient.isLocal(uri: "qemu+tcp:///system"))
+    @Test func localAndRemoteURIs() throws {
+        #expect(LibvirtURI.isLocal("qemu:///system"))
+        #expect(LibvirtURI.isLocal("qemu:///session"))
+        #expect(!LibvirtURI.isLocal("test:///default"))
+        #expect(!LibvirtURI.isLocal("qemu+ssh://host/system"))
+        #expect(!LibvirtURI.isLocal("qemu://host/system"))
+        #expect(!LibvirtURI.isLocal("qemu+tcp:///system"))
+        // Remote: another host, or a network transport; a unix socket and the test driver are neither.
+        for uri in ["qemu+tls://kvmz01/system", "qemu+ssh://root@kvmz01/system", "qemu://kvmz01/system",
+                    "qemu+tcp://127.0.0.1:16509/system", "qemu+tcp:///system"] {
+            #expect(LibvirtURI.isRemote(uri), "\(uri)")
+        }
+        for uri in ["qemu:///system", "qemu+unix:///system", "test:///default", "nonsense"] {
+            #expect(!LibvirtURI.isRemote(uri), "\(uri)")
+        }
+        #expect(LocalOnlyFeature.remoteNotice(uri: "qemu:///system") == nil)
+        let notice = try #require(LocalOnlyFeature.remoteNotice(uri: "qemu+tls://kvmz01/system"))
+        #expect(notice.hasPrefix("libvirt at qemu+tls://kvmz01/system is remote: "))
+        #expect(notice.contains("mdevctl's files are not read") && notice.contains("libvirt 9 does not")
+                && notice.contains("host checks of mdevctl, udev rules, kernel modules and sysfs parents are skipped"))
     }
 }
