@@ -9,5 +9,8 @@ final class PendingSet: Sendable {
     }
     var count: Int { state.withLock { $0.count } }
     var devices: [PersistedState.Device] { state.withLock { Array($0.values) } }
+    func insert(_ devices: [PersistedState.Device]) {
+        state.withLock { for d in devices where $0[d.key] == nil { $0[d.key] = d } }
+    }
     func remove(_ key: MdevKey) { _ = state.withLock { $0.removeValue(forKey: key) } }
 }

@@ -12,7 +12,8 @@ public final class PolicyService: Service, Sendable {
     private let waitForFirstSync: @Sendable () async -> Void
     private let actions: any DeviceActions
     private let store: StateStore
-    private let bootID: String
+    /// The boot the state file is written under: the watched host's, as its connection last reported it.
+    private let boot: Mutex<String?>
     private let logger: Logger
     public let metrics = PolicyMetrics()
     private let config: Mutex<PolicyConfig>
@@ -27,19 +28,20 @@ public final class PolicyService: Service, Sendable {
     /// - Parameters:
     ///   - index: the Monitor's index.
     ///   - waitForFirstSync: returns once the Monitor finished its first full sync.
-    ///   - bootID: this boot's id (`BootID.current()`).
+    ///   - bootID: the boot to assume until the connection reports the watched host's (`WatchedHost.boot`);
+    ///     tests drive an index without a connection.
     ///   - saveDelay: how long bursts of changes are coalesced before the state file is written.
     ///   - writable: whether the libvirt connection may change devices; by default, whether `config` acts
     ///     (the daemon opens it read-only otherwise, and a reload does not reopen it).
     public init(index: DeviceIndex, waitForFirstSync: @escaping @Sendable () async -> Void, actions: any DeviceActions,
-                config: PolicyConfig, store: StateStore, bootID: String, saveDelay: Duration = .milliseconds(200),
+                config: PolicyConfig, store: StateStore, bootID: String? = nil, saveDelay: Duration = .milliseconds(200),
                 writable: Bool? = nil, logger: Logger) {
         self.index = index
         self.waitForFirstSync = waitForFirstSync
         self.actions = actions
         self.config = Mutex(config)
         self.store = store
-        self.bootID = bootID
+        boot = Mutex(bootID)
         self.saveDelay = saveDelay
         self.writable = writable ?? config.needsWriteAccess
         self.logger = logger
@@ -67,22 +69,23 @@ public final class PolicyService: Service, Sendable {
         // A daemon stopped before libvirt was ever reachable must still shut down promptly.
         await cancelWhenGracefulShutdown { await self.waitForFirstSync() }
         if Task.isCancelled || Task.isShuttingDownGracefully { return }
-        let tasks = plan(previous, index.snapshot.state)
+        let snapshot = index.snapshot
+        let current = snapshot.status.host?.boot?.persisted ?? boot.withLock { $0 }
+        let tasks = plan(previous, snapshot.state, boot: current)
+        boot.withLock { $0 = current }
         // Planned restores are under way before any domain is judged: their domains read `restoring`, not
         // an alarm that a restore seconds later resolves. A dry run restores nothing.
-        if currentConfig.acts(writable: writable) {
-            for task in tasks { restoring.insert(task.device.key) }
-        }
+        markRestoring(tasks)
         references.evaluateAll(enabled: currentConfig.domainReferences.enabled) { index.snapshot.state }
         evaluated.signal()
         let pending = PendingSet(tasks.map(\.device))
         metrics.setPending("restore", pending.count)
-        let writer = StateWriter(store: store, delay: saveDelay, logger: logger) { [index, bootID] in
+        let writer = StateWriter(store: store, delay: saveDelay, logger: logger) { [index, self] in
             let snapshot = index.snapshot
             // A stale index (libvirt lost) would write a wrong active set; the last good file stays.
             guard snapshot.status.synced else { return nil }
             let active = snapshot.state.devices.values.filter(\.active).map(PersistedState.Device.init)
-            return PersistedState(bootID: bootID, active: active, pending: pending.devices)
+            return PersistedState(bootID: self.boot.withLock { $0 } ?? HostBoot.unknown, active: active, pending: pending.devices)
         }
         writer.markDirty()
         let runner = RestoreRunner(
@@ -103,7 +106,21 @@ public final class PolicyService: Service, Sendable {
                     }
                 }
                 for await update in subscription.cancelOnGracefulShutdown() {
+                    // A reconnect to a host that rebooted meanwhile (a remote one; a local reboot restarts
+                    // mdevmon too) brings back what the reboot took, as a start-up after a reboot would.
+                    let replanned = replanIfRebooted(update.changes, pending: pending)
                     consume(update.changes, runner: runner, writer: writer)
+                    guard !replanned.isEmpty else { continue }
+                    pending.insert(replanned.map(\.device))
+                    metrics.setPending("restore", pending.count)
+                    writer.markDirty()
+                    inner.addTask { [metrics] in
+                        await runner.run(replanned) { task in
+                            pending.remove(task.device.key)
+                            metrics.setPending("restore", pending.count)
+                            writer.markDirty()
+                        }
+                    }
                 }
                 // Shutdown: parked and queued restores end where they are; nothing new is started.
                 inner.cancelAll()
@@ -142,6 +159,36 @@ public final class PolicyService: Service, Sendable {
         references.apply(changes, enabled: currentConfig.domainReferences.enabled) { index.snapshot.state }
     }
 
+    /// After a resync: when the watched host is in a later boot than the one the state was written under,
+    /// the restore plan for what the resync found deactivated or gone (and what was still pending). Marks
+    /// the planned devices `restoring` before their domains are judged. Empty otherwise.
+    private func replanIfRebooted(_ changes: [IndexChange], pending: PendingSet) -> [RestoreTask] {
+        guard changes.contains(.connection(.synced)), let now = index.snapshot.status.host?.boot?.persisted else { return [] }
+        let known = boot.withLock { old in
+            defer { old = now }
+            return old
+        }
+        guard let known, let was = HostBoot(persisted: known), HostBoot(persisted: now)?.isLater(than: was) == true else { return [] }
+        var before: [PersistedState.Device] = []
+        for change in changes {
+            switch change {
+            case .deviceChanged(let old, let new) where old.active && !new.active: before.append(PersistedState.Device(old))
+            case .deviceRemoved(let old) where old.active: before.append(PersistedState.Device(old))
+            default: break
+            }
+        }
+        let running = Set(pending.devices.map(\.key))
+        let previous = PersistedState(bootID: known, active: before.filter { !running.contains($0.key) })
+        let tasks = plan(previous, index.snapshot.state, boot: now, reconnected: true)
+        markRestoring(tasks)
+        return tasks
+    }
+
+    private func markRestoring(_ tasks: [RestoreTask]) {
+        guard currentConfig.acts(writable: writable) else { return }
+        for task in tasks { restoring.insert(task.device.key) }
+    }
+
     static func affectsActiveSet(_ change: IndexChange) -> Bool {
         switch change {
         case .deviceAdded(let d), .deviceRemoved(let d): d.active
@@ -173,11 +220,27 @@ public final class PolicyService: Service, Sendable {
         }
     }
 
-    /// What to restore, from the previous run's state and the index after the first sync.
-    private func plan(_ previous: PersistedState?, _ state: IndexState) -> [RestoreTask] {
+    /// What to restore, from the previous run's state (or the active set before a reconnect) and the index
+    /// after the sync.
+    private func plan(_ previous: PersistedState?, _ state: IndexState, boot: String?, reconnected: Bool = false) -> [RestoreTask] {
         let cfg = currentConfig
         guard let previous, cfg.restore.enabled else { return [] }
-        let rebooted = previous.bootID != bootID
+        let rebooted: Bool
+        let was = HostBoot(persisted: previous.bootID), now = boot.flatMap(HostBoot.init(persisted:))
+        if let was, let now, let later = now.isLater(than: was) {
+            rebooted = later
+        } else {
+            // Only what a previous run had not finished resumes.
+            rebooted = false
+            let host = index.snapshot.status.host?.hostname ?? "the libvirt host"
+            if let was, let now {
+                logger.notice("the state file's \(was) and \(host)'s \(now) are not comparable (the libvirt URI moved between a local and a remote host): no reboot is assumed")
+            } else if now == nil {
+                logger.warning("cannot tell which boot \(host) is in (libvirt reports neither a boot id nor CPU times): no reboot is assumed, nothing is restored")
+            } else {
+                logger.notice("the state file does not say which boot of \(host) it was written in: no reboot is assumed")
+            }
+        }
         // Same boot: only resume what a previous run (killed mid-restore) had not finished.
         // After a reboot, devices still pending from before it count as active before it too.
         let activeKeys = Set(previous.active.map(\.key))
@@ -186,7 +249,8 @@ public final class PolicyService: Service, Sendable {
         } : previous.pending)
         let plan = RestorePlanner.plan(previous: input, state: state, config: cfg, includeAutostart: rebooted)
         if rebooted {
-            logger.notice("host rebooted since the last run (boot id \(previous.bootID) → \(bootID)): \(plan.tasks.count) mdevs to restore")
+            let when = reconnected ? "while libvirt was unreachable" : "since the last run"
+            logger.notice("host\(index.snapshot.status.host?.hostname.map { " \($0)" } ?? "") rebooted \(when) (\(was.map { "\($0)" } ?? previous.bootID) → \(now.map { "\($0)" } ?? HostBoot.unknown)): \(plan.tasks.count) mdevs to restore")
         } else if !previous.pending.isEmpty {
             logger.notice("resuming \(plan.tasks.count) restores a previous run had not finished")
         }

@@ -66,9 +66,6 @@ extension Mdevmon {
             } catch {
                 throw ValidationError("\(error)")
             }
-            guard let bootID = BootID.current() else {
-                throw ValidationError("cannot read /proc/sys/kernel/random/boot_id")
-            }
             // Held until the process ends; a second daemon on the same directory exits naming the holder.
             let stateLock: StateDirectoryLock?
             do {
@@ -85,7 +82,7 @@ extension Mdevmon {
             let policy = PolicyService(
                 index: monitor.index, waitForFirstSync: { await monitor.waitForFirstSync() },
                 actions: MonitorDeviceActions(monitor: monitor), config: policyConfig,
-                store: StateStore(directory: stateDir), bootID: bootID, logger: logger)
+                store: StateStore(directory: stateDir), logger: logger)
             let export = PolicyExport(metrics: policy.metrics)
             let file = configFile
             let hostChecks = HostCheckService(

@@ -70,7 +70,7 @@ import Testing
             #expect(gaveUp.message.contains("Unable to start mediated device (fake)"))
 
             #expect(!h.log.records.contains { $0.uuid == excluded }, "the excluded device is never mentioned")
-            #expect(h.log.records.contains { $0.message.contains("boot id previous-boot → \(PolicyHarness.bootID)): 1 mdevs to restore") })
+            #expect(h.log.records.contains { $0.message.contains("boot id previous-boot → boot id \(PolicyHarness.bootID)): 1 mdevs to restore") })
         }
     }
 
