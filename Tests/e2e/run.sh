@@ -265,11 +265,72 @@ run_image() { # FLAVOUR
   # host/debug-boot.sh boots this image with that kernel.
   echo "${image[$f]}" > "$cache/run/$f.image"
   inject "$run_img" "$payload" "$logs/$f"
+  remote_guest_config $f
   e2fsck -fn "$run_img" > "$logs/$f/fsck.log" 2>&1 || die "$f: the injected image fails e2fsck (see $logs/$f/fsck.log)"
   if [ $daemon != none ]; then
     local size
     size=$(debugfs -R 'stat /usr/local/lib/mdevmon-e2e/mdevmon.deb' "$run_img" 2>/dev/null | sed -n 's/.*Size: \([0-9]*\).*/\1/p' | head -1)
     [ "$size" = "$(stat -c %s "$deb")" ] || die "$f: mdevmon.deb in the image has size '$size', want $(stat -c %s "$deb")"
+  fi
+}
+
+# --- the remote daemon (issue 25) --------------------------------------------------------------------------
+# One more mdevmon per flavour, on this host, from the same .deb, watching the guest's libvirtd over
+# qemu+tcp through QEMU's port forward (127.0.0.1:<rport> → the guest's libvirtd-tcp.socket, auth_tcp none,
+# inside the guest only). It runs across the flavour's four boots: every reboot is a lost connection and a
+# reconnect. It owns only the remote restore's device (the guest's own mdevmon excludes it). The guest
+# reaches its metrics at 10.0.2.2:<mport> (QEMU's user network maps it to 127.0.0.1 here).
+declare -A rport=([bookworm]=16611 [trixie]=16612) mport=([bookworm]=19861 [trixie]=19862) remote_pid=()
+# Enables libvirtd-tcp.socket with auth_tcp = "none" in the run image (the base image stays stock).
+remote_guest_config() { # FLAVOUR
+  local f=$1 dir=$cache/stage/remote-$1
+  rm -rf "$dir"; mkdir -p "$dir/root/etc/libvirt" "$dir/root/etc/systemd/system/sockets.target.wants"
+  debugfs -R "dump /etc/libvirt/libvirtd.conf $dir/root/etc/libvirt/libvirtd.conf" "$run_img" > /dev/null 2>&1
+  [ -s "$dir/root/etc/libvirt/libvirtd.conf" ] || die "$f: no /etc/libvirt/libvirtd.conf in the image"
+  printf '\n# mdevmon e2e (issue 25): the host watches this libvirtd over qemu+tcp, through QEMU'"'"'s port forward.\nauth_tcp = "none"\n' \
+    >> "$dir/root/etc/libvirt/libvirtd.conf"
+  chmod 0644 "$dir/root/etc/libvirt/libvirtd.conf"
+  ln -s /lib/systemd/system/libvirtd-tcp.socket "$dir/root/etc/systemd/system/sockets.target.wants/libvirtd-tcp.socket"
+  mkdir -p "$logs/$f/remote-inject"
+  inject "$run_img" "$dir/root" "$logs/$f/remote-inject"
+}
+remote_start() { # FLAVOUR
+  local f=$1 dir=$logs/$1/remote
+  [ $daemon != none ] || return 0
+  mkdir -p "$dir/state"
+  rm -rf "$cache/remote-root"; dpkg-deb -x "$deb" "$cache/remote-root" || die "dpkg-deb -x $deb failed"
+  cat > "$dir/mdevmon.yaml" <<YAML
+# The remote daemon owns one device: e2e0000a-… (scenarios/remote.sh); the guest's mdevmon excludes it.
+ownership:
+  uuids: [e2e0000a-0000-4000-8000-000000000001]
+policies:
+  restore:
+    enabled: true
+    retry_initial: 1s
+    retry_max: 5s
+    deadline: 5m
+YAML
+  "$cache/remote-root/usr/bin/mdevmon" run -c "qemu+tcp://127.0.0.1:${rport[$f]}/system" \
+    --web.listen-address "127.0.0.1:${mport[$f]}" --config.file "$dir/mdevmon.yaml" --state.dir "$dir/state" \
+    --log.target stderr --log.level info > "$dir/stderr.log" 2>&1 &
+  remote_pid[$f]=$!
+  say "$f: remote mdevmon (pid ${remote_pid[$f]}) watches qemu+tcp://127.0.0.1:${rport[$f]}/system, metrics on 127.0.0.1:${mport[$f]}"
+}
+# After the flavour's boots: the daemon ran throughout, said once what a remote URI cannot do, saw a
+# connection die without a close (keepalive, scenarios/remote.sh's drop), and stops cleanly on SIGTERM.
+remote_stop() { # FLAVOUR
+  local f=$1 log=$logs/$1/remote/stderr.log pid=${remote_pid[$1]:-} problems=() rc=0 notices
+  [ -n "$pid" ] || { results+=("$f remote-daemon SKIP mdevmon not built"); return 0; }
+  kill -0 "$pid" 2>/dev/null || problems+=("it exited during the boots (see $log)")
+  kill -TERM "$pid" 2>/dev/null; wait "$pid" || rc=$?
+  ((rc == 0 || rc == 143)) || problems+=("exit $rc after SIGTERM")
+  notices=$(grep -c 'is remote: mdevctl' "$log" || true)
+  [ "$notices" = 1 ] || problems+=("the remote startup notice was logged $notices times, want 1")
+  grep -q 'keepalive timed out' "$log" || problems+=("no connection closed by keepalive (the dropped connection)")
+  local n; n=$(grep -c 'rebooted while libvirt was unreachable' "$log" || true)
+  ((n >= 1)) || problems+=("no reboot seen at a reconnect")
+  if ((${#problems[@]})); then results+=("$f remote-daemon FAIL $(IFS=';'; echo "${problems[*]}") (see $log)")
+  else results+=("$f remote-daemon PASS ran through the boots; one startup notice; keepalive closed the dropped connection; $n reboots seen at reconnects; stopped on SIGTERM")
   fi
 }
 
@@ -284,8 +345,9 @@ boot() { # FLAVOUR N PHASE
   # trixie boots). The scenarios' nested domains are type='qemu' and need no KVM.
   timeout -k 10 "$boot_timeout" qemu-system-x86_64 -accel tcg -cpu qemu64,-svm -m 2048 -smp 2 -display none -no-reboot \
     -kernel "${image[$f]}/vmlinuz" -initrd "${image[$f]}/initrd.img" \
-    -append "console=ttyS0 root=/dev/vda rw e2e.phase=$phase${E2E_BOUND_MS:+ e2e.bound_ms=$E2E_BOUND_MS}" \
-    -drive "file=$run_img,format=raw,if=virtio" -nic none -monitor none -serial "file:$console" \
+    -append "console=ttyS0 root=/dev/vda rw e2e.phase=$phase${E2E_BOUND_MS:+ e2e.bound_ms=$E2E_BOUND_MS}${remote_pid[$f]:+ e2e.remote=10.0.2.2:${mport[$f]}}" \
+    -drive "file=$run_img,format=raw,if=virtio" -monitor none -serial "file:$console" \
+    -nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${rport[$f]}-:16509" \
     < /dev/null > "$qlog" 2>&1 &
   qpid=$!
   # Live progress from the console until qemu (or its timeout) exits.
@@ -321,8 +383,8 @@ boot() { # FLAVOUR N PHASE
 # A scenario that printed nothing (crash, timeout) is a failure, not a silent gap.
 expect_results() { # FLAVOUR PHASE
   local f=$1 s r found
-  declare -A want=([one]="package-install guest-baseline lifecycle sysfs references nodedev-update"
-                   [two]="stock-autostart-bug recovery doctor-stock-rule hotplug readiness"
+  declare -A want=([one]="package-install guest-baseline lifecycle sysfs references nodedev-update remote-lifecycle remote-capacity remote-drop"
+                   [two]="stock-autostart-bug recovery doctor-stock-rule hotplug readiness remote-reconnect remote-restore remote-hotplug remote-readiness"
                    [three]="late-parent" [four]="symlink-autostart doctor-symlink racing systemd package-upgrade")
   for s in ${want[$2]:-}; do
     found=0
@@ -404,7 +466,9 @@ for f in $flavours; do
   [ -n "${ready[$f]:-}" ] || continue
   timed "$f per-run image" run_image $f
   n=0
+  remote_start $f
   for phase in $phases; do boot $f $((++n)) "$phase"; done
+  remote_stop $f
   check_exposition $f
 done
 summary

@@ -3,8 +3,10 @@
 # mdevmon.service), then powers the guest off. The phase comes from `e2e.phase=` on the kernel command line;
 # each phase checks what the previous boot prepared and prepares the next boot.
 #   one:   installs the mdevmon .deb with apt-get; baseline (no daemon needed), lifecycle, sysfs, references,
-#          nodedev-update (definition drift; the update itself needs libvirt ≥ 10.1); prepares the reboot
-#   two:   stock mdevctl autostart bug (no daemon needed), reboot recovery, doctor on the stock udev rule,
+#          nodedev-update (definition drift; the update itself needs libvirt ≥ 10.1); prepares the reboot;
+#          remote-drop (the host's mdevmon, over qemu+tcp, notices a dropped connection)
+#   two:   stock mdevctl autostart bug (no daemon needed), reboot recovery, remote reconnect and restore,
+#          doctor on the stock udev rule,
 #          domain start, hotplug and readiness (nested domains); removes mtty from boot
 #   three: late parent; installs the /usr/sbin/mdevctl symlink
 #   four:  symlink autostart (no daemon needed), doctor with the symlink, racing mdevctl, systemd watchdog,
@@ -38,6 +40,7 @@ trap finish EXIT
 
 say "E2E-PHASE-BEGIN $PHASE ($FLAVOUR, kernel $(uname -r), mdevmon $(have_daemon && echo installed || echo absent))"
 log "uptime $(cut -d' ' -f1 /proc/uptime) s; mdevmon: $(systemctl is-active mdevmon.service)"
+remote_network
 if have_daemon && [ "$PHASE" != three ]; then
   wait_for 60 mdevmon_ready || log "mdevmon is not ready after 60 s: $(systemctl is-active mdevmon.service)"
 fi
@@ -53,20 +56,25 @@ case $PHASE in
       scenario_references
       scenario_nodedev_update
     else
-      for s in lifecycle sysfs references nodedev-update; do skip $s "mdevmon not installed"; done
+      for s in lifecycle sysfs references nodedev-update remote-lifecycle remote-capacity; do skip $s "mdevmon not installed"; done
     fi
     prepare_recovery
+    prepare_remote_restore
+    # Last: from here libvirtd's replies to the remote daemon are dropped.
+    scenario_remote_drop
     ;;
   two)
     scenario_stock_autostart
     if have_daemon; then scenario_recovery; else skip recovery "mdevmon not installed"; fi
+    scenario_remote_reconnect
+    scenario_remote_restore
     if have_daemon; then scenario_doctor_stock; else skip doctor-stock-rule "mdevmon not installed"; fi
     try_domain_start
     if have_daemon; then
       scenario_hotplug
       scenario_readiness
     else
-      for s in hotplug readiness; do skip $s "mdevmon not installed"; done
+      for s in hotplug readiness remote-hotplug remote-readiness; do skip $s "mdevmon not installed"; done
     fi
     prepare_late_parent
     ;;

@@ -30,6 +30,7 @@ list_device_has() {
 
 scenario_hotplug() {
   scenario_begin hotplug
+  remote_also remote-hotplug
   local u=$U_HOT v=$U_HOT2 dom=e2e-hot t0 want detach_start detach_end detach_mark
   hotplug_end() { dom_forget $dom; forget $u $v; dom_events_stop; scenario_end; }
   dom_events_start
@@ -90,6 +91,12 @@ scenario_hotplug() {
   # libvirt 11.3 sends "Defined Updated" (before virsh returns); libvirt 9.0 sends no domain event for a
   # --config attach or detach (probed: none at all); mdevmon sees
   # libvirt rewrite /etc/libvirt/qemu/$dom.xml (inotify) and fetches the domain again.
+  # Over a remote connection there is no file to watch: libvirt 9's silent --config change is seen only at
+  # the domain's next event (the remote daemon's startup notice says so), so it is not checked there.
+  if ! libvirt_at_least 11.0 && [ -n "$REMOTE_AS" ]; then
+    remote_pause
+    note "remote: config attach and detach not checked on libvirt $(libvirt_version) (no event, no local file to watch)"
+  fi
   before_step; check "attach-device --config $u" run virsh attach-device $dom /tmp/hd-$u.xml --config
   within "config attach: $dom references $u (metrics)" referenced_is $dom $u 1 || log_metrics $u
   within "config attach: $u not orphaned" last_or_new orphaned_seen $u absent || log_metrics $u

@@ -3,6 +3,7 @@
 
 scenario_lifecycle() {
   scenario_begin lifecycle
+  remote_also remote-lifecycle
   events_start
   local u=$U_LIFE t=mtty-2 a0
   a0=$(sysfs_available $t)

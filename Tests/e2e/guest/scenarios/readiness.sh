@@ -24,6 +24,7 @@ mtty2_exported() { scrape && available_seen; }
 
 scenario_readiness() {
   scenario_begin readiness
+  remote_also remote-readiness
   local u=$U_RDY x=$U_RDYCAP a=e2e-rdy-a b=e2e-rdy-b c=e2e-rdy-c t0 out rc n=0 f last
   local fill=()
   fill_one() { # creates one more mtty-2 instance through sysfs

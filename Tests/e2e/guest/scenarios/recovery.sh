@@ -19,7 +19,8 @@ prepare_recovery() {
   dom_xml e2e-boot "$U_PERS" > /tmp/e2e-boot.xml && run timeout 180 virsh define /tmp/e2e-boot.xml
   if have_daemon; then
     set_config recreate_transient true
-    set_config exclude_uuids "[$U_EXCL]"
+    # U_RREST is the remote daemon's to restore (scenarios/remote.sh).
+    set_config exclude_uuids "[$U_EXCL, $U_RREST]"
     set_config autostart_grace_period 10s
     log "config for the reboot:"; cat /etc/mdevmon/mdevmon.yaml
     run systemctl reload mdevmon.service
