@@ -237,6 +237,8 @@ final class FakeLibvirt: LibvirtConnector {
     let local = Atomic(false)
     /// What the connections report as `configWatchProblem`.
     let configWatchProblem = Mutex<String?>(nil)
+    /// What the connections report as the host they reach.
+    let watchedHost = Mutex(WatchedHost(hostname: nil, boot: nil))
     /// While paused, counted device fetches block (on the Monitor's blocking thread), as a slow libvirtd would.
     private let paused = Atomic(false)
     func pauseFetches() { paused.store(true, ordering: .sequentiallyConsistent) }
@@ -342,6 +344,7 @@ final class FakeConnection: LibvirtConnection {
 
     var isLocal: Bool { server.local.load(ordering: .relaxed) }
     var configWatchProblem: String? { server.configWatchProblem.withLock { $0 } }
+    var host: WatchedHost { server.watchedHost.withLock { $0 } }
 
     var version: LibvirtVersion { server.version.withLock { $0 } }
 

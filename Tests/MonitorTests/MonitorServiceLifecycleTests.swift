@@ -65,4 +65,26 @@ import Testing
         // The abandoned connect completes and its connection is closed at once.
         #expect(await eventually { fake.connectsSucceeded == 1 && fake.openConnections == 0 })
     }
+
+    /// A remote URI: one notice at start-up names what needs libvirtd on this host; the index names the
+    /// host each connection reached, and keeps it across a reconnect.
+    @Test func aRemoteURIIsAnnouncedOnceAndItsHostRecorded() async throws {
+        let fake = try MonitorServiceEventTests.populatedFake()
+        let host = WatchedHost(hostname: "kvmz01.example.com", boot: .estimated(bootTime: 1_800_000_000))
+        fake.watchedHost.withLock { $0 = host }
+        let log = LogCapture()
+        var configuration = MonitorConfiguration.test
+        configuration.uri = "qemu+tls://kvmz01.example.com/system"
+        try await TestSupport.withMonitor(configuration, connector: fake, logger: log.logger) { service in
+            await service.waitForFirstSync()
+            #expect(service.index.snapshot.status.host == host)
+            let reconnects = service.index.snapshot.status.reconnects
+            fake.closeConnection(reason: "keepalive timed out")
+            #expect(await eventually { service.index.snapshot.status.reconnects > reconnects && service.index.snapshot.status.synced })
+            #expect(service.index.snapshot.status.host == host)
+        }
+        let notices = log.records.filter { $0.message.hasPrefix("libvirt at qemu+tls://kvmz01.example.com/system is remote: ") }
+        #expect(notices.count == 1)
+        #expect(notices.first?.level == .notice)
+    }
 }
