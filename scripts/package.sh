@@ -2,7 +2,9 @@
 # Builds the Debian package out/mdevmon_<version>_amd64.deb with dpkg-deb (no debhelper needed):
 # the release binary (static Swift stdlib, stripped), the unit in /usr/lib/systemd/system, the default
 # config as a conffile in /etc/mdevmon/, the journal catalog, bash and zsh completions, a man page, and
-# Depends: computed by dpkg-shlibdeps. Runs lintian when it is installed.
+# Depends: computed by dpkg-shlibdeps. Also the mdevmon@.service template for remote hosts (not enabled),
+# its user (sysusers.d) and, in /usr/share/doc/mdevmon, remote.md and its examples. Runs lintian when it
+# is installed.
 #
 # Usage: scripts/package.sh [--out DIR] [--no-build]
 #   --out       where the .deb goes (default: out/)
@@ -19,7 +21,7 @@ while (($#)); do
   case "$1" in
     --out) out=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "package.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -79,9 +81,20 @@ sed -i 's|^ExecStart=/usr/local/bin/mdevmon |ExecStart=/usr/bin/mdevmon |' "$uni
 grep -q '^ExecStart=/usr/bin/mdevmon run ' "$unit" ||
   { echo "package.sh: ExecStart in deploy/mdevmon.service is not /usr/local/bin/mdevmon run …" >&2; exit 1; }
 sed -i 's|^# Install: .*|# Installed by the mdevmon package (enabled on install): systemctl status mdevmon|' "$unit"
+# The template for remote hosts, the same way; no instance is enabled.
+template=$root/usr/lib/systemd/system/mdevmon@.service
+install -D -m 0644 deploy/mdevmon@.service "$template"
+sed -i 's|^ExecStart=/usr/local/bin/mdevmon |ExecStart=/usr/bin/mdevmon |' "$template"
+grep -q '^ExecStart=/usr/bin/mdevmon run ' "$template" ||
+  { echo "package.sh: ExecStart in deploy/mdevmon@.service is not /usr/local/bin/mdevmon run …" >&2; exit 1; }
+sed -i 's|^# Install: .*|# Installed by the mdevmon package, no instance enabled; per host: systemctl enable --now mdevmon@HOST|' "$template"
 # The revision for mdev_build_info, as deploy/install.sh sets it.
-install -D -m 0644 /dev/stdin "$root/usr/lib/systemd/system/mdevmon.service.d/revision.conf" \
-  <<< "$(printf '[Service]\nEnvironment=MDEVMON_REVISION=%s' "$revision")"
+for unit in mdevmon.service mdevmon@.service; do
+  install -D -m 0644 /dev/stdin "$root/usr/lib/systemd/system/$unit.d/revision.conf" \
+    <<< "$(printf '[Service]\nEnvironment=MDEVMON_REVISION=%s' "$revision")"
+done
+# The template's user, created by postinst.
+install -D -m 0644 deploy/mdevmon.sysusers "$root/usr/lib/sysusers.d/mdevmon.conf"
 
 install -D -m 0644 deploy/mdevmon.yaml "$root/etc/mdevmon/mdevmon.yaml"
 install -D -m 0644 deploy/mdevmon.catalog "$root/usr/lib/systemd/catalog/mdevmon.catalog"
@@ -101,6 +114,9 @@ chmod 0644 "$root/usr/share/man/man8/mdevmon.8.gz"
 
 doc=$root/usr/share/doc/mdevmon
 install -D -m 0644 deploy/debian/copyright "$doc/copyright"
+install -D -m 0644 docs/remote.md "$doc/remote.md"
+install -D -m 0644 deploy/mdevmon-instance.env.example "$doc/examples/mdevmon-instance.env.example"
+install -D -m 0644 deploy/mdevmon-remote.yaml "$doc/examples/mdevmon-remote.yaml"
 # Yams compiles its own copy of libyaml into the binary (SwiftPM has no way to use Debian's libyaml0.2).
 install -D -m 0644 deploy/debian/lintian-overrides "$root/usr/share/lintian/overrides/mdevmon"
 {
