@@ -48,8 +48,8 @@ public enum HostDoctor {
     }
 
     /// Every check, in `HostCheckID.all` order. Over a remote URI the checks of this machine's files
-    /// (mdevctl, udev rules, kernel modules, sysfs parents) would judge the wrong host: they are left out
-    /// (`LocalOnlyFeature.hostFileChecks`).
+    /// (mdevctl, udev rules, kernel modules, sysfs parents, `mdevmon.service`) would judge the watcher, not
+    /// the libvirt host: they are left out (`LocalOnlyFeature.hostFileChecks`).
     /// - Parameters:
     ///   - config: the configuration in effect, for the checks that depend on it and the config check.
     ///   - probe: libvirt's answer to a fresh connection.
@@ -67,7 +67,7 @@ public enum HostDoctor {
         ] : []) + [
             unparentedMdevs(state, config: config),
             domainsBlocked(state, problems: problems),
-            HostChecks.serviceUnit(paths: inputs.paths),
+        ] + (LocalOnlyFeature.hostFileChecks.available(uri: probe.uri) ? [HostChecks.serviceUnit(paths: inputs.paths)] : []) + [
             HostChecks.stateDirectory(inputs.stateDir),
             Self.config(loaded),
         ]

@@ -7,7 +7,7 @@ public enum LocalOnlyFeature: String, CaseIterable, Sendable {
     /// The inotify watch of libvirt's domain configuration directory (`/etc/libvirt/qemu`).
     case domainConfigWatch = "domain_config_watch"
     /// `doctor`'s and the `mdev_host_check` series' checks of the host's files: mdevctl, udev rules,
-    /// kernel modules, sysfs parents.
+    /// kernel modules, sysfs parents, the `mdevmon.service` unit.
     case hostFileChecks = "host_file_checks"
 
     /// What is missing on a remote connection, and what takes its place.
@@ -18,7 +18,7 @@ public enum LocalOnlyFeature: String, CaseIterable, Sendable {
         case .domainConfigWatch:
             "libvirt's domain configuration files are not watched: libvirt 11 reports a --config attach or detach with a Defined Updated event, libvirt 9 does not, so there it shows only at the domain's next event"
         case .hostFileChecks:
-            "the host checks of mdevctl, udev rules, kernel modules and sysfs parents are skipped (they would read this machine's files): check them on the libvirt host"
+            "the host checks of mdevctl, udev rules, kernel modules, sysfs parents and mdevmon.service are skipped (they would read this machine's files): check them on the libvirt host"
         }
     }
 

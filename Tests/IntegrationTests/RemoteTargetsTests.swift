@@ -3,8 +3,8 @@ import TestSupport
 import Testing
 
 /// `deploy/prometheus/targets/remote-hosts.yml` read by the shipped `scrape.yml`: every remote target
-/// names its libvirt host, the host becomes the series' `instance`, and the host checks that describe
-/// the watcher rather than the host are dropped; hypervisor targets keep both.
+/// names its libvirt host and the host becomes the series' `instance`; hypervisor targets keep theirs.
+/// (A remote instance itself leaves out the host checks of the watcher's files: `HostDoctor.evaluate`.)
 @Suite(.enabled(if: LibvirtHost.required || AlertingStack.installed(AlertingStack.prometheus),
                 "needs prometheus (CI=true makes this mandatory)"))
 struct RemoteTargetsTests {
@@ -33,7 +33,7 @@ struct RemoteTargetsTests {
         #expect(groups >= 2 && hosts.count == groups && Set(hosts).count == groups, "\(groups) groups, libvirt_host \(hosts)")
     }
 
-    @Test func prometheusLabelsRemoteSeriesByTheirHostAndDropsWatcherChecks() async throws {
+    @Test func prometheusLabelsRemoteSeriesByTheirHost() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let watcher = try StaticHTTPServer(body: Self.exposition)
@@ -77,7 +77,7 @@ struct RemoteTargetsTests {
         #expect(Set(prom.labelValues("libvirt_host", match: "mdev_libvirt_up{job=\"mdevmon\"}")) == hosts)
         for host in hosts {
             let checks = Set(prom.labelValues("check", match: "mdev_host_check{instance=\"\(host)\"}"))
-            #expect(checks == ["libvirt", "mdev_parents", "unparented_mdevs", "state_dir"], "\(host): \(checks)")
+            #expect(checks.count == 8, "\(host): every check served is kept: \(checks)")
         }
         let localChecks = Set(prom.labelValues("check", match: "mdev_host_check{instance=\"\(local)\"}"))
         #expect(localChecks.count == 8, "a hypervisor keeps every check: \(localChecks)")

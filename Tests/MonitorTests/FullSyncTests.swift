@@ -135,6 +135,6 @@ import Testing
         let notice = try #require(LocalOnlyFeature.remoteNotice(uri: "qemu+tls://kvmz01/system"))
         #expect(notice.hasPrefix("libvirt at qemu+tls://kvmz01/system is remote: "))
         #expect(notice.contains("mdevctl's files are not read") && notice.contains("libvirt 9 does not")
-                && notice.contains("host checks of mdevctl, udev rules, kernel modules and sysfs parents are skipped"))
+                && notice.contains("host checks of mdevctl, udev rules, kernel modules, sysfs parents and mdevmon.service are skipped"))
     }
 }
