@@ -131,7 +131,9 @@ let package = Package(
         .testTarget(
             name: "MonitorTests",
             dependencies: [
-                "Monitor", "TestSupport",
+                // Exporter and Policy (and PolicyExporter between them) for the golden tests that drive the
+                // fake libvirt through the whole pipeline.
+                "Monitor", "Exporter", "Policy", "PolicyExporter", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

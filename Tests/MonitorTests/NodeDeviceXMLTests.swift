@@ -90,6 +90,12 @@ import Testing
         #expect(parsed == .parent(c.expected))
     }
 
+    /// An IBM Z crypto card and one of its queues offer no mdev types: neither mdevs nor parents.
+    @Test(arguments: zip(["ap_card07.xml", "ap_07_0038.xml"], ["ap_card07", "ap_07_0038"]))
+    func apCardAndQueueAreOther(file: String, name: String) throws {
+        #expect(try NodeDeviceXML.parse(try Fixture.text(file)) == .other(name: name))
+    }
+
     @Test func lowerCasesTheUUID() throws {
         let xml = try Fixture.text("mdev_ccw.xml")
             .replacing("cc000052-9b13-9b13-9b13-cc23009b1326", with: "CC000052-9B13-9B13-9B13-CC23009B1326")
