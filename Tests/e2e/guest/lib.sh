@@ -112,6 +112,9 @@ settle() {
     elif ((ms > BOUND_MS)); then note "$text"   # late in total, on time after libvirt's event
     else log "ok: $text"; fi
   done
+  # The local figure of each step, for the remote line beside it (the remote one may have come first).
+  LOCAL_MS=()
+  for i in "${!PEND_MS[@]}"; do LOCAL_MS["${PEND_WHAT[i]}"]=${PEND_MS[i]}; done
   PEND_WHAT=() PEND_MS=()
   settle_remote "$d"
 }
@@ -186,6 +189,7 @@ within() {
 }
 
 # --- metrics, fork-free ----------------------------------------------------------------------------------
+SCRAPE= SERIES= STATE=
 # scrape: GET /metrics into SCRAPE (body only). Reads exactly Content-Length bytes: the server keeps
 # the connection open after the response whatever the request asks.
 scrape() {
@@ -438,9 +442,10 @@ set_config() { sed -i -E "s|^([[:space:]]*$1:)[[:space:]]*[^#]*|\\1 $2 |" /etc/m
 # the host as QEMU's user network shows it (10.0.2.2). Unset: no remote daemon, remote scenarios SKIP.
 REMOTE=$(sed -n 's/.*\be2e\.remote=\([0-9.:]*\).*/\1/p' /proc/cmdline)
 have_remote() { [ -n "$REMOTE" ]; }
+declare -A LOCAL_MS=()
 REMOTE_AS="" LAST_MS=- R_I=0 R_NAMES=() R_FAILS=() R_MAX=() R_N=() R_PEND_WHAT=() R_PEND_MS=() R_PEND_LOCAL=() R_PEND_I=()
 # remote CMD...: CMD with scrape() reading the remote daemon; the caller's SCRAPE, SERIES and STATE stay.
-remote() { local SCRAPE SERIES STATE SCRAPE_AT="${REMOTE%:*}/${REMOTE##*:}"; "$@"; }
+remote() { local SCRAPE= SERIES= STATE= SCRAPE_AT="${REMOTE%:*}/${REMOTE##*:}"; "$@"; }
 # remote_also NAME: from here to scenario_end (or remote_pause), `within` also checks the remote daemon
 # and reports under NAME (a scenario name containing "remote"); SKIPs NAME when there is no remote daemon.
 remote_also() {
@@ -468,7 +473,7 @@ settle_remote() {
     ms=${R_PEND_MS[i]} k=${R_PEND_I[i]} lv=- share=-
     if [ -n "$d" ]; then printf -v lv '%+d' "$d"; share=$((ms - (d > 0 ? d : 0))); fi
     [ "$share" = - ] && fig=$ms || fig=$share
-    line="E2E-LATENCY ${R_NAMES[k]} total=$ms libvirt=$lv mdevmon=$share target=$TARGET_MS ${R_PEND_WHAT[i]} (local ${R_PEND_LOCAL[i]} ms)"
+    line="E2E-LATENCY ${R_NAMES[k]} total=$ms libvirt=$lv mdevmon=$share target=$TARGET_MS ${R_PEND_WHAT[i]} (local ${LOCAL_MS[${R_PEND_WHAT[i]}]:-${R_PEND_LOCAL[i]}} ms)"
     say "$line"; echo "$line" >> "$E2E_DIR/results-$PHASE.txt"
     R_N[k]=$((R_N[k] + 1))
     ((ms > R_MAX[k])) && R_MAX[k]=$ms

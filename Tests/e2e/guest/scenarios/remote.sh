@@ -19,8 +19,15 @@ remote_network() {
   ip -4 addr show dev "$nic" | grep -q 10.0.2.15 || run ip addr add 10.0.2.15/24 dev "$nic"
   log "remote: $nic up; libvirtd-tcp.socket $(systemctl is-active libvirtd-tcp.socket); remote metrics at $REMOTE"
 }
-metric_of() { scrape && series "$@" && echo "$SERIES"; }   # metric_of NAME [label=value ...]: prints its value
-remote_up_is() { scrape && series mdev_libvirt_up && [ "$SERIES" = "$1" ]; }
+# sample NAME: SERIES = the value of the unlabelled sample NAME in SCRAPE.
+sample() {
+  local line
+  SERIES=
+  while IFS= read -r line; do [[ $line == "$1 "* ]] && { SERIES=${line##* }; return 0; }; done <<<"$SCRAPE"
+  return 1
+}
+sample_of() { scrape && sample "$1" && echo "$SERIES"; }   # sample_of NAME: prints its value
+remote_up_is() { scrape && sample mdev_libvirt_up && [ "$SERIES" = "$1" ]; }
 remote_device_active() { scrape && device_state "$1" && [ "${STATE%%/*}" = 1 ]; }
 
 prepare_remote_restore() {
@@ -38,7 +45,7 @@ scenario_remote_drop() {
   local nic reconnects t0 t
   nic=$(ls /sys/class/net | grep -v '^lo$' | head -1)
   check "the remote daemon is connected" wait_for 60 remote remote_up_is 1
-  reconnects=$(remote metric_of mdev_libvirt_reconnects_total || echo 0)
+  reconnects=$(remote sample_of mdev_libvirt_reconnects_total || echo 0)
   echo "$reconnects" > "$E2E_DIR/remote-reconnects-before"
   # Every packet libvirtd sends to the host is dropped from here on: no FIN, no RST, the remote client's
   # keepalive (5 s, 3 missed) must find out. The metrics port stays reachable.
@@ -58,12 +65,12 @@ scenario_remote_reconnect() {
   if ! have_remote; then skip remote-reconnect "no remote mdevmon (run.sh passes e2e.remote=)"; return 0; fi
   local before after since_boot since_libvirtd started
   before=$(cat "$E2E_DIR/remote-reconnects-before" 2>/dev/null || echo 0)
-  reconnected() { remote_up_is 1 && series mdev_libvirt_reconnects_total && ((SERIES > before)); }
+  reconnected() { remote_up_is 1 && sample mdev_libvirt_reconnects_total && ((SERIES > before)); }
   if check "the remote daemon reconnected within 120 s" wait_for 120 remote reconnected; then
     since_boot=$(cut -d' ' -f1 /proc/uptime)
     started=$(systemctl show -P ActiveEnterTimestampMonotonic libvirtd.service)
     since_libvirtd=$(awk -v up="$since_boot" -v st="${started:-0}" 'BEGIN { printf "%.1f", up - st / 1e6 }')
-    after=$(remote metric_of mdev_libvirt_reconnects_total)
+    after=$(remote sample_of mdev_libvirt_reconnects_total)
     note "reconnected ${since_boot} s after boot, ${since_libvirtd} s after libvirtd started (reconnects $before → $after)"
     info "remote-reconnect $FLAVOUR: ${since_libvirtd} s after libvirtd started, ${since_boot} s after boot"
   fi
