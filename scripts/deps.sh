@@ -20,11 +20,13 @@ if ((${#missing[@]})); then
 fi
 # The Debian prometheus packages start their services where systemd is PID 1; tests run their own.
 
-# A /dev/kvm whose group has no name (a sandbox's device node) is usable by root but not by libvirt's qemu
-# user: libvirt then probes QEMU with KVM as root, finds its cached capabilities outdated at every lookup
-# ("KVM was enabled when probing, but it is not available now") and probes again, ~30 s per `virsh define`.
-# Giving the node the kvm group makes both views agree. Hosts with a normal /dev/kvm are left alone.
-if [ -c /dev/kvm ] && ! getent group "$(stat -c %g /dev/kvm)" >/dev/null && getent group kvm >/dev/null; then
+# A /dev/kvm whose group libvirt's qemu user is not in (a sandbox's device node: a gid with no name, or one
+# a later package named, such as ssl-cert) is usable by root but not by that user: libvirt then probes QEMU
+# with KVM as root, finds its cached capabilities outdated at every lookup ("KVM was enabled when probing,
+# but it is not available now") and probes again, ~30 s per `virsh define`. Giving the node the kvm group
+# makes both views agree. Hosts with a normal /dev/kvm (group kvm) are left alone.
+if [ -c /dev/kvm ] && [ "$(stat -c %G /dev/kvm)" != kvm ] && getent group kvm >/dev/null &&
+   ! id -Gn libvirt-qemu 2>/dev/null | tr ' ' '\n' | grep -qx "$(stat -c %G /dev/kvm)"; then
   chgrp kvm /dev/kvm
 fi
 
