@@ -160,8 +160,9 @@ public final class PolicyService: Service, Sendable {
     }
 
     /// After a resync: when the watched host is in a later boot than the one the state was written under,
-    /// the restore plan for what the resync found deactivated or gone (and what was still pending). Marks
-    /// the planned devices `restoring` before their domains are judged. Empty otherwise.
+    /// the restore plan for what the resync found deactivated or gone (restores still pending are already
+    /// under way and not planned twice). Marks the planned devices `restoring` before their domains are
+    /// judged. Empty otherwise.
     private func replanIfRebooted(_ changes: [IndexChange], pending: PendingSet) -> [RestoreTask] {
         guard changes.contains(.connection(.synced)), let now = index.snapshot.status.host?.boot?.persisted else { return [] }
         let known = boot.withLock { old in

@@ -33,14 +33,7 @@ import Testing
         MdevCase(file: "mdev_ap.xml", expected: MdevDefinition(
             name: "mdev_783e6dbb_ea0e_411f_94e2_717eaad438bf_matrix", uuid: "783e6dbb-ea0e-411f-94e2-717eaad438bf",
             parent: "ap_matrix", parentAddress: "matrix", mdevType: "vfio_ap-passthrough", iommuGroup: 0,
-            attrs: [
-                MdevAttr(name: "assign_adapter", value: "5"),
-                MdevAttr(name: "assign_adapter", value: "6"),
-                MdevAttr(name: "assign_domain", value: "0xab"),
-                MdevAttr(name: "assign_control_domain", value: "0xab"),
-                MdevAttr(name: "assign_domain", value: "4"),
-                MdevAttr(name: "assign_control_domain", value: "4"),
-            ])),
+            attrs: IBMZHost.apAttrs)),
         MdevCase(file: "mdev_ccw.xml", expected: MdevDefinition(
             name: "mdev_cc000052_9b13_9b13_9b13_cc23009b1326_0_0_fffe", uuid: "cc000052-9b13-9b13-9b13-cc23009b1326",
             parent: "css_0_0_fffe", parentAddress: "0.0.fffe", mdevType: "vfio_ccw-io", iommuGroup: 0, attrs: [])),

@@ -1,6 +1,5 @@
 import Foundation
 import Monitor
-import TestSupport
 import Testing
 
 /// How a watched host's boot is told and compared: the kernel's id locally, an estimate from CPU time remotely.
@@ -47,14 +46,5 @@ import Testing
         #expect(a.isLater(than: a) == false)
         #expect(HostBoot.estimated(bootTime: 5).isLater(than: a) == nil)
         #expect(a.isLater(than: .estimated(bootTime: 5)) == nil)
-    }
-
-    @Test func theLocalBootIdIsReadAndTrimmed() throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
-        let path = dir.path + "/boot_id"
-        try Data("0f5c6d0e-2c1b-4a57-9a51-2b6f0c1d2e3f\n".utf8).write(to: URL(fileURLWithPath: path))
-        #expect(BootID.current(path: path) == "0f5c6d0e-2c1b-4a57-9a51-2b6f0c1d2e3f")
-        #expect(BootID.current(path: dir.path + "/missing") == nil)
     }
 }
