@@ -27,7 +27,8 @@ public final class HostCheckResults: Sendable {
 }
 
 /// Runs the `mdevmon doctor` checks inside the daemon: once at start-up (after the first sync, or
-/// after `firstSyncTimeout` when libvirt does not answer) and again on every `requestRun()` (SIGHUP).
+/// after `firstSyncTimeout` when libvirt does not answer, and then again once the first sync completes:
+/// the checks that read the index said "not checked") and again on every `requestRun()` (SIGHUP).
 /// Each run journals every finding once with its `MESSAGE_ID` and publishes the results.
 public struct HostCheckService: Service {
     let uri: String
@@ -87,7 +88,14 @@ public struct HostCheckService: Service {
         }
         if Task.isCancelled || Task.isShuttingDownGracefully { return }
         // Shutdown cancels a run under way: its probe may wait long on a libvirtd that does not answer.
+        let synced = snapshot().status.synced
         await cancelWhenGracefulShutdown { await self.runChecks() }
+        if !synced {
+            // Run at the timeout, libvirt unread: once the first sync completes, the index can be judged.
+            await cancelWhenGracefulShutdown { await wait() }
+            if Task.isCancelled || Task.isShuttingDownGracefully { return }
+            await cancelWhenGracefulShutdown { await self.runChecks() }
+        }
         for await _ in requests.cancelOnGracefulShutdown() {
             await cancelWhenGracefulShutdown { await self.runChecks() }
         }

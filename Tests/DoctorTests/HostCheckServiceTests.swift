@@ -36,3 +36,31 @@ import Testing
         #expect(journaled.count == 1)
     }
 }
+
+/// A daemon started before libvirt answers runs the checks at the first-sync timeout, with libvirt unread;
+/// once the first sync completes it runs them again, so the index's checks are not left "not checked".
+@Suite struct HostCheckFirstSyncTests {
+    @Test func aRunAtTheTimeoutIsFollowedByOneAfterTheFirstSync() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let index = DeviceIndex(uri: "test:///late")
+        let synced = Latch()
+        let log = LogCapture()
+        let service = HostCheckService(
+            uri: "test:///late", readOnly: true, inputs: HostDoctor.Inputs(stateDir: dir.path),
+            config: { [file = dir.path + "/mdevmon.yaml"] in HostDoctor.LoadedConfig(file: file, config: PolicyConfig()) },
+            snapshot: { index.snapshot }, waitForFirstSync: { await synced.wait() }, firstSyncTimeout: .milliseconds(10),
+            probe: { LibvirtProbe(uri: $0, readOnly: $1, version: LibvirtVersion(major: 9, minor: 0, micro: 0)) },
+            logger: log.logger)
+        func status(_ id: String) -> HostCheck.Status? { service.results.report?.checks.first { $0.id == id }?.status }
+        await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await service.run() }
+            defer { group.cancelAll() }
+            #expect(await eventually { status(HostCheckID.domainsBlocked) == .warn }, "the run at the timeout")
+            #expect(service.results.report?.checks.first { $0.id == HostCheckID.domainsBlocked }?.summary == "not checked: libvirt was not read")
+            await index.replace(with: IndexState())
+            synced.signal()
+            #expect(await eventually { status(HostCheckID.domainsBlocked) == .pass }, "no run after the first sync")
+        }
+    }
+}
