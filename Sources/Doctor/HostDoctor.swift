@@ -59,18 +59,21 @@ public enum HostDoctor {
     public static func evaluate(inputs: Inputs, config loaded: LoadedConfig, probe: LibvirtProbe, state: IndexState?,
                                 problems: [ReferenceProblem]? = nil) -> [HostCheck] {
         let config = loaded.config
-        return [HostChecks.libvirt(probe)] + (LocalOnlyFeature.hostFileChecks.available(uri: probe.uri) ? [
-            HostChecks.mdevctl(paths: inputs.paths),
-            HostChecks.udevRules(paths: inputs.paths),
-            HostChecks.kernelModules(paths: inputs.paths, definedMdevs: state?.devices.count ?? 0),
-            HostChecks.mdevParents(paths: inputs.paths, libvirtParents: state.map { Array($0.parents.keys) }),
-        ] : []) + [
+        // Over a remote URI these would read the watcher's files, not the libvirt host's.
+        let hostFiles = LocalOnlyFeature.hostFileChecks.available(uri: probe.uri)
+        let checks: [HostCheck?] = [
+            HostChecks.libvirt(probe),
+            hostFiles ? HostChecks.mdevctl(paths: inputs.paths) : nil,
+            hostFiles ? HostChecks.udevRules(paths: inputs.paths) : nil,
+            hostFiles ? HostChecks.kernelModules(paths: inputs.paths, definedMdevs: state?.devices.count ?? 0) : nil,
+            hostFiles ? HostChecks.mdevParents(paths: inputs.paths, libvirtParents: state.map { Array($0.parents.keys) }) : nil,
             unparentedMdevs(state, config: config),
             domainsBlocked(state, problems: problems),
-        ] + (LocalOnlyFeature.hostFileChecks.available(uri: probe.uri) ? [HostChecks.serviceUnit(paths: inputs.paths)] : []) + [
+            hostFiles ? HostChecks.serviceUnit(paths: inputs.paths) : nil,
             HostChecks.stateDirectory(inputs.stateDir),
             Self.config(loaded),
         ]
+        return checks.compactMap { $0 }
     }
 
     /// `mdevmon doctor` after its arguments are parsed: loads `configFile` once, runs every check and

@@ -17,7 +17,7 @@ import Synchronization
 final class DomainConfigWatch: Sendable {
     /// libvirt's configuration directory for `uri`, where mdevmon knows it.
     static func directory(for uri: String) -> String? {
-        uri == "qemu:///system" ? "/etc/libvirt/qemu" : nil
+        uri == "qemu:///system" || uri.hasPrefix("qemu+unix:///system") ? "/etc/libvirt/qemu" : nil
     }
 
     /// libvirt's id of the handle watch.

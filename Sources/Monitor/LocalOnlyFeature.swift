@@ -31,24 +31,3 @@ public enum LocalOnlyFeature: String, CaseIterable, Sendable {
         return "libvirt at \(uri) is remote: " + allCases.map(\.remotely).joined(separator: "; ")
     }
 }
-
-/// Facts about a libvirt URI that need no connection.
-public enum LibvirtURI {
-    /// `qemu:///system` is local; `qemu+ssh://host/system` or `qemu://host/system` is not, and neither is
-    /// libvirt's `test` driver, whose devices are not mdevctl's.
-    public static func isLocal(_ uri: String) -> Bool {
-        guard let scheme = uri.range(of: "://") else { return false }
-        let driver = uri[..<scheme.lowerBound]
-        let rest = uri[scheme.upperBound...]
-        return driver != "test" && !driver.contains("+") && (rest.isEmpty || rest.hasPrefix("/"))
-    }
-
-    /// Whether `uri` names another host or a network transport (`qemu+tls://h/system`, `qemu://h/system`);
-    /// `qemu+unix:///system` and `test:///default` are neither local nor remote.
-    public static func isRemote(_ uri: String) -> Bool {
-        guard let scheme = uri.range(of: "://") else { return false }
-        let transport = uri[..<scheme.lowerBound].split(separator: "+", maxSplits: 1).dropFirst().first
-        let rest = uri[scheme.upperBound...]
-        return (!rest.isEmpty && !rest.hasPrefix("/")) || (transport != nil && transport != "unix")
-    }
-}

@@ -12,8 +12,9 @@ public final class PolicyService: Service, Sendable {
     private let waitForFirstSync: @Sendable () async -> Void
     private let actions: any DeviceActions
     private let store: StateStore
-    /// The boot the state file is written under: the watched host's, as its connection last reported it.
-    private let boot: Mutex<String?>
+    /// The boot the restore plan and the state file are for: the watched host's boot as of the last sync
+    /// this service consumed (the index's `status.host` may already be a later one it has not planned for).
+    private let plannedBoot: Mutex<String?>
     private let logger: Logger
     public let metrics = PolicyMetrics()
     private let config: Mutex<PolicyConfig>
@@ -41,7 +42,7 @@ public final class PolicyService: Service, Sendable {
         self.actions = actions
         self.config = Mutex(config)
         self.store = store
-        boot = Mutex(bootID)
+        plannedBoot = Mutex(bootID)
         self.saveDelay = saveDelay
         self.writable = writable ?? config.needsWriteAccess
         self.logger = logger
@@ -70,9 +71,9 @@ public final class PolicyService: Service, Sendable {
         await cancelWhenGracefulShutdown { await self.waitForFirstSync() }
         if Task.isCancelled || Task.isShuttingDownGracefully { return }
         let snapshot = index.snapshot
-        let current = snapshot.status.host?.boot?.persisted ?? boot.withLock { $0 }
+        let current = snapshot.status.host?.boot?.persisted ?? plannedBoot.withLock { $0 }
         let tasks = plan(previous, snapshot.state, boot: current)
-        boot.withLock { $0 = current }
+        plannedBoot.withLock { $0 = current }
         // Planned restores are under way before any domain is judged: their domains read `restoring`, not
         // an alarm that a restore seconds later resolves. A dry run restores nothing.
         markRestoring(tasks)
@@ -81,11 +82,7 @@ public final class PolicyService: Service, Sendable {
         let pending = PendingSet(tasks.map(\.device))
         metrics.setPending("restore", pending.count)
         let writer = StateWriter(store: store, delay: saveDelay, logger: logger) { [index, self] in
-            let snapshot = index.snapshot
-            // A stale index (libvirt lost) would write a wrong active set; the last good file stays.
-            guard snapshot.status.synced else { return nil }
-            let active = snapshot.state.devices.values.filter(\.active).map(PersistedState.Device.init)
-            return PersistedState(bootID: self.boot.withLock { $0 } ?? HostBoot.unknown, active: active, pending: pending.devices)
+            Self.persisted(index.snapshot, plannedBoot: self.plannedBoot.withLock { $0 }, pending: pending.devices)
         }
         writer.markDirty()
         let runner = RestoreRunner(
@@ -165,7 +162,7 @@ public final class PolicyService: Service, Sendable {
     /// judged. Empty otherwise.
     private func replanIfRebooted(_ changes: [IndexChange], pending: PendingSet) -> [RestoreTask] {
         guard changes.contains(.connection(.synced)), let now = index.snapshot.status.host?.boot?.persisted else { return [] }
-        let known = boot.withLock { old in
+        let known = plannedBoot.withLock { old in
             defer { old = now }
             return old
         }
@@ -188,6 +185,16 @@ public final class PolicyService: Service, Sendable {
     private func markRestoring(_ tasks: [RestoreTask]) {
         guard currentConfig.acts(writable: writable) else { return }
         for task in tasks { restoring.insert(task.device.key) }
+    }
+
+    /// What the state file gets now, or nil to keep the last good file: while the index is stale (libvirt
+    /// lost), and while it shows a boot not yet planned for (a resync after a reboot, whose emptied active
+    /// set written under the old boot would leave the next start nothing to restore).
+    static func persisted(_ snapshot: IndexSnapshot, plannedBoot: String?, pending: [PersistedState.Device]) -> PersistedState? {
+        guard snapshot.status.synced else { return nil }
+        if let seen = snapshot.status.host?.boot?.persisted, seen != plannedBoot { return nil }
+        let active = snapshot.state.devices.values.filter(\.active).map(PersistedState.Device.init)
+        return PersistedState(bootID: plannedBoot ?? HostBoot.unknown, active: active, pending: pending)
     }
 
     static func affectsActiveSet(_ change: IndexChange) -> Bool {

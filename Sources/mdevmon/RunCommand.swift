@@ -31,7 +31,7 @@ extension Mdevmon {
         var configFile: String = PolicyConfig.defaultPath
 
         @Option(name: .customLong("state.dir"), help: ArgumentHelp(
-            "Directory for the crash-safe state file (boot id, active mdevs).",
+            "Directory for the crash-safe state file (the watched host's boot, active mdevs).",
             discussion: "One daemon per directory: it holds mdevmon.lock there, and a second one exits naming its pid.",
             valueName: "dir"))
         var stateDir: String = "/var/lib/mdevmon"

@@ -151,8 +151,8 @@ struct TemplateUnitTests {
     }
 
     /// The example environment file with the shipped remote configuration, its URI aimed at this
-    /// machine's libvirtd through the remote driver (as a remote host's is): mdevmon syncs and says it
-    /// opened libvirt read-only.
+    /// machine's libvirtd through libvirt's remote driver over the unix socket (to mdevmon a local URI; the
+    /// remote protocol itself is the e2e's, `qemu+tcp`): mdevmon syncs and says it opened libvirt read-only.
     @Test(.enabled(if: LibvirtHost.enabled)) func exampleEnvironmentStartsAReadOnlyWatcher() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

@@ -123,6 +123,7 @@ import Testing
         #expect(!LibvirtURI.isLocal("qemu+ssh://host/system"))
         #expect(!LibvirtURI.isLocal("qemu://host/system"))
         #expect(!LibvirtURI.isLocal("qemu+tcp:///system"))
+        #expect(LibvirtURI.isLocal("qemu+unix:///system"), "a unix socket is this machine's libvirtd")
         // Remote: another host, or a network transport; a unix socket and the test driver are neither.
         for uri in ["qemu+tls://kvmz01/system", "qemu+ssh://root@kvmz01/system", "qemu://kvmz01/system",
                     "qemu+tcp://127.0.0.1:16509/system", "qemu+tcp:///system"] {

@@ -1,6 +1,6 @@
 import Foundation
 import Monitor
-import Policy
+@testable import Policy
 import TestSupport
 import Testing
 
@@ -32,7 +32,8 @@ import Testing
                                     bootID: HostBoot.estimated(bootTime: booted).persisted) { h in
             #expect(await h.consumedSoFar())
             #expect(h.actions.calls.isEmpty, "nothing to restore at start-up: no state file")
-            await reconnect(h, bootTime: Int(Date().timeIntervalSince1970) - 90, state: after)
+            let rebootedAt = Int(Date().timeIntervalSince1970) - 90
+            await reconnect(h, bootTime: rebootedAt, state: after)
 
             #expect(await eventually { h.count("success") == 1 && h.count("success", action: "create") == 1 })
             let calls = h.actions.calls
@@ -42,7 +43,7 @@ import Testing
             let notice = try #require(h.log.records.map(\.message).first { $0.contains("rebooted while libvirt was unreachable") })
             #expect(notice.contains("host kvmz01 rebooted") && notice.contains("2 mdevs to restore"))
             // The state file now names the new boot.
-            #expect(await eventually { h.saved.flatMap { HostBoot(persisted: $0.bootID) } != .estimated(bootTime: booted) })
+            #expect(await eventually { h.saved?.bootID == HostBoot.estimated(bootTime: rebootedAt).persisted })
         }
     }
 
@@ -57,5 +58,25 @@ import Testing
             #expect(!h.log.records.contains { $0.message.contains("rebooted") })
             #expect(h.metrics.pending["restore"] ?? 0 == 0)
         }
+    }
+
+    /// Between a resync that found a reboot and the policy planning for it, the index already holds the
+    /// emptied active set: written under the old boot, the next start would find nothing to restore.
+    @Test func theStateFileWaitsForTheNewBootToBePlanned() {
+        let old = HostBoot.estimated(bootTime: booted).persisted
+        var snapshot = IndexSnapshot(state: after, status: MonitorStatus(uri: "qemu+tls://kvmz01/system"))
+        snapshot.status.synced = true
+        snapshot.status.host = WatchedHost(hostname: "kvmz01", boot: .estimated(bootTime: booted + 86_400))
+        #expect(PolicyService.persisted(snapshot, plannedBoot: old, pending: []) == nil)
+        // Planned for: written, under the new boot.
+        let new = HostBoot.estimated(bootTime: booted + 86_400).persisted
+        #expect(PolicyService.persisted(snapshot, plannedBoot: new, pending: [])?.bootID == new)
+        // Stale: never written.
+        snapshot.status.synced = false
+        #expect(PolicyService.persisted(snapshot, plannedBoot: new, pending: []) == nil)
+        // A connection that reports no boot (tests, an old libvirt): the planned one.
+        snapshot.status.synced = true
+        snapshot.status.host = nil
+        #expect(PolicyService.persisted(snapshot, plannedBoot: old, pending: [])?.bootID == old)
     }
 }

@@ -314,6 +314,8 @@ YAML
     --web.listen-address "127.0.0.1:${mport[$f]}" --config.file "$dir/mdevmon.yaml" --state.dir "$dir/state" \
     --log.target stderr --log.level info > "$dir/stderr.log" 2>&1 &
   remote_pid[$f]=$!
+  # Whatever ends this script (a die, a failed boot, ^C), the daemon does not outlive it on its port.
+  trap 'for p in "${remote_pid[@]}"; do [ -z "$p" ] || kill "$p" 2>/dev/null; done' EXIT
   say "$f: remote mdevmon (pid ${remote_pid[$f]}) watches qemu+tcp://127.0.0.1:${rport[$f]}/system, metrics on 127.0.0.1:${mport[$f]}"
 }
 # After the flavour's boots: the daemon ran throughout, said once what a remote URI cannot do, judged the
@@ -323,7 +325,9 @@ remote_stop() { # FLAVOUR
   local f=$1 log=$logs/$1/remote/stderr.log pid=${remote_pid[$1]:-} problems=() rc=0 notices
   [ -n "$pid" ] || { results+=("$f remote-daemon SKIP mdevmon not built"); return 0; }
   kill -0 "$pid" 2>/dev/null || problems+=("it exited during the boots (see $log)")
-  kill -TERM "$pid" 2>/dev/null; wait "$pid" || rc=$?
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" || rc=$?
+  remote_pid[$f]=""
   ((rc == 0 || rc == 143)) || problems+=("exit $rc after SIGTERM")
   notices=$(grep -c 'is remote: mdevctl' "$log" || true)
   [ "$notices" = 1 ] || problems+=("the remote startup notice was logged $notices times, want 1")
@@ -343,6 +347,9 @@ boot() { # FLAVOUR N PHASE
   local f=$1 n=$2 phase=$3 console qlog rc=0 t0=$SECONDS qpid
   console=$logs/$f/boot-$n-$phase.console.log qlog=$logs/$f/boot-$n-$phase.qemu.log
   say "$f boot $n: phase $phase (timeout ${boot_timeout} s)"
+  # A network only for the remote daemon: QEMU's user network, its port forward to libvirtd-tcp.socket.
+  local nic=(-nic none)
+  [ -z "${remote_pid[$f]:-}" ] || nic=(-nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${rport[$f]}-:16509")
   : > "$console"
   # -svm: with SVM in its CPU, udev loads kvm_amd in the Debian 13 guest, whose static-key text patching
   # under multi-threaded TCG once hit a stale int3 and panicked the guest (boot one, 31 s in; one of ~13
@@ -351,7 +358,7 @@ boot() { # FLAVOUR N PHASE
     -kernel "${image[$f]}/vmlinuz" -initrd "${image[$f]}/initrd.img" \
     -append "console=ttyS0 root=/dev/vda rw e2e.phase=$phase${E2E_BOUND_MS:+ e2e.bound_ms=$E2E_BOUND_MS}${remote_pid[$f]:+ e2e.remote=10.0.2.2:${mport[$f]}}" \
     -drive "file=$run_img,format=raw,if=virtio" -monitor none -serial "file:$console" \
-    -nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${rport[$f]}-:16509" \
+    "${nic[@]}" \
     < /dev/null > "$qlog" 2>&1 &
   qpid=$!
   # Live progress from the console until qemu (or its timeout) exits.

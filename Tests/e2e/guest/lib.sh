@@ -232,7 +232,7 @@ series_sum() {
 # For a condition that follows from the same change as the one `within` just waited for: it is not made
 # one scrape later than the change by scraping again first. Its latency stays an upper bound (the time it
 # is checked, with data at most that old).
-last_or_new() { "$@" || { scrape && "$@"; }; }
+last_or_new() { [ -n "$SCRAPE" ] && "$@" || { scrape && "$@"; }; }
 # log_metrics TEXT: logs the samples of the last SCRAPE that mention TEXT (a UUID, a domain), for a failure's
 # account of what mdevmon exported.
 log_metrics() { log "exported samples naming $1: $(grep -F "$1" <<<"$SCRAPE" | grep -v '^#' | tr '\n' ' ')"; }
