@@ -4,8 +4,8 @@ import Synchronization
 /// Counts the exporter's connections and reports when a burst of them is over.
 ///
 /// Many connections (a flood of bad requests, a slowloris attack, many clients) leave their buffers
-/// freed but kept by glibc's malloc arenas: measured, 500 connections that never finished a request head
-/// raised anonymous memory from 5.7 to 14.5 MiB for good. The daemon hands that memory back to the system
+/// freed but kept by glibc's malloc arenas, which raises anonymous memory for good (figures in
+/// docs/benchmarks.md). The daemon hands that memory back to the system
 /// when told a burst is over, so the exporter does not need to know about malloc.
 final class ConnectionTracker: Sendable {
     /// A burst: at least this many connections open at the same time,

@@ -84,7 +84,7 @@ public final class MetricsCache: Sendable {
     /// Maps that share their root are equal at once. Otherwise, since the index's persistent maps keep
     /// every unchanged entry where it was, both versions iterate in the same order after an update:
     /// entries are compared pairwise and a key is looked up only where the two orders part. Copying 10,000
-    /// entries out of two maps is still ARC work (about 5.7 ms of CPU on a loaded machine), so this is
+    /// entries out of two maps is still ARC work, costly for a large index, so this is
     /// the fallback for when the index's `ChangeHistory` cannot say which keys changed.
     static func changes<K: Hashable, V: Equatable>(from old: TreeDictionary<K, V>, to new: TreeDictionary<K, V>) -> [(K, V?, V?)] {
         // Consecutive snapshots without a mutation share the map's storage: nothing to look at.

@@ -14,20 +14,18 @@ enum ProcessSetup {
 
     /// glibc raises its mmap threshold after a large block is freed (up to 32 MiB), so the multi-MiB
     /// buffers of a 10,000-device full sync (and a cold render) then come from the heap and stay there
-    /// once freed. A fixed 1 MiB threshold keeps them mmap'd and returned at once: 10,000 mdevs, after
-    /// the first sync, 19 MiB anonymous instead of 27–30 (re-measured after scrapes stopped copying
-    /// their body, 2026-12-02; before that, under 64 concurrent scrapes, 25–30 instead of 42–53).
+    /// once freed. A fixed 1 MiB threshold keeps them mmap'd, so they go back to the system at once.
     /// Fixing it also fixes the trim threshold, which at its 128 KiB default would shrink and regrow
-    /// the heap around zlib's ~270 KiB deflate state on every gzip scrape (6× fewer gzip scrapes/s,
-    /// measured); 8 MiB keeps that memory in place.
+    /// the heap around zlib's ~270 KiB deflate state on every gzip scrape, slowing gzip scrapes down;
+    /// 8 MiB keeps that memory in place. The figures: docs/benchmarks.md.
     static func returnLargeBuffersToTheSystem() {
         _ = mallopt(mdevmon_M_MMAP_THRESHOLD, 1024 * 1024)
         _ = mallopt(mdevmon_M_TRIM_THRESHOLD, 8 * 1024 * 1024)
     }
 
     /// Hands memory that is free but still held by malloc's arenas back to the system. Called after a burst
-    /// of HTTP connections: without it, 500 connections that never finished a request head left anonymous
-    /// memory at 14.5 MiB instead of 5.7 (measured; malloc_trim brought it back to 7.9).
+    /// of HTTP connections: without it, the connections' freed buffers stay in the arenas for good
+    /// (figures in docs/benchmarks.md).
     /// - Returns: whether any memory was returned.
     @discardableResult
     static func returnFreedMemoryToTheSystem() -> Bool {
