@@ -71,9 +71,10 @@ final class Endpoints: Sendable {
         Self.health(snapshot().status)
     }
 
-    /// Healthy when connected and synced; otherwise a short reason. libvirt's own error text is not
+    /// Healthy when connected and synced with no libvirt call stuck; otherwise a short reason. libvirt's own error text is not
     /// given to whoever asks: the Monitor logs it (at each new outage, and when a connection is lost).
     static func health(_ status: MonitorStatus) -> (healthy: Bool, reason: String) {
+        if let stuck = status.stuckCall { return (false, "libvirt call not returning: \(stuck.operation)") }
         if status.connected && status.synced { return (true, "ok") }
         if !status.connected { return (false, "libvirt unreachable") }
         return (false, status.lastSyncTime == nil ? "first sync not finished" : "resync after reconnect not finished")

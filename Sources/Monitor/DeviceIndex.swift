@@ -70,6 +70,13 @@ public actor DeviceIndex {
         publish([], before: state)
     }
 
+    /// Marks a libvirt call as not returning (nil: none is).
+    public func recordStuckCall(_ call: StuckLibvirtCall?) {
+        guard status.stuckCall != call else { return }
+        status.stuckCall = call
+        publish([], before: state)
+    }
+
     private func count(_ events: [EventCounterKey: Int]) {
         for (key, n) in events { status.events[key, default: 0] += n }
     }

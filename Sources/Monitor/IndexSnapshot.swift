@@ -26,6 +26,8 @@ public struct MonitorStatus: Hashable, Sendable {
     public var events: [EventCounterKey: Int] = [:]
     /// The host of the last connection (kept while disconnected); nil before the first.
     public var host: WatchedHost?
+    /// A libvirt call that has not returned within `LibvirtCallWatch`'s bound; nil otherwise.
+    public var stuckCall: StuckLibvirtCall?
 
     public init(uri: String) { self.uri = uri }
 }

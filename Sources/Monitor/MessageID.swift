@@ -30,6 +30,8 @@ public enum MessageID: String, CaseIterable, Sendable {
     case deviceRemovalFailed = "8727d23047c24a02b394ed0dc3b06afa"
     case definitionDrifted = "5dc25d7424044f988312caf6715613bc"
     case definitionInSync = "2e49b99ccfcd4b7db9360793a5071574"
+    case libvirtCallStuck = "5261558ee6eb45a2ae80ad5f877e6363"
+    case libvirtCallReturned = "9124c933cde045c592b21930604615fc"
 
     /// The metadata key the journal handler maps to `MESSAGE_ID`.
     public static let metadataKey = "message.id"
@@ -48,6 +50,8 @@ public enum LogKey {
     public static let mdevName = "mdev.name"
     public static let domainName = "domain.name"
     public static let libvirtURI = "libvirt.uri"
+    /// What a libvirt call that did not return was doing (`LibvirtCallWatch`).
+    public static let libvirtCall = "libvirt.call"
     public static let error = "error"
     public static let checkID = "check.id"
     public static let checkStatus = "check.status"

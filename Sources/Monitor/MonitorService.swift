@@ -32,6 +32,8 @@ public final class MonitorService: Service, Sendable {
     private let logger: Logger
     private let current = Mutex<(any LibvirtConnection)?>(nil)
     private let firstSync = Latch()
+    /// Every libvirt call this service makes or lends out, while it runs (`LibvirtCallWatch` watches them).
+    public let calls = LibvirtCalls()
 
     public convenience init(configuration: MonitorConfiguration, connector: any LibvirtConnector = LibvirtConnectorImpl(),
                 index: DeviceIndex? = nil, logger: Logger) {
@@ -53,11 +55,16 @@ public final class MonitorService: Service, Sendable {
     public func waitForFirstSync() async { await firstSync.wait() }
 
     /// Runs `body` with the live connection, off the cooperative pool, under a lease: the Monitor may
-    /// close the connection meanwhile (it was lost), but cannot free it under `body`.
-    /// - Throws: `MonitorError.notConnected` while disconnected, or what `body` throws.
-    public func withConnection<T: Sendable>(_ body: @escaping @Sendable (any LibvirtConnection) throws -> T) async throws -> T {
+    /// close the connection meanwhile (it was lost), but cannot free it under `body`. A cancelled caller
+    /// stops waiting at once (a restore cut short by SIGTERM while libvirtd hangs in mdevctl); the call
+    /// itself ends on its own thread, and what it returns is dropped.
+    /// - Parameter operation: What `body` asks libvirt, as a stuck call is reported.
+    /// - Throws: `MonitorError.notConnected` while disconnected, `CancellationError`, or what `body` throws.
+    public func withConnection<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (any LibvirtConnection) throws -> T) async throws -> T {
         guard let connection = current.withLock({ $0 }) else { throw MonitorError.notConnected(configuration.uri) }
-        return try await Blocking.run { try connection.withLease { try body(connection) } }
+        return try await Blocking.runAbandoningOnCancel { [calls] in
+            try calls.tracking(operation) { try connection.withLease { try body(connection) } }
+        } abandon: { _ in }
     }
 
     /// How much the current connection's event queue coalesced (nil while disconnected).
@@ -76,9 +83,11 @@ public final class MonitorService: Service, Sendable {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 // A connect to a libvirtd that does not answer can block for long: shutdown must not wait for it.
-                let connection = try await cancelWhenGracefulShutdown { [configuration, connector] in
+                let connection = try await cancelWhenGracefulShutdown { [configuration, connector, calls] in
                     try await Blocking.runAbandoningOnCancel {
-                        try connector.connect(uri: configuration.uri, readOnly: configuration.readOnly)
+                        try calls.tracking("connect to \(configuration.uri)") {
+                            try connector.connect(uri: configuration.uri, readOnly: configuration.readOnly)
+                        }
                     } abandon: { $0.close() }
                 }
                 await index.recordConnect(host: connection.host, reconnect: everConnected)
@@ -100,7 +109,7 @@ public final class MonitorService: Service, Sendable {
                 }
                 current.withLock { $0 = nil }
                 // Deregistering talks to libvirtd: off the cooperative pool, like every other call.
-                _ = try? await Blocking.run { connection.close() }
+                _ = try? await Blocking.run { [calls] in calls.tracking("close the connection") { connection.close() } }
                 let reason = try outcome.get()
                 await index.markDisconnected(reason: reason)
                 // Reconnect at once after a clean loss; backoff applies to failed attempts.
@@ -139,7 +148,7 @@ public final class MonitorService: Service, Sendable {
     }
 
     private func sync(_ connection: any LibvirtConnection) async throws {
-        let result = try await Blocking.run { try FullSync.read(from: connection) }
+        let result = try await Blocking.run { [calls] in try calls.tracking("full sync") { try FullSync.read(from: connection) } }
         for problem in result.problems {
             logger.error("skipping device: \(problem)", metadata: MessageID.libvirtOperationFailed.metadata)
         }
@@ -205,7 +214,8 @@ public final class MonitorService: Service, Sendable {
             // list before the DELETED, whose fetch then no longer knows the parent).
             let known = index.snapshot.state.device(named: name)
             // nil record: the device vanished between the event and the fetch.
-            let fetched = try await Blocking.run { () -> (ParsedNodeDevice?, DeviceFlags, MdevConfig?, ParentDevice?) in
+            let fetched = try await Blocking.run { [calls] () -> (ParsedNodeDevice?, DeviceFlags, MdevConfig?, ParentDevice?) in
+                try calls.tracking("fetch node device \(name)") {
                 let record = try connection.nodeDevice(named: name)
                 let parsed = try record.map { try NodeDeviceXML.parse($0.xml, fallbackName: name) }
                 let flags = record?.flags ?? DeviceFlags(active: false, persistent: false, autostart: false)
@@ -221,6 +231,7 @@ public final class MonitorService: Service, Sendable {
                       case .parent(let parent) = try NodeDeviceXML.parse(parentRecord.xml, fallbackName: parentName)
                 else { return (parsed, flags, definedConfig, nil) }
                 return (parsed, flags, definedConfig, parent)
+                }
             }
             await index.mutate(events: counts) { state in
                 let (parsed, flags, definedConfig, parent) = fetched
@@ -252,7 +263,7 @@ public final class MonitorService: Service, Sendable {
     private func handleDomain(_ name: String, _ kinds: Set<DomainEventKind>, _ counts: [EventCounterKey: Int],
                               _ connection: any LibvirtConnection) async {
         do {
-            let record = try await Blocking.run { try connection.domain(named: name) }
+            let record = try await Blocking.run { [calls] in try calls.tracking("fetch domain \(name)") { try connection.domain(named: name) } }
             let domain = try record.map { record throws(XMLParseError) in try DomainInfo(record) }
             await index.mutate(events: counts) { state in
                 if let domain { state.upsertDomain(domain) } else { state.removeDomain(named: name) }

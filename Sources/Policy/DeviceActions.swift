@@ -16,14 +16,14 @@ public struct MonitorDeviceActions: DeviceActions {
     public init(monitor: MonitorService) { self.monitor = monitor }
 
     public func nodeDeviceExists(_ name: String) async throws -> Bool {
-        try await monitor.withConnection { try $0.nodeDevice(named: name) != nil }
+        try await monitor.withConnection("look up node device \(name)") { try $0.nodeDevice(named: name) != nil }
     }
 
     public func start(deviceNamed name: String) async throws {
-        try await monitor.withConnection { try $0.startNodeDevice(named: name) }
+        try await monitor.withConnection("start node device \(name)") { try $0.startNodeDevice(named: name) }
     }
 
     public func create(xml: String) async throws -> String {
-        try await monitor.withConnection { try $0.createNodeDevice(xml: xml) }
+        try await monitor.withConnection("create a node device") { try $0.createNodeDevice(xml: xml) }
     }
 }

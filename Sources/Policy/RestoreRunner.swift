@@ -220,7 +220,8 @@ final class RestoreRunner: Sendable {
                 metrics.count(policy: "restore", action: task.action, result: "success")
                 return .restored
             } catch is CancellationError {
-                // Shut down while waiting for a slot: nothing was started.
+                // Shut down while waiting for a slot (nothing was started), or while libvirt had not answered
+                // the start: the restore stays in the plan, and the next start sees whether it took.
                 return .cancelled
             } catch {
                 // Someone else (mdevctl's udev rule) may have won the race: that is not a failure.

@@ -49,6 +49,18 @@ extension Mdevmon {
             "Prometheus exporter-toolkit web config (TLS, basic auth).", valueName: "path"))
         var webConfigFile: String?
 
+        @Option(name: .customLong("libvirt.stuck-after"), help: ArgumentHelp(
+            "Seconds a libvirt call may go unanswered before mdevmon reports it (1 to 30).",
+            discussion: "Then /healthz fails naming the call, the journal warns, and mdev_libvirt_call_in_flight_seconds shows its age; all clear when it returns. The systemd watchdog is not involved: a restart would wait in the same libvirtd.",
+            valueName: "seconds"))
+        var stuckAfter: Int = Int(LibvirtCallWatch.defaultStuckAfter.components.seconds)
+
+        func validate() throws {
+            guard (1...30).contains(stuckAfter) else {
+                throw ValidationError("--libvirt.stuck-after must be from 1 to 30 seconds, not \(stuckAfter)")
+            }
+        }
+
         static let gracefulShutdownBound: Duration = .seconds(10)
         static let cancellationBound: Duration = .seconds(5)
 
@@ -99,7 +111,7 @@ extension Mdevmon {
             let exporterConfig = ExporterConfiguration(
                 listenAddresses: listenAddresses.isEmpty ? [.default] : listenAddresses,
                 telemetryPath: telemetryPath, webConfigFile: webConfigFile,
-                build: Version.buildInfo, metricsContributors: [export, hostExport], landingContributors: [export, hostExport])
+                build: Version.buildInfo, metricsContributors: [export, hostExport, LibvirtCallExport(calls: monitor.calls)], landingContributors: [export, hostExport])
             let exporter: ExporterService
             do {
                 exporter = try ExporterService(
@@ -130,6 +142,7 @@ extension Mdevmon {
                     .init(service: monitor), .init(service: ChangeJournal(index: monitor.index, logger: logger)),
                     .init(service: exporter), .init(service: reload), .init(service: status), .init(service: notify),
                     .init(service: hostChecks), .init(service: policy),
+                    .init(service: LibvirtCallWatch(calls: monitor.calls, index: monitor.index, stuckAfter: .seconds(stuckAfter), logger: logger)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger)

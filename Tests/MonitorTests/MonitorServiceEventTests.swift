@@ -364,10 +364,10 @@ import TestSupport
         let fake = try Self.populatedFake()
         try await withMonitor(fake) { h in
             await h.waitForFirstSync()
-            let names = try await h.service.withConnection { try $0.listNodeDevices(.mdevs) }
+            let names = try await h.service.withConnection("list mdevs") { try $0.listNodeDevices(.mdevs) }
             #expect(names == [Self.apName])
-            try await h.service.withConnection { try $0.startNodeDevice(named: Self.apName) }
-            let record = try await h.service.withConnection { try $0.nodeDevice(named: Self.apName) }
+            try await h.service.withConnection("start") { try $0.startNodeDevice(named: Self.apName) }
+            let record = try await h.service.withConnection("fetch") { try $0.nodeDevice(named: Self.apName) }
             #expect(record?.flags.active == true)
         }
     }

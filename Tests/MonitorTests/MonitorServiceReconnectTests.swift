@@ -23,7 +23,7 @@ import Testing
             // Stale, but kept until the resync says otherwise.
             #expect(h.snapshot.state.device(named: Self.apName) == removed)
             await #expect(throws: MonitorError.self) {
-                try await h.service.withConnection { try $0.listDomains() }
+                try await h.service.withConnection("list domains") { try $0.listDomains() }
             }
 
             // While libvirtd is down one device is undefined and another defined.

@@ -1,0 +1,79 @@
+@testable import Exporter
+import Foundation
+import Logging
+import ServiceLifecycle
+import TestSupport
+import Testing
+@testable import Monitor
+
+/// A libvirt call that does not return is reported (status, journal, gauge) and cleared when it returns,
+/// and the index catches up with no restart.
+@Suite struct LibvirtCallWatchTests {
+    @Test func aCallThatDoesNotReturnIsReportedAndClearedWhenItReturns() async throws {
+        let fake = FakeLibvirt()
+        let log = LogCapture()
+        try await withMonitor(fake, logger: log.logger) { h in
+            await h.waitForFirstSync()
+            let watch = LibvirtCallWatch(calls: h.service.calls, index: h.service.index, stuckAfter: .milliseconds(300), logger: log.logger)
+            let watching = Task { try await watch.run() }
+            defer { watching.cancel() }
+            #expect(Endpoints.health(h.snapshot.status) == (true, "ok"))
+
+            // libvirtd stops answering device fetches: the event's fetch waits.
+            fake.pauseFetches()
+            let device = MonitorServiceStormTests.mdevXML(1)
+            fake.putDevice(named: device.name, xml: device.xml, flags: FakeLibvirt.inactivePersistent, listing: .mdevs)
+            fake.emit(.nodeDevice(name: device.name, kind: .defined))
+            #expect(await eventually { h.snapshot.status.stuckCall != nil }, "the stuck fetch was not reported")
+            let operation = "fetch node device \(device.name)"
+            #expect(h.snapshot.status.stuckCall?.operation == operation)
+            #expect(Endpoints.health(h.snapshot.status) == (false, "libvirt call not returning: \(operation)"))
+            #expect(h.service.calls.oldestSeconds >= 0.3)
+            let warnings = log.records(.libvirtCallStuck)
+            #expect(warnings.count == 1)
+            #expect(warnings.first?.level == .warning)
+            #expect(warnings.first?.value(LogKey.libvirtCall) == operation)
+            var w = MetricsWriter(capacity: 256)
+            LibvirtCallExport(calls: h.service.calls).contribute(to: &w, snapshot: h.snapshot)
+            let text = String(decoding: w.takeFamilies().flatMap { $0.text }, as: UTF8.self)
+            let age = try #require(text.split(separator: "\n").first { $0.hasPrefix("mdev_libvirt_call_in_flight_seconds ") })
+            #expect(Double(age.split(separator: " ")[1]).map { $0 >= 0.3 } == true, "\(age)")
+            #expect(h.snapshot.state.device(named: device.name) == nil)
+
+            // It answers: the mark goes, a notice says so, and the index has the device without a restart.
+            fake.resumeFetches()
+            #expect(await eventually { h.snapshot.status.stuckCall == nil }, "the mark stayed after the call returned")
+            #expect(await eventually { h.snapshot.state.device(named: device.name) != nil })
+            #expect(Endpoints.health(h.snapshot.status) == (true, "ok"))
+            #expect(log.records(.libvirtCallReturned).map(\.level) == [.notice])
+            #expect(log.records(.libvirtCallStuck).count == 1)
+            #expect(h.service.calls.oldest == nil)
+        }
+    }
+
+    @Test func aConnectThatDoesNotAnswerIsAStuckCall() async throws {
+        let fake = FakeLibvirt()
+        let log = LogCapture()
+        fake.connectsPaused.store(true, ordering: .sequentiallyConsistent)
+        try await withMonitor(fake, logger: log.logger) { h in
+            let watch = LibvirtCallWatch(calls: h.service.calls, index: h.service.index, stuckAfter: .milliseconds(200), logger: log.logger)
+            let watching = Task { try await watch.run() }
+            defer { watching.cancel() }
+            #expect(await eventually { h.snapshot.status.stuckCall?.operation == "connect to test:///fake" })
+            fake.connectsPaused.store(false, ordering: .sequentiallyConsistent)
+            await h.waitForFirstSync()
+            #expect(await eventually { h.snapshot.status.stuckCall == nil })
+            #expect(Endpoints.health(h.snapshot.status) == (true, "ok"))
+        }
+    }
+
+    @Test func theWatchLooksOftenEnoughForItsBound() {
+        let index = DeviceIndex(uri: "test:///fake")
+        let logger = Logger(label: "test")
+        func period(_ d: Duration) -> Duration { LibvirtCallWatch(calls: LibvirtCalls(), index: index, stuckAfter: d, logger: logger).period }
+        #expect(period(.seconds(20)) == .seconds(5))
+        #expect(period(.seconds(30)) == .seconds(5))
+        #expect(period(.seconds(2)) == .milliseconds(500))
+        #expect(period(.milliseconds(100)) == .milliseconds(100))
+    }
+}
