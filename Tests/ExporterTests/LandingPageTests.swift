@@ -37,7 +37,15 @@ struct FakeReferenceProblems: LandingContributor {
         let html = page(Fixtures.small(connected: false, synced: false))
         #expect(html.contains("<td class=\"bad\">disconnected</td>"))
         #expect(html.contains("<tr><th>Last sync</th><td>never</td></tr>"))
-        #expect(html.contains("<tr><th>Last error</th><td>libvirt: Failed to connect socket\nto &#39;/run/libvirt/libvirt-sock&#39;</td></tr>"))
+        #expect(html.contains("<tr><th>Problem</th><td>libvirt unreachable (libvirt&#39;s own error is in the journal)</td></tr>"))
+        #expect(!html.contains("libvirt-sock"), "libvirt's own error text is for the journal")
+    }
+
+    @Test func namesAStuckCall() {
+        var snapshot = Fixtures.small()
+        snapshot.status.stuckCall = StuckLibvirtCall(operation: "start node device mdev_x", since: Date(timeIntervalSince1970: 0))
+        let html = page(snapshot)
+        #expect(html.contains("<tr><th>Problem</th><td>libvirt call not returning: start node device mdev_x (libvirt&#39;s own error is in the journal)</td></tr>"))
     }
 
     @Test func contributedSectionsAreEscapedAndPadded() {
