@@ -26,7 +26,7 @@ struct PolicyDomainReferenceTests {
 
         // Read-write: libvirt 9.0 refuses virNodeDeviceGetAutostart on a read-only connection, which
         // breaks a read-only Monitor's sync whenever any persistent mdev exists. That is a Monitor issue,
-        // covered by the read-only runs in PolicyRestoreTests.dryRunAttemptsNothing and StateFileCrashTests.
+        // covered by the read-only runs in PolicyRestoreTests.dryRunAttemptsNothingAndKeepsThePlanForRealMode and StateFileCrashTests.
         try await withPolicy(config: config, readOnly: false, stateDir: stateDir.path, log: log) { monitor, policy in
             await monitor.waitForFirstSync()
             func problems() -> [ReferenceProblem] { policy.metrics.snapshot.problems.filter { $0.domain == domain } }
