@@ -75,6 +75,15 @@ public enum MetricsRenderer {
                  help: "Whether mdevmon is connected to libvirt and the index is synced: 1 or 0.")
         w.sample("mdev_libvirt_up", value: status.connected && status.synced ? 1 : 0)
 
+        w.family("mdev_libvirt_fetch_failed", type: .gauge,
+                 help: "A node device or domain libvirt lists but fails to give (a sick device's sysfs read): 1 while it fails; its last known state stays in the other series.")
+        for (object, _) in status.fetchFailures.sorted(by: { $0.key < $1.key }) {
+            w.beginSample("mdev_libvirt_fetch_failed")
+            w.label("kind", object.kind.rawValue)
+            w.label("name", object.name)
+            w.endSample(1)
+        }
+
         w.family("mdev_libvirt_host_info", type: .gauge,
                  help: "The libvirt host watched: its URI and the host name its libvirtd reports (empty before the first connection); always 1.")
         w.beginSample("mdev_libvirt_host_info")

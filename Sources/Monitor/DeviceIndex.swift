@@ -41,7 +41,8 @@ public actor DeviceIndex {
 
     /// Replaces the whole state after a full sync and reports the difference as ordinary changes.
     @discardableResult
-    public func replace(with new: IndexState, at time: Date = Date()) -> [IndexChange] {
+    /// - Parameter failures: the objects that sync failed to read (`MonitorStatus.fetchFailures`).
+    public func replace(with new: IndexState, at time: Date = Date(), failures: [LibvirtObject: String] = [:]) -> [IndexChange] {
         let changes = IndexState.diff(from: state, to: new)
         let before = state
         state = new
@@ -50,6 +51,7 @@ public actor DeviceIndex {
         status.connected = true
         status.lastSyncTime = time
         status.lastError = nil
+        status.fetchFailures = failures
         publish(changes + (wasSynced ? [] : [.connection(.synced)]), before: before)
         return changes
     }
@@ -67,6 +69,13 @@ public actor DeviceIndex {
     public func recordConnect(host: WatchedHost, reconnect: Bool) {
         if reconnect { status.reconnects += 1 }
         status.host = host
+        publish([], before: state)
+    }
+
+    /// Replaces the set of objects libvirt fails to give (after an event's fetch).
+    public func recordFetchFailures(_ failures: [LibvirtObject: String]) {
+        guard status.fetchFailures != failures else { return }
+        status.fetchFailures = failures
         publish([], before: state)
     }
 

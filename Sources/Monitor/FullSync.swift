@@ -3,10 +3,33 @@ import Foundation
 /// Reads everything the index holds from one connection: every mdev (active and inactive), every
 /// parent offering mdev types, every domain with its referenced mdev UUIDs.
 public enum FullSync {
-    /// The result of a sync: the state plus per-object problems (bad XML) that were skipped.
+    /// The result of a sync: the state plus per-object problems (bad XML) that were skipped, and the objects
+    /// libvirt listed but failed to give (left out of `state`; see `keepingLastKnown`).
     public struct Result: Sendable {
         public var state: IndexState
         public var problems: [XMLParseError]
+        public var failures: [LibvirtObject: String] = [:]
+    }
+
+    /// `new` with the last known state of every object that failed to read (from `old`, where it was), so
+    /// a sick device keeps its place in the index, marked, instead of vanishing until it reads again.
+    public static func keepingLastKnown(_ failed: some Collection<LibvirtObject>, from old: IndexState, in new: IndexState) -> IndexState {
+        var state = new
+        for object in failed {
+            switch object.kind {
+            case .nodeDevice:
+                if let device = old.device(named: object.name), state.device(named: object.name) == nil {
+                    _ = state.upsertDevice(device.definition, flags: device.flags, definedConfig: device.definedConfig)
+                } else if let parent = old.parents[object.name], state.parents[object.name] == nil {
+                    _ = state.upsertParent(parent)
+                }
+            case .domain:
+                if let domain = old.domains[object.name], state.domains[object.name] == nil {
+                    _ = state.upsertDomain(domain)
+                }
+            }
+        }
+        return state
     }
 
     /// Reads at libvirt's own pace: one listing per device state and one XML RPC per device. The listing
@@ -21,6 +44,19 @@ public enum FullSync {
 
     static func read(from connection: any LibvirtConnection, mdevctlRoot: String) throws -> Result {
         var problems: [XMLParseError] = []
+        var failures: [LibvirtObject: String] = [:]
+        // One object libvirt cannot read never fails the sync; a lost connection still does.
+        func failed(_ kind: LibvirtObject.Kind) -> (String, LibvirtError) -> Void {
+            { name, error in failures[LibvirtObject(kind, name)] = error.message }
+        }
+        func orFailed<T>(_ kind: LibvirtObject.Kind, _ name: String, _ read: () throws -> T?) throws -> T? {
+            do {
+                return try read()
+            } catch let error as LibvirtError where connection.isAlive {
+                failed(kind)(name, error)
+                return nil
+            }
+        }
         var devices: [MdevDevice] = []
         // No configuration directory at all: the files cannot answer for any device.
         let local = connection.isLocal && FileManager.default.fileExists(atPath: mdevctlRoot)
@@ -30,7 +66,7 @@ public enum FullSync {
         let listings: [(active: Bool, persistent: Bool?)] = definitions
             ? [(true, true), (true, false), (false, nil)] : [(true, nil), (false, nil)]
         for (active, listedPersistent) in listings {
-            for (name, xml) in try connection.listNodeDeviceXMLs(.mdevs, active: active, persistent: listedPersistent) {
+            for (name, xml) in try connection.listNodeDeviceXMLs(.mdevs, active: active, persistent: listedPersistent, failed: failed(.nodeDevice)) {
                 do {
                     guard case .mdev(let definition) = try NodeDeviceXML.parse(xml, fallbackName: name) else { continue }
                     let persistent = active ? listedPersistent : true
@@ -50,7 +86,7 @@ public enum FullSync {
                     default:
                         // The files cannot answer (or an inactive device has no file yet): ask libvirt.
                         // Live state, flags and definition all from this one fetch, not partly from the listing.
-                        guard let record = try connection.nodeDevice(named: name),
+                        guard let record = try orFailed(.nodeDevice, name, { try connection.nodeDevice(named: name) }),
                               case .mdev(let fetched) = try NodeDeviceXML.parse(record.xml, fallbackName: name) else { continue }
                         devices.append(MdevDevice(definition: fetched, flags: record.flags,
                                                   definedConfig: NodeDeviceXML.config(ofDefinition: record.definedXML)))
@@ -59,7 +95,7 @@ public enum FullSync {
             }
         }
         var parents: [ParentDevice] = []
-        for (name, xml) in try connection.listNodeDeviceXMLs(.mdevParents, active: nil, persistent: nil) {
+        for (name, xml) in try connection.listNodeDeviceXMLs(.mdevParents, active: nil, persistent: nil, failed: failed(.nodeDevice)) {
             do {
                 if case .parent(let parent) = try NodeDeviceXML.parse(xml, fallbackName: name) {
                     parents.append(parent)
@@ -68,12 +104,12 @@ public enum FullSync {
         }
         var domains: [DomainInfo] = []
         for name in try connection.listDomains() {
-            guard let record = try connection.domain(named: name) else { continue }
+            guard let record = try orFailed(.domain, name, { try connection.domain(named: name) }) else { continue }
             do {
                 domains.append(try DomainInfo(record))
             } catch { problems.append(error) }
         }
-        return Result(state: IndexState(devices: devices, parents: parents, domains: domains), problems: problems)
+        return Result(state: IndexState(devices: devices, parents: parents, domains: domains), problems: problems, failures: failures)
     }
 }
 

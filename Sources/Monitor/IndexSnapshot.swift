@@ -28,6 +28,9 @@ public struct MonitorStatus: Hashable, Sendable {
     public var host: WatchedHost?
     /// A libvirt call that has not returned within `LibvirtCallWatch`'s bound; nil otherwise.
     public var stuckCall: StuckLibvirtCall?
+    /// Objects libvirt lists but fails to give (a sick device), with its message; each keeps its last known
+    /// state in the index until it reads again.
+    public var fetchFailures: [LibvirtObject: String] = [:]
 
     public init(uri: String) { self.uri = uri }
 }

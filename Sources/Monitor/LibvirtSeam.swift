@@ -115,9 +115,13 @@ public protocol LibvirtConnection: AnyObject, Sendable {
     func listNodeDevices(_ which: NodeDeviceListing) throws -> [String]
     /// One listing RPC, then one XML RPC per listed device (no lookups, no flag calls): the full sync's
     /// cost floor. `active` filters mdevs by state and `persistent` by persistence (nil: both); the names
-    /// come with their XML. A device that vanishes between the listing and its XML is left out.
+    /// come with their XML. A device that vanishes between the listing and its XML is left out; one whose
+    /// XML libvirt fails to give for any other reason (a sick device's sysfs read) is left out and handed
+    /// to `failed`, so one object never fails the listing.
     /// - Precondition: `persistent` is nil unless `version.readsDefinitions` (older libvirt rejects the filter).
-    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?) throws -> [(name: String, xml: String)]
+    /// - Throws: when the listing itself fails, or the connection is lost.
+    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?,
+                            failed: (_ name: String, _ error: LibvirtError) -> Void) throws -> [(name: String, xml: String)]
     /// Whether this connection's libvirtd runs on this host, so mdevctl's definitions in
     /// `/etc/mdevctl.d` are the ones it reads (a remote URI names a host or a transport).
     var isLocal: Bool { get }
@@ -144,6 +148,16 @@ public protocol LibvirtConnection: AnyObject, Sendable {
 }
 
 extension LibvirtConnection {
+    /// `listNodeDeviceXMLs` for a caller that takes any device's failure as the listing's.
+    public func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?) throws -> [(name: String, xml: String)] {
+        var first: LibvirtError?
+        let listed = try listNodeDeviceXMLs(which, active: active, persistent: persistent) { _, error in
+            if first == nil { first = error }
+        }
+        if let first { throw first }
+        return listed
+    }
+
     /// Fakes watch nothing.
     public var configWatchProblem: String? { nil }
     /// Fakes name no host unless they say otherwise.
@@ -153,4 +167,27 @@ extension LibvirtConnection {
 /// Opens connections; the Monitor reconnects through it.
 public protocol LibvirtConnector: Sendable {
     func connect(uri: String, readOnly: Bool) throws -> any LibvirtConnection
+}
+
+/// A node device or domain by name: what a failed read is about.
+public struct LibvirtObject: Hashable, Sendable, Comparable {
+    public enum Kind: String, Hashable, Sendable, Comparable {
+        case nodeDevice = "node_device"
+        case domain
+
+        public static func < (a: Kind, b: Kind) -> Bool { a.rawValue < b.rawValue }
+    }
+
+    public var kind: Kind
+    public var name: String
+
+    public init(_ kind: Kind, _ name: String) {
+        self.kind = kind
+        self.name = name
+    }
+
+    public static func < (a: Self, b: Self) -> Bool { (a.kind, a.name) < (b.kind, b.name) }
+
+    /// "node device X" or "domain X", as the journal names it.
+    public var description: String { "\(kind == .nodeDevice ? "node device" : "domain") \(name)" }
 }

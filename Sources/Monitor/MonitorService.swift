@@ -153,7 +153,12 @@ public final class MonitorService: Service, Sendable {
             logger.error("skipping device: \(problem)", metadata: MessageID.libvirtOperationFailed.metadata)
         }
         let first = !firstSync.isDone
-        await index.replace(with: result.state)
+        let before = index.snapshot
+        // Only this task mutates the index, so the state read above is still the index's.
+        let state = result.failures.isEmpty ? result.state
+            : FullSync.keepingLastKnown(result.failures.keys, from: before.state, in: result.state)
+        await index.replace(with: state, failures: result.failures)
+        reportFetchFailures(from: before.status.fetchFailures, to: result.failures)
         if first {
             let s = result.state
             let drift = connection.version.readsDefinitions ? "definition drift is read"
@@ -214,7 +219,7 @@ public final class MonitorService: Service, Sendable {
             // list before the DELETED, whose fetch then no longer knows the parent).
             let known = index.snapshot.state.device(named: name)
             // nil record: the device vanished between the event and the fetch.
-            let fetched = try await Blocking.run { [calls] () -> (ParsedNodeDevice?, DeviceFlags, MdevConfig?, ParentDevice?) in
+            let fetched = try await Blocking.run { [calls] () -> (ParsedNodeDevice?, DeviceFlags, MdevConfig?, ParentDevice?, (String, LibvirtError)?) in
                 try calls.tracking("fetch node device \(name)") {
                 let record = try connection.nodeDevice(named: name)
                 let parsed = try record.map { try NodeDeviceXML.parse($0.xml, fallbackName: name) }
@@ -227,14 +232,24 @@ public final class MonitorService: Service, Sendable {
                 } else if refreshParent || (record == nil && known?.active == true) {
                     parentName = known?.parent
                 }
-                guard let parentName, let parentRecord = try connection.nodeDevice(named: parentName),
-                      case .parent(let parent) = try NodeDeviceXML.parse(parentRecord.xml, fallbackName: parentName)
-                else { return (parsed, flags, definedConfig, nil) }
-                return (parsed, flags, definedConfig, parent)
+                guard let parentName else { return (parsed, flags, definedConfig, nil, nil) }
+                do {
+                    guard let parentRecord = try connection.nodeDevice(named: parentName),
+                          case .parent(let parent) = try NodeDeviceXML.parse(parentRecord.xml, fallbackName: parentName)
+                    else { return (parsed, flags, definedConfig, nil, nil) }
+                    return (parsed, flags, definedConfig, parent, nil)
+                } catch let error as LibvirtError where connection.isAlive {
+                    // A sick parent does not keep its mdev's change out of the index.
+                    return (parsed, flags, definedConfig, nil, (parentName, error))
+                }
                 }
             }
+            await recordFetch(LibvirtObject(.nodeDevice, name), failure: nil)
+            if let parentName = fetched.4.map({ $0.0 }) {
+                await recordFetch(LibvirtObject(.nodeDevice, parentName), failure: fetched.4.map { $0.1 })
+            }
             await index.mutate(events: counts) { state in
-                let (parsed, flags, definedConfig, parent) = fetched
+                let (parsed, flags, definedConfig, parent, _) = fetched
                 guard let parsed else {
                     return state.removeDevice(named: name) + state.removeParent(named: name)
                         + (parent.map { state.upsertParent($0) } ?? [])
@@ -255,6 +270,10 @@ public final class MonitorService: Service, Sendable {
                 logger.debug("event for node device \(name) not applied, the connection is gone: \(error)")
                 return
             }
+            if let error = error as? LibvirtError {
+                await recordFetch(LibvirtObject(.nodeDevice, name), failure: error)
+                return
+            }
             logger.error("event for node device \(name) not applied: \(error)",
                          metadata: Self.errorFields(error, LogKey.mdevName, name))
         }
@@ -265,6 +284,7 @@ public final class MonitorService: Service, Sendable {
         do {
             let record = try await Blocking.run { [calls] in try calls.tracking("fetch domain \(name)") { try connection.domain(named: name) } }
             let domain = try record.map { record throws(XMLParseError) in try DomainInfo(record) }
+            await recordFetch(LibvirtObject(.domain, name), failure: nil)
             await index.mutate(events: counts) { state in
                 if let domain { state.upsertDomain(domain) } else { state.removeDomain(named: name) }
             }
@@ -282,8 +302,36 @@ public final class MonitorService: Service, Sendable {
                 logger.debug("event for domain \(name) not applied, the connection is gone: \(error)")
                 return
             }
+            if let error = error as? LibvirtError {
+                await recordFetch(LibvirtObject(.domain, name), failure: error)
+                return
+            }
             logger.error("event for domain \(name) not applied: \(error)",
                          metadata: Self.errorFields(error, LogKey.domainName, name))
+        }
+    }
+
+    /// Marks (or, with nil, clears) an object libvirt failed to give on an event's fetch, journaling the change.
+    private func recordFetch(_ object: LibvirtObject, failure: LibvirtError?) async {
+        let before = index.snapshot.status.fetchFailures
+        guard before[object] != failure?.message else { return }
+        var after = before
+        after[object] = failure?.message
+        await index.recordFetchFailures(after)
+        reportFetchFailures(from: before, to: after)
+    }
+
+    /// Journals each object that started or stopped failing to read: once, not at every sync or event.
+    private func reportFetchFailures(from before: [LibvirtObject: String], to after: [LibvirtObject: String]) {
+        for (object, message) in after.sorted(by: { $0.key < $1.key }) where before[object] == nil {
+            var fields = MessageID.libvirtOperationFailed.metadata
+            fields[object.kind == .domain ? LogKey.domainName : LogKey.mdevName] = .string(object.name)
+            fields[LogKey.error] = .string(message)
+            logger.error("libvirt cannot read \(object.description): \(message); its last known state is kept, marked in mdev_libvirt_fetch_failed, until it reads again",
+                         metadata: fields)
+        }
+        for object in before.keys.sorted() where after[object] == nil {
+            logger.notice("libvirt reads \(object.description) again", metadata: [object.kind == .domain ? LogKey.domainName : LogKey.mdevName: .string(object.name)])
         }
     }
 

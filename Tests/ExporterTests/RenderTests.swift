@@ -67,6 +67,8 @@ import Testing
             mdev_libvirt_feature_available{feature="mdevctl_files"} 1
             mdev_libvirt_feature_available{feature="domain_config_watch"} 1
             mdev_libvirt_feature_available{feature="host_file_checks"} 1
+            # HELP mdev_libvirt_fetch_failed A node device or domain libvirt lists but fails to give (a sick device's sysfs read): 1 while it fails; its last known state stays in the other series.
+            # TYPE mdev_libvirt_fetch_failed gauge
             # HELP mdev_libvirt_host_info The libvirt host watched: its URI and the host name its libvirtd reports (empty before the first connection); always 1.
             # TYPE mdev_libvirt_host_info gauge
             mdev_libvirt_host_info{uri="qemu:///system",hostname="kvm01.example.com"} 1

@@ -264,6 +264,17 @@ final class FakeLibvirt: LibvirtConnector {
         }
     }
 
+    /// Objects whose every read fails (a sick GPU's sysfs read), with libvirt's error; the connection stays up.
+    private let sick = Mutex<Set<String>>([])
+    func makeSick(_ name: String) { _ = sick.withLock { $0.insert(name) } }
+    func heal(_ name: String) { _ = sick.withLock { $0.remove(name) } }
+
+    fileprivate func sickError(_ name: String) -> LibvirtError? {
+        guard sick.withLock({ $0.contains(name) }) else { return nil }
+        return LibvirtError(code: 1, domain: 24, message: "internal error: failed to read available_instances: Input/output error",
+                            operation: "get XML of node device", object: name)
+    }
+
     fileprivate func listDomains() -> [String] {
         state.withLock { $0.domains.keys.sorted() }
     }
@@ -348,13 +359,19 @@ final class FakeConnection: LibvirtConnection {
 
     var version: LibvirtVersion { server.version.withLock { $0 } }
 
-    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?) throws -> [(name: String, xml: String)] {
+    func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?,
+                            failed: (_ name: String, _ error: LibvirtError) -> Void) throws -> [(name: String, xml: String)] {
         try checkOpen("list node devices", uri)
-        return try server.listWithXML(which, active: active, persistent: persistent, counted: counted)
+        return try server.listWithXML(which, active: active, persistent: persistent, counted: counted).filter { name, _ in
+            guard let error = server.sickError(name) else { return true }
+            failed(name, error)
+            return false
+        }
     }
 
     func nodeDevice(named name: String) throws -> NodeDeviceRecord? {
         try checkOpen("get node device", name)
+        if let error = server.sickError(name) { throw error }
         return server.fetchDevice(name, counted: counted)
     }
 
@@ -365,6 +382,7 @@ final class FakeConnection: LibvirtConnection {
 
     func domain(named name: String) throws -> DomainRecord? {
         try checkOpen("get domain", name)
+        if let error = server.sickError(name) { throw error }
         return server.fetchDomain(name, counted: counted)
     }
 
