@@ -24,12 +24,33 @@ public final class HostCheckResults: Sendable {
         let report = Report(checks: checks, time: Date().timeIntervalSince1970)
         state.withLock { $0 = report }
     }
+
+    /// Replaces the checks with these ids in the last run's report (nothing before the first run).
+    /// - Returns: the checks whose status changed, as the report now has them.
+    func update(_ checks: [HostCheck]) -> [HostCheck] {
+        state.withLock { report in
+            guard var current = report else { return [] }
+            var changed: [HostCheck] = []
+            for check in checks {
+                guard let i = current.checks.firstIndex(where: { $0.id == check.id }) else { continue }
+                if current.checks[i].status != check.status { changed.append(check) }
+                current.checks[i] = check
+            }
+            current.time = Date().timeIntervalSince1970
+            report = current
+            return changed
+        }
+    }
 }
 
 /// Runs the `mdevmon doctor` checks inside the daemon: once at start-up (after the first sync, or
 /// after `firstSyncTimeout` when libvirt does not answer, and then again once the first sync completes:
 /// the checks that read the index said "not checked") and again on every `requestRun()` (SIGHUP).
 /// Each run journals every finding once with its `MESSAGE_ID` and publishes the results.
+///
+/// Between runs, the checks that judge only the index (`unparented_mdevs`, `domains_blocked`) follow it:
+/// `settle` after a change (a vendor driver registering its parent's types, a domain defined) they are
+/// judged again, and a check whose status changed is journaled, so a boot-time failure clears by itself.
 public struct HostCheckService: Service {
     let uri: String
     let readOnly: Bool
@@ -44,6 +65,10 @@ public struct HostCheckService: Service {
     /// Connects to libvirt and reads what the checks need; blocks (a libvirtd that does not answer).
     let probe: @Sendable (_ uri: String, _ readOnly: Bool) -> LibvirtProbe
     let logger: Logger
+    /// The index's changes, followed between runs; nil: only runs.
+    let indexChanges: IndexSubscription?
+    /// How long the index checks wait after a change, so a burst (and the policy's verdicts on it) settles.
+    let settle: Duration
     public let results = HostCheckResults()
     private let requests: AsyncStream<Void>
     private let requestContinuation: AsyncStream<Void>.Continuation
@@ -57,8 +82,11 @@ public struct HostCheckService: Service {
         referenceProblems: @escaping @Sendable () -> [ReferenceProblem]? = { nil },
         waitForFirstSync: @escaping @Sendable () async -> Void, firstSyncTimeout: Duration = .seconds(15),
         probe: @escaping @Sendable (_ uri: String, _ readOnly: Bool) -> LibvirtProbe = { LibvirtProbe.run(uri: $0, readOnly: $1) },
+        indexChanges: IndexSubscription? = nil, settle: Duration = .seconds(1),
         logger: Logger
     ) {
+        self.indexChanges = indexChanges
+        self.settle = settle
         self.uri = uri
         self.readOnly = readOnly
         self.inputs = inputs
@@ -96,9 +124,32 @@ public struct HostCheckService: Service {
             if Task.isCancelled || Task.isShuttingDownGracefully { return }
             await cancelWhenGracefulShutdown { await self.runChecks() }
         }
-        for await _ in requests.cancelOnGracefulShutdown() {
-            await cancelWhenGracefulShutdown { await self.runChecks() }
+        await withDiscardingTaskGroup { group in
+            if let indexChanges {
+                group.addTask {
+                    for await _ in indexChanges.cancelOnGracefulShutdown() {
+                        // Changes arriving meanwhile are handed out together by the next iteration.
+                        try? await Task.sleep(for: self.settle)
+                        self.followIndex()
+                    }
+                }
+            }
+            for await _ in requests.cancelOnGracefulShutdown() {
+                await cancelWhenGracefulShutdown { await self.runChecks() }
+            }
+            group.cancelAll()
         }
+    }
+
+    /// Judges the index-only checks again; journals those whose status changed.
+    func followIndex() {
+        let snap = snapshot()
+        guard snap.status.synced else { return }
+        let checks = [
+            HostDoctor.unparentedMdevs(snap.state, config: config().config),
+            HostDoctor.domainsBlocked(snap.state, problems: referenceProblems()),
+        ]
+        for check in results.update(checks) { Self.journal(check, logger: logger) }
     }
 
     /// One run: the libvirt probe and the file reads block, so they run off the cooperative pool. A run

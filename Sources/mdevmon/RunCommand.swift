@@ -106,7 +106,8 @@ extension Mdevmon {
                     let verdicts = policy.metrics.snapshot
                     return verdicts.referencesEnabled ? verdicts.problems : nil
                 },
-                waitForFirstSync: { await policy.waitForFirstEvaluation() }, logger: logger)
+                waitForFirstSync: { await policy.waitForFirstEvaluation() },
+                indexChanges: await monitor.index.subscribe(), logger: logger)
             let hostExport = HostCheckExport(results: hostChecks.results, metrics: policy.metrics, configFile: configFile)
             let exporterConfig = ExporterConfiguration(
                 listenAddresses: listenAddresses.isEmpty ? [.default] : listenAddresses,

@@ -64,3 +64,50 @@ import Testing
         }
     }
 }
+
+/// Between runs the index-only checks follow the index: the vendor driver registering the parent clears
+/// `unparented_mdevs` and `domains_blocked` with no SIGHUP, and only the status changes are journaled.
+@Suite struct HostCheckFollowTests {
+    @Test func theBootPathFailureClearsWhenTheParentAppears() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let index = DeviceIndex(uri: "test:///follow")
+        let uuid = Sample.uuid()
+        let device = Sample.device(uuid, active: false, autostart: true)
+        // At boot: the mdev is defined, its GPU's vendor driver not up yet, an autostart domain waits for it.
+        await index.replace(with: Sample.state([device], domains: [Sample.domain("vm1", uuids: [uuid], autostart: true)], parents: []))
+        let log = LogCapture()
+        let service = HostCheckService(
+            uri: "test:///follow", readOnly: true, inputs: HostDoctor.Inputs(stateDir: dir.path),
+            config: { [file = dir.path + "/mdevmon.yaml"] in HostDoctor.LoadedConfig(file: file, config: PolicyConfig()) },
+            snapshot: { index.snapshot }, waitForFirstSync: {},
+            probe: { LibvirtProbe(uri: $0, readOnly: $1, version: LibvirtVersion(major: 9, minor: 0, micro: 0)) },
+            indexChanges: await index.subscribe(), settle: .milliseconds(20), logger: log.logger)
+        func status(_ id: String) -> HostCheck.Status? { service.results.report?.checks.first { $0.id == id }?.status }
+        func journaled(_ id: String) -> [LogRecord] { log.records.filter { $0.value(LogKey.checkID) == id } }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await service.run() }
+            defer { group.cancelAll() }
+            #expect(await eventually { status(HostCheckID.unparentedMdevs) == .fail })
+            #expect(status(HostCheckID.domainsBlocked) == .fail)
+
+            // The driver registers the parent and libvirt starts the mdev: both checks pass, with no reload.
+            await index.mutate { state in
+                state.upsertParent(Sample.parentDevice()) + state.upsertDevice(device.definition, flags: Sample.flags(active: true, autostart: true))
+            }
+            #expect(await eventually { status(HostCheckID.unparentedMdevs) == .pass }, "unparented_mdevs did not follow the index")
+            #expect(await eventually { status(HostCheckID.domainsBlocked) == .pass }, "domains_blocked did not follow the index")
+            #expect(journaled(HostCheckID.unparentedMdevs).map(\.level) == [.error, .info])
+            #expect(journaled(HostCheckID.domainsBlocked).map(\.level) == [.error, .info])
+
+            // A change that leaves the verdicts as they were journals nothing; the next one that matters is
+            // journaled once (a passing check journaled again would show up below).
+            let entries = log.records.count
+            await index.mutate { state in state.upsertDomain(Sample.domain("vm2", uuids: [])) }
+            await index.mutate { state in state.removeParent(named: Sample.parent) }
+            #expect(await eventually { status(HostCheckID.unparentedMdevs) == .fail })
+            #expect(log.records.dropFirst(entries).compactMap { $0.value(LogKey.checkID) }.allSatisfy { $0 == HostCheckID.unparentedMdevs || $0 == HostCheckID.domainsBlocked })
+            #expect(log.records.dropFirst(entries).filter { $0.value(LogKey.checkID) == HostCheckID.unparentedMdevs }.map(\.level) == [.error])
+        }
+    }
+}
