@@ -76,8 +76,8 @@ final class TimestampingConnection: LibvirtConnection, Sendable {
     var isLocal: Bool { inner.isLocal }
     var version: LibvirtVersion { inner.version }
     func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?,
-                            failed: (_ name: String, _ error: LibvirtError) -> Void) throws -> [(name: String, xml: String)] {
-        try inner.listNodeDeviceXMLs(which, active: active, persistent: persistent, failed: failed)
+                            fetched: (_ name: String, _ error: LibvirtError?) -> Void) throws -> [(name: String, xml: String)] {
+        try inner.listNodeDeviceXMLs(which, active: active, persistent: persistent, fetched: fetched)
     }
     func domain(named name: String) throws -> DomainRecord? { try inner.domain(named: name) }
     func startNodeDevice(named name: String) throws { try inner.startNodeDevice(named: name) }

@@ -14,8 +14,12 @@ public final class HostCheckResults: Sendable {
     }
 
     private let state = Mutex<Report?>(nil)
+    private let updates = Mutex(0)
 
     public init() {}
+
+    /// How many times the index checks were judged again between runs.
+    var follows: Int { updates.withLock { $0 } }
 
     /// nil until the first run finished.
     public var report: Report? { state.withLock { $0 } }
@@ -25,7 +29,8 @@ public final class HostCheckResults: Sendable {
         state.withLock { $0 = report }
     }
 
-    /// Replaces the checks with these ids in the last run's report (nothing before the first run).
+    /// Replaces the checks with these ids in the last run's report (nothing before the first run); the
+    /// run's time stays.
     /// - Returns: the checks whose status changed, as the report now has them.
     func update(_ checks: [HostCheck]) -> [HostCheck] {
         state.withLock { report in
@@ -36,8 +41,8 @@ public final class HostCheckResults: Sendable {
                 if current.checks[i].status != check.status { changed.append(check) }
                 current.checks[i] = check
             }
-            current.time = Date().timeIntervalSince1970
             report = current
+            updates.withLock { $0 += 1 }
             return changed
         }
     }
@@ -129,7 +134,7 @@ public struct HostCheckService: Service {
                 group.addTask {
                     for await _ in indexChanges.cancelOnGracefulShutdown() {
                         // Changes arriving meanwhile are handed out together by the next iteration.
-                        try? await Task.sleep(for: self.settle)
+                        do { try await Task.sleep(for: self.settle) } catch { break }
                         self.followIndex()
                     }
                 }
@@ -145,10 +150,7 @@ public struct HostCheckService: Service {
     func followIndex() {
         let snap = snapshot()
         guard snap.status.synced else { return }
-        let checks = [
-            HostDoctor.unparentedMdevs(snap.state, config: config().config),
-            HostDoctor.domainsBlocked(snap.state, problems: referenceProblems()),
-        ]
+        let checks = HostDoctor.indexChecks(snap.state, config: config().config, problems: referenceProblems())
         for check in results.update(checks) { Self.journal(check, logger: logger) }
     }
 
@@ -158,9 +160,16 @@ public struct HostCheckService: Service {
         let snap = snapshot()
         let state = snap.status.synced ? snap.state : nil
         let uri = uri, readOnly = readOnly, inputs = inputs, config = config(), probe = probe, problems = referenceProblems()
-        guard let checks = try? await Blocking.runAbandoningOnCancel({
+        guard var checks = try? await Blocking.runAbandoningOnCancel({
             HostDoctor.evaluate(inputs: inputs, config: config, probe: probe(uri, readOnly), state: state, problems: problems)
         }, abandon: { _ in }) else { return }
+        // The probe may have taken seconds: the index checks judge the index as it is now, so a change
+        // followed meanwhile is not undone.
+        let now = snapshot()
+        if now.status.synced {
+            let fresh = HostDoctor.indexChecks(now.state, config: config.config, problems: referenceProblems())
+            checks = checks.map { check in fresh.first { $0.id == check.id } ?? check }
+        }
         results.publish(checks)
         for check in checks { Self.journal(check, logger: logger) }
     }

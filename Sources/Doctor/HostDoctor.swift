@@ -67,8 +67,7 @@ public enum HostDoctor {
             hostFiles ? HostChecks.udevRules(paths: inputs.paths) : nil,
             hostFiles ? HostChecks.kernelModules(paths: inputs.paths, definedMdevs: state?.devices.count ?? 0) : nil,
             hostFiles ? HostChecks.mdevParents(paths: inputs.paths, libvirtParents: state.map { Array($0.parents.keys) }) : nil,
-            unparentedMdevs(state, config: config),
-            domainsBlocked(state, problems: problems),
+        ] + indexChecks(state, config: config, problems: problems).map { $0 } + [
             hostFiles ? HostChecks.serviceUnit(paths: inputs.paths) : nil,
             HostChecks.stateDirectory(inputs.stateDir),
             Self.config(loaded),
@@ -102,6 +101,11 @@ public enum HostDoctor {
         }
         return HostCheck(id: HostCheckID.config, status: .fail, summary: error,
                          fix: "correct \(loaded.file) (see /usr/share/doc/mdevmon or deploy/mdevmon.yaml), then systemctl reload mdevmon")
+    }
+
+    /// The checks that judge only the index, which the daemon re-judges as the index changes.
+    public static func indexChecks(_ state: IndexState?, config: PolicyConfig, problems: [ReferenceProblem]? = nil) -> [HostCheck] {
+        [unparentedMdevs(state, config: config), domainsBlocked(state, problems: problems)]
     }
 
     /// Persistent mdevs that should come up at boot (autostart, or the restore policy's to start)

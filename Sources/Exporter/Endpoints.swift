@@ -31,7 +31,7 @@ final class Endpoints: Sendable {
             snapshot: snapshot(), build: configuration.build, process: ProcessStats.current(),
             previousScrape: previous, contributors: configuration.metricsContributors, cache: cache)
         let elapsed = clock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let seconds = elapsed.seconds
         lastScrape.withLock { $0 = ScrapeStats(renderSeconds: seconds, bytes: scrape.byteCount) }
         return scrape
     }
@@ -74,7 +74,7 @@ final class Endpoints: Sendable {
     /// Healthy when connected and synced with no libvirt call stuck; otherwise a short reason. libvirt's own error text is not
     /// given to whoever asks: the Monitor logs it (at each new outage, and when a connection is lost).
     static func health(_ status: MonitorStatus) -> (healthy: Bool, reason: String) {
-        if let stuck = status.stuckCall { return (false, "libvirt call not returning: \(stuck.operation)") }
+        if let stuck = status.stuckCall { return (false, "libvirt call not returning: \(stuck)") }
         if status.connected && status.synced { return (true, "ok") }
         if !status.connected { return (false, "libvirt unreachable") }
         return (false, status.lastSyncTime == nil ? "first sync not finished" : "resync after reconnect not finished")

@@ -54,7 +54,9 @@ enum LandingPage {
         row(&html, header: "Reconnects", String(status.reconnects))
         // The short reason /healthz gives, not libvirt's own error text: the journal has that.
         let health = Endpoints.health(status)
-        if !health.healthy { row(&html, header: "Problem", "\(health.reason) (libvirt's own error is in the journal)") }
+        if !health.healthy {
+            row(&html, header: "Problem", status.connected ? health.reason : "\(health.reason) (libvirt's own error is in the journal)")
+        }
         html += "</table>\n"
 
         let active = devices.count { $0.active }

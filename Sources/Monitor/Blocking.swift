@@ -32,7 +32,11 @@ extension Blocking {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 waiter.withLock { $0 = continuation }
-                if Task.isCancelled { waiter.withLock { $0.take() }?.resume(throwing: CancellationError()) }
+                // Cancelled before it began: the call is not made at all.
+                if Task.isCancelled, let continuation = waiter.withLock({ $0.take() }) {
+                    continuation.resume(throwing: CancellationError())
+                    return
+                }
                 queue.async {
                     let result = Result { try body() }
                     if let continuation = waiter.withLock({ $0.take() }) {

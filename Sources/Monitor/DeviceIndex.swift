@@ -40,8 +40,8 @@ public actor DeviceIndex {
     }
 
     /// Replaces the whole state after a full sync and reports the difference as ordinary changes.
-    @discardableResult
     /// - Parameter failures: the objects that sync failed to read (`MonitorStatus.fetchFailures`).
+    @discardableResult
     public func replace(with new: IndexState, at time: Date = Date(), failures: [LibvirtObject: String] = [:]) -> [IndexChange] {
         let changes = IndexState.diff(from: state, to: new)
         let before = state
@@ -80,7 +80,7 @@ public actor DeviceIndex {
     }
 
     /// Marks a libvirt call as not returning (nil: none is).
-    public func recordStuckCall(_ call: StuckLibvirtCall?) {
+    public func recordStuckCall(_ call: String?) {
         guard status.stuckCall != call else { return }
         status.stuckCall = call
         publish([], before: state)

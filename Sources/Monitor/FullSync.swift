@@ -38,22 +38,25 @@ public enum FullSync {
     /// otherwise come from mdevctl's definitions (where libvirt itself reads them) on a local connection,
     /// and only where those cannot answer (a remote libvirtd, no parent address) from per-device RPCs.
     /// - Parameter mdevctlRoot: mdevctl's configuration directory (tests point it elsewhere).
-    public static func read(from connection: any LibvirtConnection) throws -> Result {
-        try read(from: connection, mdevctlRoot: MdevctlDefinitions.configRoot)
+    /// - Parameter progress: called after each RPC (`LibvirtCalls` times each, not the whole sync).
+    public static func read(from connection: any LibvirtConnection, progress: () -> Void = {}) throws -> Result {
+        try read(from: connection, mdevctlRoot: MdevctlDefinitions.configRoot, progress: progress)
     }
 
-    static func read(from connection: any LibvirtConnection, mdevctlRoot: String) throws -> Result {
+    static func read(from connection: any LibvirtConnection, mdevctlRoot: String, progress: () -> Void = {}) throws -> Result {
         var problems: [XMLParseError] = []
         var failures: [LibvirtObject: String] = [:]
         // One object libvirt cannot read never fails the sync; a lost connection still does.
-        func failed(_ kind: LibvirtObject.Kind) -> (String, LibvirtError) -> Void {
-            { name, error in failures[LibvirtObject(kind, name)] = error.message }
+        func xmlFetched(_ name: String, _ error: LibvirtError?) {
+            progress()
+            if let error { failures[LibvirtObject(.nodeDevice, name)] = error.message }
         }
         func orFailed<T>(_ kind: LibvirtObject.Kind, _ name: String, _ read: () throws -> T?) throws -> T? {
+            defer { progress() }
             do {
                 return try read()
             } catch let error as LibvirtError where connection.isAlive {
-                failed(kind)(name, error)
+                failures[LibvirtObject(kind, name)] = error.message
                 return nil
             }
         }
@@ -66,7 +69,7 @@ public enum FullSync {
         let listings: [(active: Bool, persistent: Bool?)] = definitions
             ? [(true, true), (true, false), (false, nil)] : [(true, nil), (false, nil)]
         for (active, listedPersistent) in listings {
-            for (name, xml) in try connection.listNodeDeviceXMLs(.mdevs, active: active, persistent: listedPersistent, failed: failed(.nodeDevice)) {
+            for (name, xml) in try connection.listNodeDeviceXMLs(.mdevs, active: active, persistent: listedPersistent, fetched: xmlFetched) {
                 do {
                     guard case .mdev(let definition) = try NodeDeviceXML.parse(xml, fallbackName: name) else { continue }
                     let persistent = active ? listedPersistent : true
@@ -95,7 +98,7 @@ public enum FullSync {
             }
         }
         var parents: [ParentDevice] = []
-        for (name, xml) in try connection.listNodeDeviceXMLs(.mdevParents, active: nil, persistent: nil, failed: failed(.nodeDevice)) {
+        for (name, xml) in try connection.listNodeDeviceXMLs(.mdevParents, active: nil, persistent: nil, fetched: xmlFetched) {
             do {
                 if case .parent(let parent) = try NodeDeviceXML.parse(xml, fallbackName: name) {
                     parents.append(parent)
@@ -103,7 +106,9 @@ public enum FullSync {
             } catch { problems.append(error) }
         }
         var domains: [DomainInfo] = []
-        for name in try connection.listDomains() {
+        let domainNames = try connection.listDomains()
+        progress()
+        for name in domainNames {
             guard let record = try orFailed(.domain, name, { try connection.domain(named: name) }) else { continue }
             do {
                 domains.append(try DomainInfo(record))

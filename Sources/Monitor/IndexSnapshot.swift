@@ -26,8 +26,8 @@ public struct MonitorStatus: Hashable, Sendable {
     public var events: [EventCounterKey: Int] = [:]
     /// The host of the last connection (kept while disconnected); nil before the first.
     public var host: WatchedHost?
-    /// A libvirt call that has not returned within `LibvirtCallWatch`'s bound; nil otherwise.
-    public var stuckCall: StuckLibvirtCall?
+    /// What a libvirt call that has not returned within `LibvirtCallWatch`'s bound does; nil otherwise.
+    public var stuckCall: String?
     /// Objects libvirt lists but fails to give (a sick device), with its message; each keeps its last known
     /// state in the index until it reads again.
     public var fetchFailures: [LibvirtObject: String] = [:]

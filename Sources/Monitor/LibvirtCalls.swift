@@ -1,4 +1,3 @@
-public import Foundation
 public import Logging
 public import ServiceLifecycle
 import Synchronization
@@ -8,52 +7,76 @@ import Synchronization
 /// return (libvirtd stuck in an mdevctl callout, a host that stopped answering) is seen rather than
 /// freezing the index while everything reports healthy.
 public final class LibvirtCalls: Sendable {
-    /// One call in flight: what it does, and since when.
+    /// One call in flight: what it does, and since when it last made progress.
     public struct Call: Hashable, Sendable {
+        /// Unique per call; orders calls that started at the same instant.
+        public let id: Int
         public let operation: String
-        public let started: ContinuousClock.Instant
+        public fileprivate(set) var started: ContinuousClock.Instant
+
+        /// Older first; of two with the same start, the one registered first.
+        func isOlder(than other: Call) -> Bool { (started, id) < (other.started, other.id) }
     }
 
     private struct State {
         var next = 0
         var calls: [Int: Call] = [:]
+        /// Calls the watch reported as stuck, and how long each had waited when it returned.
+        var watched: [Int: Duration?] = [:]
     }
 
     private let state = Mutex(State())
 
     public init() {}
 
-    /// Runs the blocking `body` as the call `operation`, in flight until it returns or throws.
-    public func tracking<T>(_ operation: String, _ body: () throws -> T) rethrows -> T {
+    /// Runs the blocking `body` as the call `operation`, in flight until it returns or throws. A body that
+    /// makes many RPCs (a full sync) calls the `progress` it is given after each, so that only one RPC
+    /// that does not return counts as stuck, not a long sync of a big host.
+    public func tracking<T>(_ operation: String, _ body: (_ progress: () -> Void) throws -> T) rethrows -> T {
         let id = state.withLock { state in
             state.next += 1
-            state.calls[state.next] = Call(operation: operation, started: .now)
+            state.calls[state.next] = Call(id: state.next, operation: operation, started: .now)
             return state.next
         }
-        defer { state.withLock { _ = $0.calls.removeValue(forKey: id) } }
-        return try body()
+        defer {
+            state.withLock { state in
+                guard let call = state.calls.removeValue(forKey: id) else { return }
+                if state.watched[id] != nil { state.watched[id] = .now - call.started }
+            }
+        }
+        return try body { self.state.withLock { $0.calls[id]?.started = .now } }
+    }
+
+    /// `tracking` for a body that makes one RPC.
+    public func tracking<T>(_ operation: String, _ body: () throws -> T) rethrows -> T {
+        try tracking(operation) { (_: () -> Void) in try body() }
     }
 
     /// The call that has waited longest; nil when none is in flight.
     public var oldest: Call? {
-        state.withLock { $0.calls.values.min { $0.started < $1.started } }
+        state.withLock { $0.calls.values.min { $0.isOlder(than: $1) } }
     }
 
     /// How long the oldest call has waited, in seconds; zero when none is in flight.
     public var oldestSeconds: Double {
         guard let oldest else { return 0 }
-        return LibvirtCallWatch.interval(.now - oldest.started)
+        return (.now - oldest.started).seconds
     }
-}
 
-/// A libvirt call that has not returned within the bound: what `/healthz` and the landing page report.
-public struct StuckLibvirtCall: Hashable, Sendable {
-    public var operation: String
-    public var since: Date
+    /// Remembers when the call `id` returns (the watch reported it as stuck).
+    func watch(_ id: Int) {
+        state.withLock { state in
+            if state.calls[id] != nil { state.watched[id] = .some(nil) }
+        }
+    }
 
-    public init(operation: String, since: Date) {
-        self.operation = operation
-        self.since = since
+    /// How long the watched call `id` waited in all, once it has returned; nil while it runs.
+    func returned(_ id: Int) -> Duration? {
+        state.withLock { state in
+            guard case .some(.some(let waited)) = state.watched[id] else { return nil }
+            state.watched[id] = nil
+            return waited
+        }
     }
 }
 
@@ -74,6 +97,8 @@ public struct LibvirtCallWatch: Service {
         self.calls = calls
         self.index = index
         self.stuckAfter = stuckAfter
+        var logger = logger
+        logger[metadataKey: LogKey.libvirtURI] = .string(index.snapshot.status.uri)
         self.logger = logger
     }
 
@@ -90,30 +115,28 @@ public struct LibvirtCallWatch: Service {
                 break
             }
             let stuck = calls.oldest.flatMap { ContinuousClock.now - $0.started >= stuckAfter ? $0 : nil }
-            guard stuck != reported else { continue }
+            guard stuck?.id != reported?.id else { continue }
             if let reported {
-                // The reported call is no longer the oldest in flight: it returned.
-                let waited = ContinuousClock.now - reported.started
-                logger.notice("libvirt answered '\(reported.operation)' after \(Self.seconds(waited))",
+                // No longer the oldest call in flight: it returned.
+                let waited = calls.returned(reported.id).map { " after \($0.seconds.formatted(.number.precision(.fractionLength(1)))) s" } ?? ""
+                logger.notice("libvirt answered '\(reported.operation)'\(waited)",
                               metadata: MessageID.libvirtCallReturned.metadata.merging([LogKey.libvirtCall: .string(reported.operation)]) { $1 })
             }
             if let stuck {
-                let waited = ContinuousClock.now - stuck.started
+                calls.watch(stuck.id)
                 logger.warning(
-                    "libvirt has not answered '\(stuck.operation)' for \(Self.seconds(waited)): the index is not following libvirt meanwhile, and /healthz says so",
+                    "libvirt has not answered '\(stuck.operation)' for \(Int((ContinuousClock.now - stuck.started).seconds)) s: the index is not following libvirt meanwhile, and /healthz says so",
                     metadata: MessageID.libvirtCallStuck.metadata.merging([LogKey.libvirtCall: .string(stuck.operation)]) { $1 })
             }
-            let mark = stuck.map { StuckLibvirtCall(operation: $0.operation, since: Date.now - Self.interval(ContinuousClock.now - $0.started)) }
-            await index.recordStuckCall(mark)
+            await index.recordStuckCall(stuck?.operation)
             reported = stuck
         }
     }
+}
 
-    static func interval(_ d: Duration) -> TimeInterval {
-        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-    }
-
-    static func seconds(_ d: Duration) -> String {
-        "\(Int(interval(d).rounded())) s"
+extension Duration {
+    /// The duration in seconds, fractions included.
+    public var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) * 1e-18
     }
 }

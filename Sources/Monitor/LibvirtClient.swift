@@ -342,18 +342,19 @@ final class LibvirtClient: LibvirtConnection, @unchecked Sendable {
     var isLocal: Bool { LibvirtURI.isLocal(uri) }
 
     func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?,
-                            failed: (_ name: String, _ error: LibvirtError) -> Void) throws -> [(name: String, xml: String)] {
+                            fetched: (_ name: String, _ error: LibvirtError?) -> Void) throws -> [(name: String, xml: String)] {
         var out: [(name: String, xml: String)] = []
         try forEachListed(which, active: active, persistent: persistent) { dev, name in
             guard let raw = virNodeDeviceGetXMLDesc(dev, 0) else {
                 let error = Self.lastError(operation: "get XML of node device", object: name)
                 // Vanished since the listing: not an error of the sync. A lost connection fails the listing;
                 // anything else is this device's own failure.
-                if error.isNoSuchObject { return }
+                if error.isNoSuchObject { return fetched(name, nil) }
                 guard isAlive else { throw error }
-                failed(name, error)
+                fetched(name, error)
                 return
             }
+            fetched(name, nil)
             out.append((name, String(cString: raw)))
             free(raw)
         }

@@ -116,12 +116,13 @@ public protocol LibvirtConnection: AnyObject, Sendable {
     /// One listing RPC, then one XML RPC per listed device (no lookups, no flag calls): the full sync's
     /// cost floor. `active` filters mdevs by state and `persistent` by persistence (nil: both); the names
     /// come with their XML. A device that vanishes between the listing and its XML is left out; one whose
-    /// XML libvirt fails to give for any other reason (a sick device's sysfs read) is left out and handed
-    /// to `failed`, so one object never fails the listing.
+    /// XML libvirt fails to give for any other reason (a sick device's sysfs read) is left out too, so one
+    /// object never fails the listing. `fetched` is called after each device's XML RPC, with libvirt's
+    /// error when it failed.
     /// - Precondition: `persistent` is nil unless `version.readsDefinitions` (older libvirt rejects the filter).
     /// - Throws: when the listing itself fails, or the connection is lost.
     func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?,
-                            failed: (_ name: String, _ error: LibvirtError) -> Void) throws -> [(name: String, xml: String)]
+                            fetched: (_ name: String, _ error: LibvirtError?) -> Void) throws -> [(name: String, xml: String)]
     /// Whether this connection's libvirtd runs on this host, so mdevctl's definitions in
     /// `/etc/mdevctl.d` are the ones it reads (a remote URI names a host or a transport).
     var isLocal: Bool { get }
@@ -170,7 +171,7 @@ public protocol LibvirtConnector: Sendable {
 }
 
 /// A node device or domain by name: what a failed read is about.
-public struct LibvirtObject: Hashable, Sendable, Comparable {
+public struct LibvirtObject: Hashable, Sendable, Comparable, CustomStringConvertible {
     public enum Kind: String, Hashable, Sendable, Comparable {
         case nodeDevice = "node_device"
         case domain
@@ -190,4 +191,7 @@ public struct LibvirtObject: Hashable, Sendable, Comparable {
 
     /// "node device X" or "domain X", as the journal names it.
     public var description: String { "\(kind == .nodeDevice ? "node device" : "domain") \(name)" }
+
+    /// The journal field that names it.
+    public var logKey: String { kind == .domain ? LogKey.domainName : LogKey.mdevName }
 }

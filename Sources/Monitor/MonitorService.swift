@@ -148,7 +148,9 @@ public final class MonitorService: Service, Sendable {
     }
 
     private func sync(_ connection: any LibvirtConnection) async throws {
-        let result = try await Blocking.run { [calls] in try calls.tracking("full sync") { try FullSync.read(from: connection) } }
+        let result = try await Blocking.run { [calls] in
+            try calls.tracking("full sync") { progress in try FullSync.read(from: connection, progress: progress) }
+        }
         for problem in result.problems {
             logger.error("skipping device: \(problem)", metadata: MessageID.libvirtOperationFailed.metadata)
         }
@@ -219,37 +221,17 @@ public final class MonitorService: Service, Sendable {
             // list before the DELETED, whose fetch then no longer knows the parent).
             let known = index.snapshot.state.device(named: name)
             // nil record: the device vanished between the event and the fetch.
-            let fetched = try await Blocking.run { [calls] () -> (ParsedNodeDevice?, DeviceFlags, MdevConfig?, ParentDevice?, (String, LibvirtError)?) in
+            let fetched = try await Blocking.run { [calls] in
                 try calls.tracking("fetch node device \(name)") {
-                let record = try connection.nodeDevice(named: name)
-                let parsed = try record.map { try NodeDeviceXML.parse($0.xml, fallbackName: name) }
-                let flags = record?.flags ?? DeviceFlags(active: false, persistent: false, autostart: false)
-                let definedConfig = NodeDeviceXML.config(ofDefinition: record?.definedXML)
-                // An mdev's start or stop moves its parent's available instances: refresh the parent too.
-                var parentName: String?
-                if refreshParent, case .mdev(let def)? = parsed {
-                    parentName = def.parent
-                } else if refreshParent || (record == nil && known?.active == true) {
-                    parentName = known?.parent
-                }
-                guard let parentName else { return (parsed, flags, definedConfig, nil, nil) }
-                do {
-                    guard let parentRecord = try connection.nodeDevice(named: parentName),
-                          case .parent(let parent) = try NodeDeviceXML.parse(parentRecord.xml, fallbackName: parentName)
-                    else { return (parsed, flags, definedConfig, nil, nil) }
-                    return (parsed, flags, definedConfig, parent, nil)
-                } catch let error as LibvirtError where connection.isAlive {
-                    // A sick parent does not keep its mdev's change out of the index.
-                    return (parsed, flags, definedConfig, nil, (parentName, error))
-                }
+                    try Self.fetchNodeDevice(name, refreshParent: refreshParent, known: known, from: connection)
                 }
             }
             await recordFetch(LibvirtObject(.nodeDevice, name), failure: nil)
-            if let parentName = fetched.4.map({ $0.0 }) {
-                await recordFetch(LibvirtObject(.nodeDevice, parentName), failure: fetched.4.map { $0.1 })
+            if let parent = fetched.parentRead {
+                await recordFetch(LibvirtObject(.nodeDevice, parent.name), failure: parent.error)
             }
             await index.mutate(events: counts) { state in
-                let (parsed, flags, definedConfig, parent, _) = fetched
+                let (parsed, flags, definedConfig, parent) = (fetched.parsed, fetched.flags, fetched.definedConfig, fetched.parent)
                 guard let parsed else {
                     return state.removeDevice(named: name) + state.removeParent(named: name)
                         + (parent.map { state.upsertParent($0) } ?? [])
@@ -277,6 +259,46 @@ public final class MonitorService: Service, Sendable {
             logger.error("event for node device \(name) not applied: \(error)",
                          metadata: Self.errorFields(error, LogKey.mdevName, name))
         }
+    }
+
+    /// What an event's fetch of a node device found, with its parent when that was re-read.
+    private struct FetchedNodeDevice: Sendable {
+        /// nil: the device no longer exists.
+        var parsed: ParsedNodeDevice?
+        var flags: DeviceFlags
+        var definedConfig: MdevConfig?
+        var parent: ParentDevice?
+        /// The parent re-read, and libvirt's error when that read failed (its mark is set or cleared).
+        var parentRead: (name: String, error: LibvirtError?)?
+    }
+
+    /// Fetches `name` and, when its change moves the parent's available instances, the parent. A parent
+    /// libvirt fails to give does not keep the device's own change out of the index.
+    private static func fetchNodeDevice(_ name: String, refreshParent: Bool, known: MdevDevice?,
+                                        from connection: any LibvirtConnection) throws -> FetchedNodeDevice {
+        let record = try connection.nodeDevice(named: name)
+        var fetched = FetchedNodeDevice(
+            parsed: try record.map { try NodeDeviceXML.parse($0.xml, fallbackName: name) },
+            flags: record?.flags ?? DeviceFlags(active: false, persistent: false, autostart: false),
+            definedConfig: NodeDeviceXML.config(ofDefinition: record?.definedXML))
+        // An mdev's start or stop moves its parent's available instances: refresh the parent too.
+        var parentName: String?
+        if refreshParent, case .mdev(let def)? = fetched.parsed {
+            parentName = def.parent
+        } else if refreshParent || (record == nil && known?.active == true) {
+            parentName = known?.parent
+        }
+        guard let parentName else { return fetched }
+        do {
+            if let parentRecord = try connection.nodeDevice(named: parentName),
+               case .parent(let parent) = try NodeDeviceXML.parse(parentRecord.xml, fallbackName: parentName) {
+                fetched.parent = parent
+            }
+            fetched.parentRead = (parentName, nil)
+        } catch let error as LibvirtError where connection.isAlive {
+            fetched.parentRead = (parentName, error)
+        }
+        return fetched
     }
 
     private func handleDomain(_ name: String, _ kinds: Set<DomainEventKind>, _ counts: [EventCounterKey: Int],
@@ -325,13 +347,13 @@ public final class MonitorService: Service, Sendable {
     private func reportFetchFailures(from before: [LibvirtObject: String], to after: [LibvirtObject: String]) {
         for (object, message) in after.sorted(by: { $0.key < $1.key }) where before[object] == nil {
             var fields = MessageID.libvirtOperationFailed.metadata
-            fields[object.kind == .domain ? LogKey.domainName : LogKey.mdevName] = .string(object.name)
+            fields[object.logKey] = .string(object.name)
             fields[LogKey.error] = .string(message)
-            logger.error("libvirt cannot read \(object.description): \(message); its last known state is kept, marked in mdev_libvirt_fetch_failed, until it reads again",
+            logger.error("libvirt cannot read \(object): \(message); its last known state is kept, marked in mdev_libvirt_fetch_failed, until it reads again",
                          metadata: fields)
         }
         for object in before.keys.sorted() where after[object] == nil {
-            logger.notice("libvirt reads \(object.description) again", metadata: [object.kind == .domain ? LogKey.domainName : LogKey.mdevName: .string(object.name)])
+            logger.notice("libvirt reads \(object) again", metadata: [object.logKey: .string(object.name)])
         }
     }
 

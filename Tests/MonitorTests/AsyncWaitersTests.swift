@@ -77,13 +77,15 @@ import Testing
     /// A blocking call abandoned on cancellation returns at once; what it returns later is handed to
     /// `abandon`, not lost.
     @Test func anAbandonedBlockingCallIsDisposedOf() async throws {
-        let release = DispatchSemaphore(value: 0)
+        let started = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
         let abandoned = Mutex<[Int]>([])
         let call = Task {
-            try await Blocking.runAbandoningOnCancel({ release.wait(); return 42 }, abandon: { value in
+            try await Blocking.runAbandoningOnCancel({ started.signal(); release.wait(); return 42 }, abandon: { value in
                 abandoned.withLock { $0.append(value) }
             })
         }
+        // Cancelled while the call runs (one cancelled before it begins is not made at all).
+        await Blocking.perform { started.wait() }
         call.cancel()
         await #expect(throws: CancellationError.self) { try await call.value }
         release.signal()

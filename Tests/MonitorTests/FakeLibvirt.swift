@@ -360,12 +360,12 @@ final class FakeConnection: LibvirtConnection {
     var version: LibvirtVersion { server.version.withLock { $0 } }
 
     func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?,
-                            failed: (_ name: String, _ error: LibvirtError) -> Void) throws -> [(name: String, xml: String)] {
+                            fetched: (_ name: String, _ error: LibvirtError?) -> Void) throws -> [(name: String, xml: String)] {
         try checkOpen("list node devices", uri)
         return try server.listWithXML(which, active: active, persistent: persistent, counted: counted).filter { name, _ in
-            guard let error = server.sickError(name) else { return true }
-            failed(name, error)
-            return false
+            let error = server.sickError(name)
+            fetched(name, error)
+            return error == nil
         }
     }
 

@@ -26,7 +26,7 @@ import Testing
             fake.emit(.nodeDevice(name: device.name, kind: .defined))
             #expect(await eventually { h.snapshot.status.stuckCall != nil }, "the stuck fetch was not reported")
             let operation = "fetch node device \(device.name)"
-            #expect(h.snapshot.status.stuckCall?.operation == operation)
+            #expect(h.snapshot.status.stuckCall == operation)
             #expect(Endpoints.health(h.snapshot.status) == (false, "libvirt call not returning: \(operation)"))
             #expect(h.service.calls.oldestSeconds >= 0.3)
             let warnings = log.records(.libvirtCallStuck)
@@ -59,7 +59,7 @@ import Testing
             let watch = LibvirtCallWatch(calls: h.service.calls, index: h.service.index, stuckAfter: .milliseconds(200), logger: log.logger)
             let watching = Task { try await watch.run() }
             defer { watching.cancel() }
-            #expect(await eventually { h.snapshot.status.stuckCall?.operation == "connect to test:///fake" })
+            #expect(await eventually { h.snapshot.status.stuckCall == "connect to test:///fake" })
             fake.connectsPaused.store(false, ordering: .sequentiallyConsistent)
             await h.waitForFirstSync()
             #expect(await eventually { h.snapshot.status.stuckCall == nil })

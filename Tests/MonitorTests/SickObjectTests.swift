@@ -55,7 +55,10 @@ import TestSupport
             #expect(log.records(.libvirtOperationFailed).filter { $0.level == .error }.count == 2)
 
             // An event whose fetch fails again says nothing new; one more resync neither.
+            let defined = EventCounterKey(source: "domain", event: "defined")
+            let counted = h.snapshot.status.events[defined] ?? 0
             fake.emit(.domain(name: Self.domain, kind: .defined))
+            #expect(await eventually { (h.snapshot.status.events[defined] ?? 0) > counted }, "the event was not handled")
             fake.closeConnection(reason: "libvirtd restarted")
             #expect(await eventually { h.snapshot.status.reconnects > reconnects + 1 && h.snapshot.status.synced })
             #expect(log.records(.libvirtOperationFailed).filter { $0.level == .error }.count == 2)
@@ -92,6 +95,12 @@ import TestSupport
             fake.emit(.nodeDevice(name: device.name, kind: .created))
             #expect(await eventually { h.snapshot.state.device(named: device.name)?.active == true })
             #expect(await eventually { h.snapshot.status.fetchFailures[LibvirtObject(.nodeDevice, parent)] != nil })
+
+            // The parent reads again at the next re-read through its mdev: the mark goes.
+            fake.heal(parent)
+            fake.updateFlags(of: device.name) { $0.active = false }
+            fake.emit(.nodeDevice(name: device.name, kind: .deleted))
+            #expect(await eventually { h.snapshot.status.fetchFailures.isEmpty }, "the parent's mark stayed")
         }
     }
 }
