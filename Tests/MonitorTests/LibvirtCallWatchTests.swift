@@ -67,6 +67,27 @@ import Testing
         }
     }
 
+    /// A full sync reports progress after each RPC, so only one RPC that does not return is stuck, not a
+    /// long sync of a big host.
+    @Test func progressRestartsACallsClock() throws {
+        let fake = try MonitorServiceEventTests.populatedFake()
+        let connection = try fake.connect(uri: "test:///fake", readOnly: true)
+        defer { connection.close() }
+        let calls = LibvirtCalls()
+        var restamps = 0
+        _ = try calls.tracking("full sync") { progress in
+            try FullSync.read(from: connection) {
+                let before = calls.oldest?.started
+                while ContinuousClock.now == before {}
+                progress()
+                if let before, let after = calls.oldest?.started, after > before { restamps += 1 }
+            }
+        }
+        // Two mdev listings, the parents' listing, the domain listing and one domain fetch at least.
+        #expect(restamps >= 5, "\(restamps)")
+        #expect(calls.oldest == nil)
+    }
+
     @Test func theWatchLooksOftenEnoughForItsBound() {
         let index = DeviceIndex(uri: "test:///fake")
         let logger = Logger(label: "test")
