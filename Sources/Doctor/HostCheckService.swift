@@ -77,6 +77,8 @@ public struct HostCheckService: Service {
     public let results = HostCheckResults()
     private let requests: AsyncStream<Void>
     private let requestContinuation: AsyncStream<Void>.Continuation
+    private let followRequests: AsyncStream<Void>
+    private let followContinuation: AsyncStream<Void>.Continuation
 
     /// - Parameters:
     ///   - config: the configuration in effect and its file's last load error, read at each run
@@ -104,10 +106,14 @@ public struct HostCheckService: Service {
         self.logger = logger
         // Requests coalesce: a run already pending covers any number of further SIGHUPs.
         (requests, requestContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (followRequests, followContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Asks for another run (the SIGHUP path); returns at once.
     public func requestRun() { requestContinuation.yield() }
+
+    /// Asks for the index checks to be judged again (the policy's verdicts changed); returns at once.
+    public func requestFollow() { followContinuation.yield() }
 
     public func run() async throws {
         let wait = waitForFirstSync, timeout = firstSyncTimeout
@@ -132,11 +138,14 @@ public struct HostCheckService: Service {
         await withDiscardingTaskGroup { group in
             if let indexChanges {
                 group.addTask {
-                    for await _ in indexChanges.cancelOnGracefulShutdown() {
-                        // Changes arriving meanwhile are handed out together by the next iteration.
-                        do { try await Task.sleep(for: self.settle) } catch { break }
-                        self.followIndex()
-                    }
+                    for await _ in indexChanges.cancelOnGracefulShutdown() { self.requestFollow() }
+                }
+            }
+            group.addTask {
+                for await _ in self.followRequests.cancelOnGracefulShutdown() {
+                    // Requests arriving meanwhile coalesce into one more iteration.
+                    do { try await Task.sleep(for: self.settle) } catch { break }
+                    self.followIndex()
                 }
             }
             for await _ in requests.cancelOnGracefulShutdown() {

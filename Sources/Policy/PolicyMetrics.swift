@@ -65,14 +65,23 @@ public final class PolicyMetrics: Sendable {
         var sorted: (problems: [ReferenceProblem], verdicts: [(domain: String, verdict: DomainVerdict)])?
     }
     private let references = Mutex(References())
+    private let evaluated = Mutex<[@Sendable () -> Void]>([])
+
+    /// Calls `handler` after each evaluation of the verdicts (quick, non-blocking handlers only): a verdict
+    /// can change without an index change, when a restore starts or gives up.
+    public func onReferencesEvaluated(_ handler: @escaping @Sendable () -> Void) {
+        evaluated.withLock { $0.append(handler) }
+    }
 
     /// Runs one evaluation on the verdicts, holding them: a reload's and the change consumer's
     /// evaluations never interleave, and a scrape sees one evaluation whole.
     func evaluateReferences<T>(_ body: (inout ReferenceTracker) -> T) -> T {
-        references.withLock { r in
+        let result = references.withLock { r in
             r.sorted = nil
             return body(&r.tracker)
         }
+        for handler in evaluated.withLock({ $0 }) { handler() }
+        return result
     }
 
     func count(policy: String, action: String, result: String) {

@@ -108,6 +108,7 @@ extension Mdevmon {
                 },
                 waitForFirstSync: { await policy.waitForFirstEvaluation() },
                 indexChanges: await monitor.index.subscribe(), logger: logger)
+            policy.metrics.onReferencesEvaluated { hostChecks.requestFollow() }
             let hostExport = HostCheckExport(results: hostChecks.results, metrics: policy.metrics, configFile: configFile)
             let exporterConfig = ExporterConfiguration(
                 listenAddresses: listenAddresses.isEmpty ? [.default] : listenAddresses,

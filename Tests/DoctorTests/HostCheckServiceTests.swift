@@ -1,7 +1,7 @@
 @testable import Doctor
 import Foundation
 import Monitor
-import Policy
+@testable import Policy
 import TestSupport
 import Testing
 
@@ -109,6 +109,36 @@ import Testing
             await index.mutate { state in state.removeParent(named: Sample.parent) }
             #expect(await eventually { status(HostCheckID.unparentedMdevs) == .fail })
             #expect(await eventually { journaled(HostCheckID.unparentedMdevs).map(\.level) == [.error, .info, .error] })
+        }
+    }
+}
+
+/// A verdict can change without an index change (a restore gives up): the policy's evaluation asks the
+/// index checks to be judged again.
+@Suite struct HostCheckVerdictFollowTests {
+    @Test func aVerdictChangeAloneIsFollowed() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let index = DeviceIndex(uri: "test:///verdicts")
+        let uuid = Sample.uuid()
+        await index.replace(with: Sample.state([Sample.device(uuid)], domains: [Sample.domain("vm1", uuids: [uuid], autostart: true)]))
+        // At boot the policy says the domain waits for a restore; later the restore gives up.
+        let metrics = PolicyMetrics()
+        metrics.setProblems([ReferenceProblem(domain: "vm1", uuid: uuid, reason: .restoring, domainAutostart: true)], enabled: true)
+        let service = HostCheckService(
+            uri: "test:///verdicts", readOnly: true, inputs: HostDoctor.Inputs(stateDir: dir.path),
+            config: { [file = dir.path + "/mdevmon.yaml"] in HostDoctor.LoadedConfig(file: file, config: PolicyConfig()) },
+            snapshot: { index.snapshot }, referenceProblems: { metrics.snapshot.problems }, waitForFirstSync: {},
+            probe: { LibvirtProbe(uri: $0, readOnly: $1, version: LibvirtVersion(major: 9, minor: 0, micro: 0)) },
+            indexChanges: await index.subscribe(), settle: .milliseconds(20), logger: LogCapture().logger)
+        metrics.onReferencesEvaluated { service.requestFollow() }
+        func status() -> HostCheck.Status? { service.results.report?.checks.first { $0.id == HostCheckID.domainsBlocked }?.status }
+        await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await service.run() }
+            defer { group.cancelAll() }
+            #expect(await eventually { status() == .pass }, "a restore under way is no alarm")
+            metrics.setProblems([ReferenceProblem(domain: "vm1", uuid: uuid, reason: .inactive, domainAutostart: true)], enabled: true)
+            #expect(await eventually { status() == .fail }, "the give-up was not followed")
         }
     }
 }
