@@ -87,7 +87,11 @@ struct LibvirtRestartTests {
             #expect(await eventually { monitor.device(uuid: first) != nil })
 
             let pid = getpid()
-            let fdsBefore = ProcessResources.openFDs(), rssBefore = ProcessResources.rssKiB()
+            // Counted: the fds a leaked connection or watch would hold (sockets, pipes, inotify, files). Not
+            // counted: epoll, eventfd and timerfd, which came in sets of three now and then and stayed (CI:
+            // 37 → 40 at round 5). mdevmon opens none of them (it polls through libvirt's event loop); they are
+            // run-loop machinery of the test process's own threads (Foundation's `Process` for virsh and ps).
+            let fdsBefore = ProcessResources.leakableFDs(), rssBefore = ProcessResources.rssKiB()
             var fds: [Int] = [], rss: [Int] = []
             for round in 1...Self.rounds {
                 let reconnects = monitor.index.snapshot.status.reconnects
@@ -116,12 +120,12 @@ struct LibvirtRestartTests {
                 // A connection being released (the fresh list's, or libvirt's own after a reconnect) holds a
                 // socket and a wakeup pipe for a moment (CI saw 35 → 38 steady, 41 with one in flight): wait
                 // for them to go, then sample. A leak never goes, and the floor check below sees a slow one.
-                #expect(await eventually { ProcessResources.openFDs() - fdsBefore <= 6 },
-                        "round \(round): fds grew: \(fdsBefore) → \(ProcessResources.openFDs()): \(ProcessResources.fdTargets())")
-                fds.append(ProcessResources.openFDs())
+                #expect(await eventually { ProcessResources.leakableFDs() - fdsBefore <= 6 },
+                        "round \(round): fds grew: \(fdsBefore) → \(ProcessResources.leakableFDs()): \(ProcessResources.fdTargets())")
+                fds.append(ProcessResources.leakableFDs())
                 rss.append(ProcessResources.rssKiB())
                 // One line a round, so a soak cut short still reports what it saw.
-                print("restart soak round \(round): index equals a fresh list; libvirtd clients 1; fds \(fds.last!); RSS \(rss.last! / 1024) MiB")
+                print("restart soak round \(round): index equals a fresh list; libvirtd clients 1; fds \(fds.last!) counted (all: \(ProcessResources.fdKinds())); RSS \(rss.last! / 1024) MiB")
             }
             print("restart soak: \(Self.rounds) rounds; fds \(fdsBefore) → \(fds.min() ?? 0)…\(fds.max() ?? 0); RSS \(rssBefore / 1024) → \((rss.min() ?? 0) / 1024)…\((rss.max() ?? 0) / 1024) MiB (first round \((rss.first ?? 0) / 1024), last \((rss.last ?? 0) / 1024))")
             // A leak raises the floor: compare the lowest of the last rounds with the lowest of the first.

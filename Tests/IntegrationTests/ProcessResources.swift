@@ -37,6 +37,22 @@ enum ProcessResources {
         }.sorted()
     }
 
+    /// Open fds of `pid` other than run-loop machinery (`anon_inode:[eventpoll]`, `[eventfd]`, `[timerfd]`).
+    static func leakableFDs(of pid: Int32 = getpid()) -> Int {
+        let runLoop: Set = ["anon_inode:[eventpoll]", "anon_inode:[eventfd]", "anon_inode:[timerfd]"]
+        return fdTargets(of: pid).count { !runLoop.contains($0) }
+    }
+
+    /// How many open fds of `pid` point at each kind of target (`socket`, `pipe`, `anon_inode:[eventfd]`,
+    /// a path), for the soak's per-round line.
+    static func fdKinds(of pid: Int32 = getpid()) -> String {
+        let kinds = fdTargets(of: pid).map { target in
+            target.hasPrefix("socket:") ? "socket" : target.hasPrefix("pipe:") ? "pipe" : target
+        }
+        return Dictionary(kinds.map { ($0, 1) }, uniquingKeysWith: +).sorted { $0.key < $1.key }
+            .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
+
     /// Resident set size of `pid` in KiB (`VmRSS`).
     static func rssKiB(of pid: Int32 = getpid()) -> Int {
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
