@@ -1,5 +1,6 @@
 @testable import Doctor
 import Foundation
+import Logging
 import Monitor
 @testable import Policy
 import TestSupport
@@ -77,12 +78,7 @@ import Testing
         // At boot: the mdev is defined, its GPU's vendor driver not up yet, an autostart domain waits for it.
         await index.replace(with: Sample.state([device], domains: [Sample.domain("vm1", uuids: [uuid], autostart: true)], parents: []))
         let log = LogCapture()
-        let service = HostCheckService(
-            uri: "test:///follow", readOnly: true, inputs: HostDoctor.Inputs(stateDir: dir.path),
-            config: { [file = dir.path + "/mdevmon.yaml"] in HostDoctor.LoadedConfig(file: file, config: PolicyConfig()) },
-            snapshot: { index.snapshot }, waitForFirstSync: {},
-            probe: { LibvirtProbe(uri: $0, readOnly: $1, version: LibvirtVersion(major: 9, minor: 0, micro: 0)) },
-            indexChanges: await index.subscribe(), settle: .milliseconds(20), logger: log.logger)
+        let service = await HostCheckService.following(index, dir: dir, logger: log.logger)
         func status(_ id: String) -> HostCheck.Status? { service.results.report?.checks.first { $0.id == id }?.status }
         func journaled(_ id: String) -> [LogRecord] { log.records.filter { $0.value(LogKey.checkID) == id } }
         await withThrowingTaskGroup(of: Void.self) { group in
@@ -125,12 +121,8 @@ import Testing
         // At boot the policy says the domain waits for a restore; later the restore gives up.
         let metrics = PolicyMetrics()
         metrics.setProblems([ReferenceProblem(domain: "vm1", uuid: uuid, reason: .restoring, domainAutostart: true)], enabled: true)
-        let service = HostCheckService(
-            uri: "test:///verdicts", readOnly: true, inputs: HostDoctor.Inputs(stateDir: dir.path),
-            config: { [file = dir.path + "/mdevmon.yaml"] in HostDoctor.LoadedConfig(file: file, config: PolicyConfig()) },
-            snapshot: { index.snapshot }, referenceProblems: { metrics.snapshot.problems }, waitForFirstSync: {},
-            probe: { LibvirtProbe(uri: $0, readOnly: $1, version: LibvirtVersion(major: 9, minor: 0, micro: 0)) },
-            indexChanges: await index.subscribe(), settle: .milliseconds(20), logger: LogCapture().logger)
+        let service = await HostCheckService.following(index, dir: dir, referenceProblems: { metrics.snapshot.problems },
+                                                       logger: LogCapture().logger)
         metrics.onReferencesEvaluated { service.requestFollow() }
         func status() -> HostCheck.Status? { service.results.report?.checks.first { $0.id == HostCheckID.domainsBlocked }?.status }
         await withThrowingTaskGroup(of: Void.self) { group in
@@ -140,5 +132,20 @@ import Testing
             metrics.setProblems([ReferenceProblem(domain: "vm1", uuid: uuid, reason: .inactive, domainAutostart: true)], enabled: true)
             #expect(await eventually { status() == .fail }, "the give-up was not followed")
         }
+    }
+}
+
+extension HostCheckService {
+    /// A service judging `index` after an immediate first sync, following its changes 20 ms after each,
+    /// with the default configuration and a libvirt 9.0 probe.
+    static func following(_ index: DeviceIndex, dir: TemporaryDirectory,
+                          referenceProblems: @escaping @Sendable () -> [ReferenceProblem]? = { nil },
+                          logger: Logger) async -> HostCheckService {
+        HostCheckService(
+            uri: index.snapshot.status.uri, readOnly: true, inputs: HostDoctor.Inputs(stateDir: dir.path),
+            config: { [file = dir.path + "/mdevmon.yaml"] in HostDoctor.LoadedConfig(file: file, config: PolicyConfig()) },
+            snapshot: { index.snapshot }, referenceProblems: referenceProblems, waitForFirstSync: {},
+            probe: { LibvirtProbe(uri: $0, readOnly: $1, version: LibvirtVersion(major: 9, minor: 0, micro: 0)) },
+            indexChanges: await index.subscribe(), settle: .milliseconds(20), logger: logger)
     }
 }
