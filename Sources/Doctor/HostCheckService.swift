@@ -13,36 +13,36 @@ public final class HostCheckResults: Sendable {
         public var time: Double
     }
 
-    private let state = Mutex<Report?>(nil)
-    private let updates = Mutex(0)
+    /// The last run's report, and how many times its index checks were judged again since start-up.
+    private let state = Mutex<(report: Report?, follows: Int)>((nil, 0))
 
     public init() {}
 
     /// How many times the index checks were judged again between runs.
-    var follows: Int { updates.withLock { $0 } }
+    var follows: Int { state.withLock { $0.follows } }
 
     /// nil until the first run finished.
-    public var report: Report? { state.withLock { $0 } }
+    public var report: Report? { state.withLock { $0.report } }
 
     func publish(_ checks: [HostCheck]) {
         let report = Report(checks: checks, time: Date().timeIntervalSince1970)
-        state.withLock { $0 = report }
+        state.withLock { $0.report = report }
     }
 
     /// Replaces the checks with these ids in the last run's report (nothing before the first run); the
     /// run's time stays.
     /// - Returns: the checks whose status changed, as the report now has them.
     func update(_ checks: [HostCheck]) -> [HostCheck] {
-        state.withLock { report in
-            guard var current = report else { return [] }
+        state.withLock { state in
+            guard var current = state.report else { return [] }
             var changed: [HostCheck] = []
             for check in checks {
                 guard let i = current.checks.firstIndex(where: { $0.id == check.id }) else { continue }
                 if current.checks[i].status != check.status { changed.append(check) }
                 current.checks[i] = check
             }
-            report = current
-            updates.withLock { $0 += 1 }
+            state.report = current
+            state.follows += 1
             return changed
         }
     }
@@ -157,10 +157,15 @@ public struct HostCheckService: Service {
 
     /// Judges the index-only checks again; journals those whose status changed.
     func followIndex() {
-        let snap = snapshot()
-        guard snap.status.synced else { return }
-        let checks = HostDoctor.indexChecks(snap.state, config: config().config, problems: referenceProblems())
+        guard let checks = indexChecksNow() else { return }
         for check in results.update(checks) { Self.journal(check, logger: logger) }
+    }
+
+    /// The index-only checks judged on the index as it is now; nil while it is not synced.
+    private func indexChecksNow() -> [HostCheck]? {
+        let snap = snapshot()
+        guard snap.status.synced else { return nil }
+        return HostDoctor.indexChecks(snap.state, config: config().config, problems: referenceProblems())
     }
 
     /// One run: the libvirt probe and the file reads block, so they run off the cooperative pool. A run
@@ -174,9 +179,7 @@ public struct HostCheckService: Service {
         }, abandon: { _ in }) else { return }
         // The probe may have taken seconds: the index checks judge the index as it is now, so a change
         // followed meanwhile is not undone.
-        let now = snapshot()
-        if now.status.synced {
-            let fresh = HostDoctor.indexChecks(now.state, config: config.config, problems: referenceProblems())
+        if let fresh = indexChecksNow() {
             checks = checks.map { check in fresh.first { $0.id == check.id } ?? check }
         }
         results.publish(checks)
