@@ -148,6 +148,19 @@ public final class EventQueue: Sendable {
         }
     }
 
+    /// Queues a re-read of a node device libvirt sent no event for (a parent sharing its pool of instances
+    /// with one whose instances moved): waits in the update lane like an UPDATE, coalesces with the device's
+    /// own events, and is not counted as an event libvirt sent.
+    func requestRefresh(nodeDevice name: String) {
+        let capacity = capacity
+        mailbox.post { c in
+            guard c.nodeDeviceKinds[name] == nil else { return }
+            if Self.admit(.nodeDevice(name), updateOnly: true, into: &c, capacity: capacity) {
+                c.nodeDeviceKinds[name] = [.updated]
+            }
+        }
+    }
+
     /// Drops every queued object for one resync: a source lost track of what changed (inotify's own
     /// queue overflowed, its directory went away or came back).
     func requestResync(_ reason: ResyncReason) {

@@ -162,11 +162,15 @@ public struct ParentDevice: Hashable, Sendable {
     /// The capability that carries `mdev_types`: `pci`, `ap_matrix`, `css`, …
     public var kind: String
     public var types: [MdevTypeInfo]
+    /// The kernel driver bound to it (`<driver><name>`): nvidia, i915, vfio_ap, mdev_edu, …; parents of one
+    /// driver may share a pool of instances (SR-IOV vGPU VFs).
+    public var driver: String?
 
-    public init(name: String, kind: String, types: [MdevTypeInfo]) {
+    public init(name: String, kind: String, types: [MdevTypeInfo], driver: String? = nil) {
         self.name = name
         self.kind = kind
         self.types = types
+        self.driver = driver
     }
 }
 

@@ -229,6 +229,10 @@ public final class MonitorService: Service, Sendable {
             await recordFetch(LibvirtObject(.nodeDevice, name), failure: nil)
             if let parent = fetched.parentRead {
                 await recordFetch(LibvirtObject(.nodeDevice, parent.name), failure: parent.error)
+                // libvirt sends nothing for the parents that share the pool (SR-IOV vGPU VFs): re-read them too.
+                for sibling in index.snapshot.state.parents(sharingPoolWith: parent.name) {
+                    connection.events.requestRefresh(nodeDevice: sibling)
+                }
             }
             await index.mutate(events: counts) { state in
                 let (parsed, flags, definedConfig, parent) = (fetched.parsed, fetched.flags, fetched.definedConfig, fetched.parent)
@@ -240,7 +244,8 @@ public final class MonitorService: Service, Sendable {
                 switch parsed {
                 case .mdev(let def): changes += state.upsertDevice(def, flags: flags, definedConfig: definedConfig)
                 case .parent(let parent): changes += state.upsertParent(parent)
-                case .other: break
+                // A parent whose driver unbound (or unregistered its types) offers none now: no longer a parent.
+                case .other: changes += state.removeParent(named: name)
                 }
                 if let parent { changes += state.upsertParent(parent) }
                 return changes

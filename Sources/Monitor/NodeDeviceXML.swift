@@ -38,7 +38,7 @@ public enum NodeDeviceXML {
         // mdev_types is nested inside the parent's own capability: pci, ap_matrix, css, …
         let kinds = doc.strings("/device/capability[capability[@type='mdev_types']]/@type")
         if let kind = kinds.first {
-            return .parent(ParentDevice(name: name, kind: kind, types: mdevTypes(doc)))
+            return .parent(ParentDevice(name: name, kind: kind, types: mdevTypes(doc), driver: doc.string("/device/driver/name")))
         }
         return .other(name: name)
     }
