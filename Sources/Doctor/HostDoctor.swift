@@ -109,30 +109,36 @@ public enum HostDoctor {
     }
 
     /// Persistent mdevs that should come up at boot (autostart, or the restore policy's to start)
-    /// whose parent device is not there: libvirt holds them under its placeholder parent.
+    /// whose parent device is not there (libvirt holds them under its placeholder parent), or, inactive,
+    /// whose parent does not offer their type (its vendor driver has not registered it).
     public static func unparentedMdevs(_ state: IndexState?, config: PolicyConfig) -> HostCheck {
         guard let state else {
             return HostCheck(id: HostCheckID.unparentedMdevs, status: .warn, summary: "not checked: libvirt was not read",
                              fix: "make libvirt reachable (see the libvirt check)")
         }
+        func offersType(_ d: MdevDevice) -> Bool { state.parents[d.parent]?.types.contains { $0.id == d.mdevType } == true }
         let stranded = state.devices.values.filter { d in
             guard d.persistent else { return false }
             let wanted = d.autostart || (config.restore.enabled && config.owns(uuid: d.uuid, parent: d.parent, mdevType: d.mdevType))
             let parentMissing = d.parent == IndexState.placeholderParent || state.parents[d.parent] == nil
-            return wanted && parentMissing
+            return wanted && (parentMissing || (!d.active && !offersType(d)))
         }.sorted { $0.key < $1.key }
         guard !stranded.isEmpty else {
             return HostCheck(id: HostCheckID.unparentedMdevs, status: .pass,
-                             summary: "every autostart or restore-owned mdev has its parent")
+                             summary: "every autostart or restore-owned mdev has its parent, offering its type")
         }
         return HostCheck(
             id: HostCheckID.unparentedMdevs, status: .fail,
-            summary: "\(stranded.count) autostart or restore-owned mdev(s) have no parent device: they cannot start",
+            summary: "\(stranded.count) autostart or restore-owned mdev(s) have no parent device offering their type: they cannot start",
             details: stranded.map { d in
+                let autostart = d.autostart ? ", autostart" : ""
+                if d.parent != IndexState.placeholderParent {
+                    return "\(d.uuid): waiting for parent \(d.parent) to offer type \(d.mdevType)\(autostart)"
+                }
                 let address = d.definition.parentAddress.map { " (parent \($0))" } ?? ""
-                return "\(d.uuid) type \(d.mdevType) under \(d.parent)\(address)\(d.autostart ? ", autostart" : "")"
+                return "\(d.uuid) type \(d.mdevType) under \(d.parent)\(address): the parent device is not there\(autostart)"
             },
-            fix: "load the parent's vendor driver (or plug the device); mdevctl list --defined shows each mdev's parent")
+            fix: "load the parent's vendor driver, which registers its mdev types (or plug the device); mdevctl list --defined shows each mdev's parent")
     }
 
     /// Defined domains that would fail to start now: the index's reference problems, or the policy's
@@ -158,7 +164,7 @@ public enum HostDoctor {
             id: HostCheckID.domainsBlocked, status: .fail,
             summary: "\(domains.count) defined domain(s) could not start now",
             details: lines,
-            fix: "per reason: inactive: virsh nodedev-start <device>; missing: define it (mdevctl define) or remove it from the domain (virsh edit <domain>); no_capacity: free an instance of its type on the parent; parent_missing: load the parent's driver; in_use: stop the domain holding it; restoring: wait for mdevmon's restore")
+            fix: "per reason: inactive: virsh nodedev-start <device>; missing: define it (mdevctl define) or remove it from the domain (virsh edit <domain>); no_capacity: free an instance of its type on the parent; type_not_offered: load or fix the parent's vendor driver (it registers the types); parent_missing: load the parent's driver; in_use: stop the domain holding it; restoring: wait for mdevmon's restore")
     }
 
     /// The worst status of a run (pass for none).

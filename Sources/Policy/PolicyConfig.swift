@@ -19,6 +19,10 @@ public struct PolicyConfig: Hashable, Sendable {
         /// How long an autostart device may stay inactive after its parent is present before mdevmon
         /// starts it (mdevctl's udev rule normally does it first).
         public var autostartGracePeriod: Duration = .seconds(30)
+        /// Wait, before the first attempt, until the parent offers the device's type with an instance
+        /// available (a vGPU's vendor driver registers its types seconds or minutes into the boot). Off: try as
+        /// soon as the parent device exists, and retry on the backoff.
+        public var waitForType = true
         public var retryInitial: Duration = .seconds(1)
         public var retryMax: Duration = .seconds(60)
         /// Give up on a device this long after its first attempt.

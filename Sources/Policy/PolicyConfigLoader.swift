@@ -54,12 +54,13 @@ extension PolicyConfig {
                     if k == "restore" {
                         try r.mapping(v, at: "policies.restore", keys: [
                             "enabled", "recreate_transient", "autostart_grace_period", "retry_initial", "retry_max", "deadline",
-                            "max_concurrent",
+                            "max_concurrent", "wait_for_type",
                         ]) { f, x throws(ConfigError) in
                             let path = "policies.restore.\(f)"
                             switch f {
                             case "enabled": config.restore.enabled = try r.bool(x, at: path)
                             case "recreate_transient": config.restore.recreateTransient = try r.bool(x, at: path)
+                            case "wait_for_type": config.restore.waitForType = try r.bool(x, at: path)
                             // A grace period of 0 starts at once and a deadline of 0 tries once; a retry delay
                             // of 0 would retry in a tight loop against libvirtd.
                             case "autostart_grace_period": config.restore.autostartGracePeriod = try r.duration(x, at: path, zero: true)

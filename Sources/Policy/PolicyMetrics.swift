@@ -1,5 +1,32 @@
 import Foundation
+public import Monitor
 import Synchronization
+
+/// A restore waiting, before its first attempt, for its parent to be able to host the device.
+public struct RestoreWaiting: Hashable, Sendable, Comparable {
+    public enum Reason: String, Hashable, Sendable {
+        /// The parent device is not there (libvirt files the mdev under its placeholder parent).
+        case parent
+        /// The parent does not offer the device's type: its driver has not registered it (yet).
+        case type
+        /// The parent offers the type with no instance available.
+        case instance
+    }
+
+    public var uuid: String
+    public var parent: String
+    public var mdevType: String
+    public var reason: Reason
+
+    public init(uuid: String, parent: String, mdevType: String, reason: Reason) {
+        self.uuid = uuid
+        self.parent = parent
+        self.mdevType = mdevType
+        self.reason = reason
+    }
+
+    public static func < (a: Self, b: Self) -> Bool { (a.uuid, a.parent) < (b.uuid, b.parent) }
+}
 
 /// Counters and gauges the policies publish; read by the exporter at scrape time.
 public final class PolicyMetrics: Sendable {
@@ -28,6 +55,8 @@ public final class PolicyMetrics: Sendable {
         /// why that load failed (nil after a success): for the landing page.
         public var lastReloadAttempt: Double
         public var lastReloadError: String?
+        /// The restores waiting for their parent, by device.
+        public var waiting: [MdevKey: RestoreWaiting]
     }
 
     /// Every restore series starts at 0, so `increase()` sees the first failure after a restart.
@@ -39,7 +68,7 @@ public final class PolicyMetrics: Sendable {
         }),
         pending: ["restore": 0], problems: [], verdicts: [:], sortedVerdicts: [], referencesEnabled: true,
         reloadSuccessful: true, lastReloadSuccess: PolicyMetrics.now(), lastReloadAttempt: PolicyMetrics.now(),
-        lastReloadError: nil))
+        lastReloadError: nil, waiting: [:]))
 
     public init() {}
 
@@ -99,6 +128,11 @@ public final class PolicyMetrics: Sendable {
     }
 
     func setPending(_ policy: String, _ n: Int) { state.withLock { $0.pending[policy] = n } }
+
+    /// What a restore waits for now (nil: it no longer waits).
+    func setWaiting(_ key: MdevKey, _ waiting: RestoreWaiting?) {
+        state.withLock { $0.waiting[key] = waiting }
+    }
 
     /// Replaces every domain's problems at once (tests; the policy evaluates domain by domain).
     func setProblems(_ problems: [ReferenceProblem], enabled: Bool) {

@@ -133,7 +133,8 @@ public final class PolicyService: Service, Sendable {
         var parents: Set<String> = [], anyParent = false, wakeAll = false, dirty = false
         for change in changes {
             switch change {
-            case .parentAdded(let parent): parents.insert(parent.name)
+            // A parent appearing, or offering other types or instances (a vendor driver registering its types).
+            case .parentAdded(let parent), .parentChanged(_, let parent): parents.insert(parent.name)
             case .deviceAdded: anyParent = true
             case .connection(.synced): wakeAll = true
             default: break

@@ -65,6 +65,7 @@ final class ReferenceMonitor: Sendable {
         case .missing: "no such mdev exists"
         case .inactive: "the mdev is not active"
         case .noCapacity: "the mdev is not active and its parent has no available instance of its type"
+        case .typeNotOffered: "the mdev is not active and its parent does not offer its type (yet): its driver has not registered it"
         case .parentMissing: "the mdev is not active and its parent device is not present"
         case .inUse: "running domain \(p.heldBy.joined(separator: ", ")) holds the mdev"
         }

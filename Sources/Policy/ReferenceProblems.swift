@@ -8,8 +8,11 @@ public struct ReferenceProblem: Hashable, Sendable, Comparable {
         case missing
         /// Defined but inactive; its parent has room for it, so starting it would do.
         case inactive
-        /// Inactive, and its parent offers no available instance of its type (used up, or not offered).
+        /// Inactive, and its parent offers its type with no instance available (used up).
         case noCapacity = "no_capacity"
+        /// Inactive, and its parent does not offer its type (yet): the parent's driver has not registered it
+        /// (a vGPU's vendor driver still loading at boot, unbound, or its device failing reads).
+        case typeNotOffered = "type_not_offered"
         /// Inactive, and libvirt files it under its placeholder parent: the real parent is not there.
         case parentMissing = "parent_missing"
         /// Active, but another running domain holds it: an mdev serves one VM at a time.
@@ -25,8 +28,9 @@ public struct ReferenceProblem: Hashable, Sendable, Comparable {
             case .inactive, .restoring: 0
             case .inUse: 1
             case .noCapacity: 2
-            case .parentMissing: 3
-            case .missing: 4
+            case .typeNotOffered: 3
+            case .parentMissing: 4
+            case .missing: 5
             }
         }
     }
@@ -94,8 +98,8 @@ extension IndexState {
         }
         if device.parent == IndexState.placeholderParent { return (.parentMissing, []) }
         // A parent outside the index offers no mdev types at all (libvirt lists only parents that do).
-        let available = parents[device.parent]?.types.first { $0.id == device.mdevType }?.availableInstances ?? 0
-        return available > 0 ? (.inactive, []) : (.noCapacity, [])
+        guard let type = parents[device.parent]?.types.first(where: { $0.id == device.mdevType }) else { return (.typeNotOffered, []) }
+        return type.availableInstances > 0 ? (.inactive, []) : (.noCapacity, [])
     }
 
     /// The domains whose reference problems these changes can alter: a device change concerns the
@@ -119,8 +123,8 @@ extension IndexState {
             case .parentAdded(let p), .parentRemoved(let p):
                 parentMoved(p.name, types: nil)
             case .parentChanged(let old, let new):
-                // Blockers ask only whether an instance is available: a count that moves without crossing
-                // zero (every start and stop on the parent moves it) changes no answer.
+                // Blockers ask only whether the type is offered with an instance available: a count that moves
+                // without crossing zero (every start and stop on the parent moves it) changes no answer.
                 let before = Dictionary(old.types.map { ($0.id, $0.availableInstances > 0) }) { a, _ in a }
                 let after = Dictionary(new.types.map { ($0.id, $0.availableInstances > 0) }) { a, _ in a }
                 let crossed = Set(before.keys).union(after.keys).filter { before[$0] != after[$0] }

@@ -67,7 +67,10 @@ final class RestoreRunner: Sendable {
             return false
         }
         if task.reason == .autostart {
-            try? await Task.sleep(for: config().restore.autostartGracePeriod)
+            // Counted from now, when the parent can host it: mdevctl's udev rule normally starts it first.
+            let grace = config().restore.autostartGracePeriod
+            logger.info("mdev \(device.uuid): its parent can host it; giving autostart \(grace) to start it first", metadata: Self.fields(device))
+            try? await Task.sleep(for: grace)
         }
         let outcome = await act(task)
         // A started device stays `restoring` until the index shows it active (the change consumer takes it
@@ -81,21 +84,35 @@ final class RestoreRunner: Sendable {
         if restoring.remove(key) { restoringChanged(key.uuid) }
     }
 
-    /// Waits until the device's parent exists: a CREATED event wakes it, never a poll. While libvirt
-    /// still files the device under its placeholder parent, the real parent is not there yet either.
+    /// Waits until the device's parent can host it: with `wait_for_type` (the default) until the index shows
+    /// the parent offering the device's type with an instance available, otherwise until the parent device
+    /// exists. The index change that shows it (the parent's CREATED, or the UPDATE libvirt sends when a
+    /// vendor driver registers its types) wakes it, never a poll. While libvirt still files the device
+    /// under its placeholder parent, the real parent is not there yet either. Waiting is not failing:
+    /// nothing is counted, and the journal hears of it once per kind of wait, at info.
     /// - Returns: false when cancelled first.
     private func waitForParent(_ task: RestoreTask) async -> Bool {
         let device = task.device
         let fields = Self.fields(device)
-        var announced = false
+        var announced: RestoreWaiting.Reason?
         var lastCheckError: String?
         var checkDelay = config().restore.retryInitial
+        defer { metrics.setWaiting(device.key, nil) }
         while !Self.stopping {
-            let now = index.snapshot.state.current(device)
+            let state = index.snapshot.state
+            let now = state.current(device)
             let parent = device.parent == IndexState.placeholderParent ? (now?.parent ?? device.parent) : device.parent
             let unparented = parent == IndexState.placeholderParent || now?.parent == IndexState.placeholderParent
             let waiter = wakeups.register(unparented ? .anyParent : .parent(parent))
-            if !unparented {
+            var reason = RestoreWaiting.Reason.parent
+            if unparented {
+                // Waits for any new parent or device below.
+            } else if config().restore.waitForType {
+                let offered = state.parents[parent]?.types.first { $0.id == device.mdevType }
+                if let offered, offered.availableInstances > 0 { wakeups.cancel(waiter); return true }
+                // libvirt lists only parents that offer mdev types: a GPU whose driver is not up is not here.
+                reason = offered == nil ? .type : .instance
+            } else {
                 do {
                     let exists = try await slots.holding { try await self.actions.nodeDeviceExists(parent) }
                     if exists { wakeups.cancel(waiter); return true }
@@ -117,9 +134,16 @@ final class RestoreRunner: Sendable {
                     continue
                 }
             }
-            if !announced {
-                logger.info("mdev \(device.uuid): waiting for parent \(unparented ? "(not yet known)" : parent) to appear", metadata: fields)
-                announced = true
+            metrics.setWaiting(device.key, RestoreWaiting(uuid: device.uuid, parent: unparented ? device.parent : parent,
+                                                          mdevType: device.mdevType, reason: reason))
+            if announced != reason {
+                let what = switch reason {
+                case .parent: "parent \(unparented ? "(not yet known)" : parent) to appear"
+                case .type: "parent \(parent) to offer type \(device.mdevType)"
+                case .instance: "parent \(parent) to have an instance of type \(device.mdevType) available"
+                }
+                logger.info("mdev \(device.uuid): waiting for \(what)", metadata: fields)
+                announced = reason
             }
             await wakeups.wait(waiter)
         }

@@ -23,6 +23,11 @@ public struct PolicyExport: MetricsContributor, LandingContributor {
         for (policy, value) in s.pending.sorted(by: { $0.key < $1.key }) {
             writer.sample("mdev_policy_pending", labels: ["policy": policy], value: value)
         }
+        writer.family("mdev_restore_waiting", type: .gauge,
+                      help: "1 while a planned restore waits, before its first attempt, for its parent: for=parent (the parent device is not there), type (the parent does not offer the mdev's type: its driver has not registered it), instance (no instance of the type is available).")
+        for w in s.waiting.values.sorted() {
+            writer.sample("mdev_restore_waiting", labels: ["uuid": w.uuid, "parent": w.parent, "mdev_type": w.mdevType, "for": w.reason.rawValue], value: 1)
+        }
         writer.family("mdev_config_last_reload_successful", type: .gauge,
                       help: "1 when the last load of the configuration file (start-up or SIGHUP) succeeded; 0 while an invalid file is ignored.")
         writer.sample("mdev_config_last_reload_successful", value: s.reloadSuccessful ? 1 : 0)
@@ -30,7 +35,7 @@ public struct PolicyExport: MetricsContributor, LandingContributor {
                       help: "When the configuration was last loaded successfully, in seconds since the epoch.")
         writer.sample("mdev_config_last_reload_success_timestamp_seconds", value: s.lastReloadSuccess)
         writer.family("mdev_domain_reference_problem", type: .gauge,
-                      help: "1 while a defined domain could not start because of an mdev it references; reason: missing, inactive, no_capacity (inactive, parent has no instance of its type left), parent_missing, in_use (held by another running domain), restoring (the restore policy is bringing it back now).")
+                      help: "1 while a defined domain could not start because of an mdev it references; reason: missing, inactive, no_capacity (inactive, parent has no instance of its type left), type_not_offered (inactive, parent does not offer its type: its driver has not registered it), parent_missing, in_use (held by another running domain), restoring (the restore policy is bringing it back now).")
         for p in s.problems {
             writer.sample("mdev_domain_reference_problem",
                           labels: ["domain": p.domain, "uuid": p.uuid, "reason": p.reason.rawValue], value: 1)
@@ -58,8 +63,16 @@ public struct PolicyExport: MetricsContributor, LandingContributor {
 
     public func landingSections(snapshot: IndexSnapshot) -> [LandingSection] {
         let s = metrics.snapshot
-        guard s.referencesEnabled else { return [] }
-        return [LandingSection(
+        var sections: [LandingSection] = []
+        if !s.waiting.isEmpty {
+            sections.append(LandingSection(
+                title: "Restores waiting for their parent",
+                columns: ["mdev UUID", "Parent", "Type", "Waiting for"],
+                rows: s.waiting.values.sorted().map { [$0.uuid, $0.parent, $0.mdevType, $0.reason.rawValue] },
+                emptyText: ""))
+        }
+        guard s.referencesEnabled else { return sections }
+        return sections + [LandingSection(
             title: "Domains that could not start now",
             columns: ["Domain", "mdev UUID", "Reason", "Held by", "Domain autostart"],
             rows: s.problems.map {

@@ -11,7 +11,7 @@ extension Mdevmon {
                 Each mdev shows the domains whose configuration references it (DOMAINS) and the running \
                 domains whose live XML holds it now (IN_USE_BY, hot-plugged ones included). --domains lists \
                 the domains instead: their mdevs, whether each defined domain could start now and, if not, \
-                why (per mdev: missing, inactive, no_capacity, parent_missing, in_use). Exits 1 with a \
+                why (per mdev: missing, inactive, no_capacity, type_not_offered, parent_missing, in_use, restoring). Exits 1 with a \
                 one-line error when libvirt cannot be reached.
                 """)
 

@@ -12,7 +12,7 @@ import Testing
     let c = "cccccccc-0000-4000-8000-00000000000c"
 
     @Test func autostartAndRestoreOwnedMdevsWithoutParentFail() {
-        let state = IndexState.with(
+        var state = IndexState.with(
             [Sample.device(a, parent: IndexState.placeholderParent, autostart: true),
              Sample.device(b, parent: Sample.otherParent),
              Sample.device(c, active: true, persistent: false)],
@@ -20,9 +20,15 @@ import Testing
         let check = HostDoctor.unparentedMdevs(state, config: PolicyConfig())
         #expect(check.status == .fail)
         #expect(check.details == [
-            "\(a) type nvidia-63 under computer, autostart",
-            "\(b) type nvidia-63 under \(Sample.otherParent)",
+            "\(a) type nvidia-63 under computer: the parent device is not there, autostart",
+            "\(b): waiting for parent \(Sample.otherParent) to offer type nvidia-63",
         ])
+        // A parent libvirt lists with other types only (its driver has not registered this one) is the same.
+        _ = state.upsertParent(Sample.parentDevice(Sample.otherParent, type: "nvidia-other"))
+        #expect(HostDoctor.unparentedMdevs(state, config: PolicyConfig()).details.last
+                == "\(b): waiting for parent \(Sample.otherParent) to offer type nvidia-63")
+        _ = state.upsertParent(Sample.parentDevice(Sample.otherParent))
+        #expect(HostDoctor.unparentedMdevs(state, config: PolicyConfig()).details.count == 1)
 
         // Outside the restore policy's ownership only the autostart device counts.
         var config = PolicyConfig()

@@ -12,14 +12,16 @@ extension Fixtures {
     /// One policy contributor for renders that only read it (its reload timestamp is fixed at creation).
     static let policy = makePolicy()
 
-    /// The daemon's own policy contributor: two failed restores and one that succeeded, one still pending,
-    /// and one reference problem on the small snapshot's domain.
+    /// The daemon's own policy contributor: two failed restores and one that succeeded, one still pending
+    /// (waiting for its parent to offer its type), and one reference problem on the small snapshot's domain.
     static func makePolicy() -> PolicyExport {
         let metrics = PolicyMetrics()
         metrics.count(policy: "restore", action: "start", result: "failure")
         metrics.count(policy: "restore", action: "start", result: "failure")
         metrics.count(policy: "restore", action: "start", result: "success")
         metrics.setPending("restore", 1)
+        let waiting = RestoreWaiting(uuid: "66666666-6666-4666-8666-666666666666", parent: "pci_0000_af_00_0", mdevType: "nvidia-63", reason: .type)
+        metrics.setWaiting(MdevKey(uuid: waiting.uuid, parent: waiting.parent), waiting)
         metrics.setProblems([ReferenceProblem(domain: problemDomain, uuid: "22222222-2222-4222-8222-222222222222",
                                               reason: .inactive, domainAutostart: false)], enabled: true)
         return PolicyExport(metrics: metrics)
@@ -65,7 +67,7 @@ extension Fixtures {
             # HELP mdev_domain_autostart 1 when a defined domain that references mdevs starts at host boot, else 0.
             # TYPE mdev_domain_autostart gauge
             mdev_domain_autostart{domain="vm \"q\" \\ <b>\nx"} 0
-            # HELP mdev_domain_reference_problem 1 while a defined domain could not start because of an mdev it references; reason: missing, inactive, no_capacity (inactive, parent has no instance of its type left), parent_missing, in_use (held by another running domain), restoring (the restore policy is bringing it back now).
+            # HELP mdev_domain_reference_problem 1 while a defined domain could not start because of an mdev it references; reason: missing, inactive, no_capacity (inactive, parent has no instance of its type left), type_not_offered (inactive, parent does not offer its type: its driver has not registered it), parent_missing, in_use (held by another running domain), restoring (the restore policy is bringing it back now).
             # TYPE mdev_domain_reference_problem gauge
             mdev_domain_reference_problem{domain="vm \"q\" \\ <b>\nx",uuid="22222222-2222-4222-8222-222222222222",reason="inactive"} 1
             # HELP mdev_domain_startable 1 when every mdev a defined domain references is ready for it to start now (active and not held by another running domain), else 0.
@@ -86,6 +88,9 @@ extension Fixtures {
             # HELP mdev_policy_pending Devices a policy still plans to act on (waiting for a parent, retrying, or held until a reload by a dry run or by ownership).
             # TYPE mdev_policy_pending gauge
             mdev_policy_pending{policy="restore"} 1
+            # HELP mdev_restore_waiting 1 while a planned restore waits, before its first attempt, for its parent: for=parent (the parent device is not there), type (the parent does not offer the mdev's type: its driver has not registered it), instance (no instance of the type is available).
+            # TYPE mdev_restore_waiting gauge
+            mdev_restore_waiting{uuid="66666666-6666-4666-8666-666666666666",parent="pci_0000_af_00_0",mdev_type="nvidia-63",for="type"} 1
 
             """#)
     }
@@ -112,15 +117,22 @@ extension Fixtures {
         #expect(text(writer.finish()).contains("\nmdev_config_last_reload_successful 0\n"))
     }
 
-    @Test func landingSectionListsProblemsOnlyWhileEnabled() {
+    @Test func landingSectionsListWaitingRestoresAndProblemsWhileEnabled() {
         let export = Fixtures.makePolicy()
         let sections = export.landingSections(snapshot: Fixtures.small())
-        #expect(sections == [LandingSection(
+        let waiting = LandingSection(
+            title: "Restores waiting for their parent",
+            columns: ["mdev UUID", "Parent", "Type", "Waiting for"],
+            rows: [["66666666-6666-4666-8666-666666666666", "pci_0000_af_00_0", "nvidia-63", "type"]],
+            emptyText: "")
+        #expect(sections == [waiting, LandingSection(
             title: "Domains that could not start now",
             columns: ["Domain", "mdev UUID", "Reason", "Held by", "Domain autostart"],
             rows: [[Fixtures.problemDomain, "22222222-2222-4222-8222-222222222222", "inactive", "-", "no"]],
             emptyText: "Every defined domain could start now: its mdevs exist, are active and free.")])
         export.metrics.setProblems([], enabled: false)
+        #expect(export.landingSections(snapshot: Fixtures.small()) == [waiting])
+        export.metrics.setWaiting(MdevKey(uuid: "66666666-6666-4666-8666-666666666666", parent: "pci_0000_af_00_0"), nil)
         #expect(export.landingSections(snapshot: Fixtures.small()).isEmpty)
     }
 

@@ -163,6 +163,7 @@ struct AlertingStackTests {
               uuids: [\(device)]
             policies:
               restore:
+                wait_for_type: false  # This host's PCI parent offers no mdev types: attempt anyway (libvirt refuses).
                 retry_initial: 500ms
                 retry_max: 1s
                 deadline: 10s
@@ -237,7 +238,7 @@ struct AlertingStackTests {
 
         let scrape = AlertingNet.get("http://\(real)/metrics").body
         var expected: [(String, [String: String])] = [
-            ("MdevDomainReferenceProblem", ["instance": real, "domain": domain, "uuid": device, "reason": "no_capacity", "severity": "warning", "job": "mdevmon"]),
+            ("MdevDomainReferenceProblem", ["instance": real, "domain": domain, "uuid": device, "reason": "type_not_offered", "severity": "warning", "job": "mdevmon"]),
             ("MdevDomainReferenceProblem", ["instance": real, "domain": domain, "uuid": missing, "reason": "missing", "severity": "warning"]),
             ("MdevRestoreFailed", ["instance": real, "policy": "restore", "action": "start", "result": "gave_up", "severity": "critical"]),
             ("MdevmonLibvirtDown", ["instance": blind, "severity": "warning"]),
@@ -261,7 +262,7 @@ struct AlertingStackTests {
 
         let alerts = prom.firingAlerts()
         // The description found the device's parent and type through the query template.
-        let plainAlert = alerts.first { $0.matches("MdevDomainReferenceProblem", ["domain": domain, "reason": "no_capacity"]) }
+        let plainAlert = alerts.first { $0.matches("MdevDomainReferenceProblem", ["domain": domain, "reason": "type_not_offered"]) }
         #expect(plainAlert?.annotations["description"]?.contains("(parent \(LibvirtHost.pciParent.name), type nvidia-63)") == true,
                 "\(plainAlert?.annotations ?? [:])")
         #expect(plainAlert?.annotations["summary"]?.contains(domain) == true && plainAlert?.annotations["summary"]?.contains(real) == true)
@@ -284,7 +285,7 @@ struct AlertingStackTests {
         }
         #expect(received, "not received by Alertmanager: \(amUnmet)\n\(logs())")
         mark("alertmanager")
-        let amPlain = am.receivedAlerts().first { $0.matches("MdevDomainReferenceProblem", ["domain": domain, "reason": "no_capacity"]) }
+        let amPlain = am.receivedAlerts().first { $0.matches("MdevDomainReferenceProblem", ["domain": domain, "reason": "type_not_offered"]) }
         #expect(amPlain?.state == "active", "state \(amPlain?.state ?? "absent") (inhibited or silenced?)")
 
         try await Self.checkDashboardQueries(prom: prom, real: real, scrape: scrape)

@@ -25,7 +25,7 @@ struct ConfigReloadTests {
         try LibvirtHost.defineDomain(name: domain, mdevUUIDs: [device, missing])
 
         // Defined on this host's PCI parent, which offers no mdev types: it could not be started (issue 16).
-        let inactive = "mdev_domain_reference_problem{domain=\"\(domain)\",uuid=\"\(device)\",reason=\"no_capacity\"}"
+        let inactive = "mdev_domain_reference_problem{domain=\"\(domain)\",uuid=\"\(device)\",reason=\"type_not_offered\"}"
         let absent = "mdev_domain_reference_problem{domain=\"\(domain)\",uuid=\"\(missing)\",reason=\"missing\"}"
         let referenced = "mdev_domain_device_info{domain=\"\(domain)\",uuid=\"\(device)\"}"
         let seen = await AlertingNet.poll(timeout: .seconds(30)) { daemon.value(referenced) == 1 }

@@ -39,9 +39,9 @@ struct ListCommandTests {
         #expect(lines.first?.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
                 == ["DOMAIN", "STATE", "PERSISTENCE", "AUTOSTART", "MDEVS", "IN_USE", "STARTABLE", "BLOCKERS"])
         let row = try #require(lines.first { $0.hasPrefix(domain + " ") })
-        // This host's PCI parent offers no mdev types: the defined mdev could never start there.
+        // This host's PCI parent offers no mdev types: its driver has not registered the mdev's type.
         #expect(row.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-                == [domain, "inactive", "persistent", "no", uuid, "-", "no", "\(uuid):no_capacity"])
+                == [domain, "inactive", "persistent", "no", uuid, "-", "no", "\(uuid):type_not_offered"])
 
         let json = LibvirtHost.run(mdevmonBinary, ["list", "--domains", "--json"])
         #expect(json.status == 0, "mdevmon list --domains --json failed: \(json.err)")
@@ -50,7 +50,7 @@ struct ListCommandTests {
         #expect(entry["startable"] as? Bool == false)
         #expect(entry["mdevs"] as? [String] == [uuid])
         let blockers = try #require(entry["blockers"] as? [[String: Any]])
-        #expect(blockers.map { $0["reason"] as? String } == ["no_capacity"])
+        #expect(blockers.map { $0["reason"] as? String } == ["type_not_offered"])
     }
 
     @Test func helpExplainsFlags() {

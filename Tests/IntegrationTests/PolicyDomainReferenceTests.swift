@@ -49,20 +49,20 @@ struct PolicyDomainReferenceTests {
 
             // Defining the mdev (not starting it) on this host's PCI parent: libvirt files it under that
             // real device, which offers no mdev types (no vendor driver here), so starting it could not
-            // succeed: no_capacity, not merely inactive (issue 16).
+            // succeed: its type is not offered, not merely inactive (issues 16 and 23).
             _ = try LibvirtHost.define(uuid: uuid)
-            #expect(await eventually(timeout: .seconds(30)) { problems().first { $0.uuid == uuid }?.reason == .noCapacity }, "got \(problems())")
+            #expect(await eventually(timeout: .seconds(30)) { problems().first { $0.uuid == uuid }?.reason == .typeNotOffered }, "got \(problems())")
             #expect(monitor.device(uuid: uuid)?.parent == LibvirtHost.pciParent.name)
             #expect(problems().first { $0.uuid == missing }?.reason == .missing)
             #expect(await eventually(timeout: .seconds(30)) { logged(.referenceProblem).count == 3 })
             let changed = try #require(logged(.referenceProblem).last)
-            #expect(changed.value(LogKey.mdevUUID) == uuid && changed.value("reason") == "no_capacity")
+            #expect(changed.value(LogKey.mdevUUID) == uuid && changed.value("reason") == "type_not_offered")
             #expect(logged(.referenceResolved).isEmpty, "a reason change is not a resolution")
             let listed = try #require(DomainListing(monitor.index.snapshot.state).domains.first { $0.name == domain })
             #expect(listed.startable == false)
             // In the domain's document order.
             #expect(listed.blockers.map(\.uuid) == [uuid, missing])
-            #expect(listed.blockers.map(\.reason) == ["no_capacity", "missing"])
+            #expect(listed.blockers.map(\.reason) == ["type_not_offered", "missing"])
 
             // Undefining the domain clears both, once each, at notice.
             #expect(LibvirtHost.virsh("undefine", domain).status == 0)

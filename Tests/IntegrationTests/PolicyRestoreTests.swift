@@ -6,8 +6,9 @@ import TestSupport
 import Testing
 
 /// The restore policy against the real libvirtd after a simulated reboot: the state file names
-/// another boot. This machine has no mdev-capable parent, so libvirt refuses every start, which
-/// exercises the retry, the deadline and giving up.
+/// another boot. This machine has no mdev-capable parent: by default the restores wait for it to offer
+/// the type; with `wait_for_type: false` libvirt refuses every start, which exercises the retry, the
+/// deadline and giving up.
 @Suite(.enabled(if: LibvirtHost.enabled, "needs a reachable libvirtd (CI=true makes this mandatory)"))
 struct PolicyRestoreTests {
     struct Setup {
@@ -19,7 +20,7 @@ struct PolicyRestoreTests {
 
     /// Defines three mdevs, writes a previous boot's state file listing all three as active, and
     /// owns two of them (`uuids` keeps the policy off other tests' devices; `exclude_uuids` drops the third).
-    static func setUp(owned: [String], excluded: String, dryRun: Bool) throws -> Setup {
+    static func setUp(owned: [String], excluded: String, dryRun: Bool, waitForType: Bool = false) throws -> Setup {
         for uuid in owned + [excluded] { _ = try LibvirtHost.define(uuid: uuid) }
         let stateDir = try TemporaryDirectory()
         let current = try #require(BootID.current())
@@ -36,6 +37,7 @@ struct PolicyRestoreTests {
               exclude_uuids: [\(excluded)]
             policies:
               restore:
+                wait_for_type: \(waitForType)  # false: attempt on this host's PCI parent, which offers no mdev types
                 retry_initial: 50ms
                 retry_max: 200ms
                 deadline: 1500ms
@@ -79,6 +81,35 @@ struct PolicyRestoreTests {
             #expect(metrics.restore("failure") == s.owned.map { log.records(.restoreAttempted, uuid: $0).count }.reduce(0, +))
             #expect(log.records.allSatisfy { $0.value(LogKey.mdevUUID) != s.excluded }, "the excluded device was considered")
             #expect(log.records(.restoreAttempted).count == metrics.restore("failure"), "an attempt on a device not owned")
+        }
+    }
+
+    /// The default: the restores wait for this host's PCI parent (which libvirt knows, offering no mdev
+    /// types: no vendor driver) to offer their type. Waiting is not failing: nothing is attempted, nothing
+    /// is counted, nothing is said at warning or above, and the wait is visible.
+    @Test func waitsForTheParentToOfferTheTypeWithoutAttempting() async throws {
+        let owned = [LibvirtHost.newUUID(), LibvirtHost.newUUID()], excluded = LibvirtHost.newUUID()
+        defer { for uuid in owned + [excluded] { LibvirtHost.cleanup(uuid: uuid) } }
+        let s = try Self.setUp(owned: owned, excluded: excluded, dryRun: false, waitForType: true)
+        defer { s.stateDir.remove() }
+        let log = LogCapture()
+
+        try await withPolicy(config: s.config, stateDir: s.stateDir.path, log: log) { monitor, policy in
+            #expect(await eventually(timeout: .seconds(30)) { policy.metrics.snapshot.waiting.count == 2 }, "\(policy.metrics.snapshot.waiting)")
+            let waiting = policy.metrics.snapshot.waiting.values.sorted()
+            #expect(waiting.map(\.uuid) == s.owned.sorted())
+            #expect(waiting.allSatisfy { $0.reason == .type && $0.parent == LibvirtHost.pciParent.name && $0.mdevType == "nvidia-63" })
+            #expect(monitor.index.snapshot.state.parents[LibvirtHost.pciParent.name] == nil, "libvirt lists this host's PCI device as an mdev parent")
+            for uuid in s.owned {
+                let said = log.records.filter { $0.value(LogKey.mdevUUID) == uuid && $0.message.contains("waiting for parent") }
+                #expect(said.map(\.message) == ["mdev \(uuid): waiting for parent \(LibvirtHost.pciParent.name) to offer type nvidia-63"])
+                #expect(said.allSatisfy { $0.level == .info })
+            }
+            let metrics = policy.metrics.snapshot
+            #expect(metrics.pending["restore"] == 2)
+            #expect(metrics.restore("failure") == 0 && metrics.restore("gave_up") == 0 && metrics.restore("success") == 0)
+            #expect(log.records(.restoreAttempted).isEmpty && log.records(.restoreFailed).isEmpty)
+            #expect(!log.records.contains { $0.level >= .warning && s.owned.contains($0.value(LogKey.mdevUUID) ?? "") })
         }
     }
 

@@ -15,6 +15,7 @@ import Testing
         (["ownership"], "parents", .list), (["ownership"], "mdev_types", .list), (["ownership"], "uuids", .list),
         (["ownership"], "exclude_uuids", .list),
         (["policies", "restore"], "enabled", .bool), (["policies", "restore"], "recreate_transient", .bool),
+        (["policies", "restore"], "wait_for_type", .bool),
         (["policies", "restore"], "autostart_grace_period", .duration), (["policies", "restore"], "retry_initial", .duration),
         (["policies", "restore"], "retry_max", .duration), (["policies", "restore"], "deadline", .duration),
         (["policies", "restore"], "max_concurrent", .count),

@@ -16,6 +16,7 @@ import Testing
           restore:
             enabled: false
             recreate_transient: true
+            wait_for_type: false
             autostart_grace_period: 45s
             retry_initial: 250ms
             retry_max: 5m
@@ -41,7 +42,7 @@ import Testing
         let c = PolicyConfig()
         #expect(!c.dryRun)
         #expect(c.ownership == PolicyConfig.Ownership())
-        #expect(c.restore.enabled && !c.restore.recreateTransient)
+        #expect(c.restore.enabled && !c.restore.recreateTransient && c.restore.waitForType)
         #expect(c.restore.autostartGracePeriod == .seconds(30))
         #expect(c.restore.retryInitial == .seconds(1))
         #expect(c.restore.retryMax == .seconds(60))
@@ -86,7 +87,7 @@ import Testing
         #expect(c.ownership.uuids == ["8A3F0C1E-1111-4222-8333-944455556666"])
         #expect(c.ownership.excludeUUIDs == ["0b1c2d3e-aaaa-4bbb-8ccc-dddddddddddd"])
         #expect(!c.restore.enabled)
-        #expect(c.restore.recreateTransient)
+        #expect(c.restore.recreateTransient && !c.restore.waitForType)
         #expect(c.restore.autostartGracePeriod == .seconds(45))
         #expect(c.restore.retryInitial == .milliseconds(250))
         #expect(c.restore.retryMax == .seconds(300))
@@ -125,7 +126,7 @@ import Testing
                 retry_maxx: 10s
             """
         #expect(error(yaml)?.description ==
-            "config x.yaml:4: policies.restore.retry_maxx: unknown key (allowed: enabled, recreate_transient, autostart_grace_period, retry_initial, retry_max, deadline, max_concurrent)")
+            "config x.yaml:4: policies.restore.retry_maxx: unknown key (allowed: enabled, recreate_transient, autostart_grace_period, retry_initial, retry_max, deadline, max_concurrent, wait_for_type)")
     }
 
     @Test func unknownTopLevelAndNestedKeys() {

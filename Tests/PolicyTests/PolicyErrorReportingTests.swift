@@ -7,8 +7,9 @@ import Testing
 
 /// A libvirt error is reported as itself, with libvirt's own code, never disguised as something else.
 @Suite struct PolicyErrorReportingTests {
-    /// Checking the parent fails with a libvirt error: the journal says so (not "waiting for the
-    /// parent"), and the restore goes on once the parent appears.
+    /// Checking the parent (`wait_for_type: false` asks libvirt whether it exists) fails with a libvirt
+    /// error: the journal says so (not "waiting for the parent"), and the restore goes on once the parent
+    /// appears.
     @Test func aFailedParentCheckIsReportedAsThatError() async throws {
         let uuid = Sample.uuid()
         let initial = IndexState.with([Sample.device(uuid)], parents: [])
@@ -24,7 +25,8 @@ import Testing
                 return index.snapshot.state.parents[name] != nil
             })
         }
-        try await PolicyHarness.run(initial: initial, previous: previous, hooks: hooks) { h in
+        try await PolicyHarness.run(initial: initial, previous: previous, config: fastConfig { $0.restore.waitForType = false },
+                                    hooks: hooks) { h in
             #expect(await eventually { h.log.records.contains { $0.message.contains("cannot check whether parent") } })
             let warning = try #require(h.log.records.first { $0.message.contains("cannot check whether parent") })
             #expect(warning.level == .warning)

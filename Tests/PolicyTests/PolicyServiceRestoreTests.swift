@@ -138,14 +138,15 @@ import Testing
 
     @Test func deviceThatCameUpMeanwhileIsSkipped() async throws {
         let owned = owned
-        // mdevctl's udev rule wins: the device is active by the time the restore looks.
-        let hooks: (DeviceIndex) -> FakeDeviceActions.Hooks = { index in
-            FakeDeviceActions.Hooks(exists: { _ in
-                await index.mutate { $0.upsertDevice(Sample.definition(owned), flags: DeviceFlags(active: true, persistent: true, autostart: false)) }
-                return true
-            })
-        }
-        try await PolicyHarness.run(initial: initial, previous: previous, config: config(), failTimes: .max, hooks: hooks) { h in
+        // The parent's driver registers its types and mdevctl's udev rule starts the device at once: it is
+        // active by the time the restore looks.
+        let initial = IndexState.with([Sample.device(owned)], parents: [])
+        try await PolicyHarness.run(initial: initial, previous: previous, config: config(), failTimes: .max) { h in
+            #expect(await eventually { h.log.records.contains { $0.uuid == owned && $0.message.contains("waiting for parent") } })
+            await h.index.mutate {
+                $0.upsertParent(Sample.parentDevice())
+                    + $0.upsertDevice(Sample.definition(owned), flags: DeviceFlags(active: true, persistent: true, autostart: false))
+            }
             #expect(await eventually { h.count("skipped") == 1 })
             #expect(h.actions.calls.isEmpty)
             #expect(h.count("failure") == 0)
@@ -180,9 +181,10 @@ import Testing
             })
         }
         try await PolicyHarness.run(initial: initial, previous: previous, config: config(), hooks: hooks) { h in
-            #expect(await eventually { h.log.records.contains { $0.message.contains("waiting for parent \(Sample.parent)") } })
-            #expect(h.actions.checkedParents.contains(Sample.parent))
+            #expect(await eventually { h.log.records.contains { $0.message.contains("waiting for parent \(Sample.parent) to offer type \(Sample.type)") } })
+            #expect(h.actions.checkedParents.isEmpty, "the index answers: libvirt is not asked")
             #expect(h.metrics.pending["restore"] == 1)
+            #expect(h.metrics.waiting.values.map(\.reason) == [.type])
 
             // Another parent appearing does not help: once the policy has consumed that change (and a
             // later one), the restore is still pending and has not acted.
@@ -268,7 +270,7 @@ import Testing
         let initial = IndexState.with([Sample.device(auto, autostart: true)])
         let cfg = fastConfig { $0.restore.autostartGracePeriod = .milliseconds(300) }
         try await PolicyHarness.run(initial: initial, previous: PersistedState(bootID: "previous-boot", active: []), config: cfg) { h in
-            #expect(await eventually { !h.actions.checkedParents.isEmpty })
+            #expect(await eventually { h.log.records.contains { $0.uuid == auto && $0.message.contains("giving autostart") } })
             await h.index.mutate {
                 $0.upsertDevice(Sample.definition(auto), flags: DeviceFlags(active: true, persistent: true, autostart: true))
             }

@@ -127,7 +127,7 @@ import Testing
         #expect(reasons(state) == [.inactive])
     }
 
-    @Test func inactiveWithoutRoomIsNoCapacity() {
+    @Test func inactiveWithoutRoomIsNoCapacityOrTypeNotOffered() {
         let domains = [Sample.domain("vm", uuids: [u])]
         // Used up.
         var state = IndexState(devices: [Sample.device(u)], parents: [Sample.parentDevice(available: 0)], domains: domains)
@@ -135,10 +135,14 @@ import Testing
         // Freeing one instance clears it to inactive.
         _ = state.upsertParent(Sample.parentDevice(available: 1))
         #expect(reasons(state) == [.inactive])
-        // The parent does not offer the type at all, or offers no mdev types (outside the index).
+        // The parent does not offer the type (its driver has not registered it), or offers no mdev types
+        // at all (outside the index): not a capacity problem.
         state = IndexState(devices: [Sample.device(u)], parents: [Sample.parentDevice(available: 3, type: "other")], domains: domains)
-        #expect(reasons(state) == [.noCapacity])
+        #expect(reasons(state) == [.typeNotOffered])
         state = IndexState(devices: [Sample.device(u)], parents: [], domains: domains)
+        #expect(reasons(state) == [.typeNotOffered])
+        // The driver registers it.
+        _ = state.upsertParent(Sample.parentDevice(available: 0))
         #expect(reasons(state) == [.noCapacity])
     }
 

@@ -1,0 +1,103 @@
+import Foundation
+import Monitor
+import Policy
+import TestSupport
+import Testing
+
+/// A vGPU host's boot (issue 23): the GPU is a PCI device from the start, and its vendor driver registers
+/// the mdev types later. A restore waits for the parent to offer the device's type with an instance
+/// available, is woken by the index change that shows it, and counts nothing as failed meanwhile.
+@Suite struct RestoreWaitsForTypeTests {
+    let owned = Sample.uuid()
+
+    var previous: PersistedState { PersistedState(bootID: "previous-boot", active: [Sample.saved(owned)]) }
+
+    /// The parent as libvirt lists it before its driver registered `Sample.type`: another type only.
+    static let withoutTheType = Sample.parentDevice(type: "nvidia-other")
+
+    /// Nothing at warning or above but the harness's marker domains.
+    static func quiet(_ h: PolicyHarness) -> Bool {
+        h.log.records(atLeast: .warning).allSatisfy { $0.value(LogKey.domainName)?.hasPrefix("marker-") == true }
+    }
+
+    @Test func typesRegisteredLaterWakeTheRestoreWithoutAnyFailure() async throws {
+        let initial = IndexState(devices: [Sample.device(owned)], parents: [Self.withoutTheType], domains: [])
+        try await PolicyHarness.run(initial: initial, previous: previous) { h in
+            #expect(await eventually { h.metrics.waiting.values.map(\.reason) == [.type] })
+            let waiting = try #require(h.metrics.waiting.values.first)
+            #expect(waiting == RestoreWaiting(uuid: owned, parent: Sample.parent, mdevType: Sample.type, reason: .type))
+            let said = try #require(h.log.records.first { $0.uuid == owned && $0.message.contains("waiting for parent") })
+            #expect(said.level == .info)
+            #expect(said.message == "mdev \(owned): waiting for parent \(Sample.parent) to offer type \(Sample.type)")
+            // Longer than the backoff (20 ms doubling to 80 ms) would have waited: still nothing attempted.
+            #expect(await h.consumedSoFar())
+            #expect(h.actions.calls.isEmpty && h.actions.checkedParents.isEmpty)
+
+            // The driver registers the type: libvirt's UPDATE for the parent becomes a parentChanged.
+            let registered = ContinuousClock.now
+            await h.index.mutate { $0.upsertParent(Sample.parentDevice()) }
+            #expect(await eventually { h.count("success") == 1 })
+            let start = try #require(h.actions.calls.first)
+            #expect(start.time > registered)
+            #expect(h.actions.startCalls == [Sample.name(owned)])
+            #expect(h.count("failure") == 0 && h.log.records(.restoreFailed).isEmpty)
+            #expect(h.metrics.waiting.isEmpty)
+            #expect(Self.quiet(h))
+        }
+    }
+
+    /// A parent libvirt does not list at all (no mdev types yet) is the same wait; its appearance wakes it.
+    @Test func aParentOfferingNoTypesYetIsWaitedFor() async throws {
+        try await PolicyHarness.run(initial: .with([Sample.device(owned)], parents: []), previous: previous) { h in
+            #expect(await eventually { h.metrics.waiting.values.map(\.reason) == [.type] })
+            await h.index.mutate { $0.upsertParent(Sample.parentDevice()) }
+            #expect(await eventually { h.count("success") == 1 })
+            #expect(h.count("failure") == 0 && Self.quiet(h))
+        }
+    }
+
+    /// Offered, but every instance is taken (a shared pool used up by another parent's mdevs): it waits
+    /// for an instance, and the capacity change that frees one wakes it.
+    @Test func noInstanceAvailableWaitsForOne() async throws {
+        let initial = IndexState(devices: [Sample.device(owned)], parents: [Sample.parentDevice(available: 0)], domains: [])
+        try await PolicyHarness.run(initial: initial, previous: previous) { h in
+            #expect(await eventually { h.metrics.waiting.values.map(\.reason) == [.instance] })
+            #expect(h.log.records.contains { $0.level == .info && $0.message.contains("to have an instance of type \(Sample.type) available") })
+            #expect(await h.consumedSoFar())
+            #expect(h.actions.calls.isEmpty)
+            await h.index.mutate { $0.upsertParent(Sample.parentDevice(available: 1)) }
+            #expect(await eventually { h.count("success") == 1 })
+            #expect(h.count("failure") == 0 && Self.quiet(h))
+        }
+    }
+
+    /// The autostart grace period counts from when the parent can host the device, not from start-up.
+    @Test func theAutostartGraceCountsFromTheTypeAppearing() async throws {
+        let auto = Sample.uuid()
+        let initial = IndexState(devices: [Sample.device(auto, autostart: true)], parents: [Self.withoutTheType], domains: [])
+        let cfg = fastConfig { $0.restore.autostartGracePeriod = .milliseconds(300) }
+        try await PolicyHarness.run(initial: initial, previous: PersistedState(bootID: "previous-boot", active: []), config: cfg) { h in
+            // The parent exists from the start: a grace counted from then would end less than 300 ms after the
+            // type appears.
+            #expect(await eventually { h.log.records.contains { $0.uuid == auto && $0.message.contains("to offer type") } })
+            let registered = ContinuousClock.now
+            await h.index.mutate { $0.upsertParent(Sample.parentDevice()) }
+            #expect(await eventually { h.count("success") == 1 })
+            let start = try #require(h.actions.calls.first)
+            #expect(start.time - registered >= .milliseconds(300), "started \(start.time - registered) after the type appeared")
+        }
+    }
+
+    /// `wait_for_type: false`: once the parent device exists, the restore tries, and a refused start is a
+    /// failure retried on the backoff (for a driver whose types libvirt does not show).
+    @Test func waitForTypeOffTriesOnceTheParentExists() async throws {
+        let initial = IndexState(devices: [Sample.device(owned)], parents: [Self.withoutTheType], domains: [])
+        let cfg = fastConfig { $0.restore.waitForType = false }
+        try await PolicyHarness.run(initial: initial, previous: previous, config: cfg, failTimes: .max) { h in
+            #expect(await eventually { h.count("gave_up") == 1 })
+            #expect(h.actions.checkedParents.contains(Sample.parent))
+            #expect(h.count("failure") >= 2)
+            #expect(h.metrics.waiting.isEmpty)
+        }
+    }
+}
