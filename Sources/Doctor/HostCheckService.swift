@@ -65,6 +65,8 @@ public struct HostCheckService: Service {
     let snapshot: @Sendable () -> IndexSnapshot
     /// The reference policy's verdicts, or nil to judge from the index.
     let referenceProblems: @Sendable () -> [ReferenceProblem]?
+    /// Whether the restore policy is bringing back the mdev of a UUID.
+    let restoring: @Sendable (String) -> Bool
     let waitForFirstSync: @Sendable () async -> Void
     let firstSyncTimeout: Duration
     /// Connects to libvirt and reads what the checks need; blocks (a libvirtd that does not answer).
@@ -87,6 +89,7 @@ public struct HostCheckService: Service {
         uri: String, readOnly: Bool, inputs: HostDoctor.Inputs, config: @escaping @Sendable () -> HostDoctor.LoadedConfig,
         snapshot: @escaping @Sendable () -> IndexSnapshot,
         referenceProblems: @escaping @Sendable () -> [ReferenceProblem]? = { nil },
+        restoring: @escaping @Sendable (String) -> Bool = { _ in false },
         waitForFirstSync: @escaping @Sendable () async -> Void, firstSyncTimeout: Duration = .seconds(15),
         probe: @escaping @Sendable (_ uri: String, _ readOnly: Bool) -> LibvirtProbe = { LibvirtProbe.run(uri: $0, readOnly: $1) },
         indexChanges: IndexSubscription? = nil, settle: Duration = .seconds(1),
@@ -100,6 +103,7 @@ public struct HostCheckService: Service {
         self.config = config
         self.snapshot = snapshot
         self.referenceProblems = referenceProblems
+        self.restoring = restoring
         self.waitForFirstSync = waitForFirstSync
         self.firstSyncTimeout = firstSyncTimeout
         self.probe = probe
@@ -165,7 +169,7 @@ public struct HostCheckService: Service {
     private func indexChecksNow() -> [HostCheck]? {
         let snap = snapshot()
         guard snap.status.synced else { return nil }
-        return HostDoctor.indexChecks(snap.state, config: config().config, problems: referenceProblems())
+        return HostDoctor.indexChecks(snap.state, config: config().config, problems: referenceProblems(), restoring: restoring)
     }
 
     /// One run: the libvirt probe and the file reads block, so they run off the cooperative pool. A run

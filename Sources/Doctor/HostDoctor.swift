@@ -104,14 +104,19 @@ public enum HostDoctor {
     }
 
     /// The checks that judge only the index, which the daemon re-judges as the index changes.
-    public static func indexChecks(_ state: IndexState?, config: PolicyConfig, problems: [ReferenceProblem]? = nil) -> [HostCheck] {
-        [unparentedMdevs(state, config: config), domainsBlocked(state, problems: problems)]
+    /// - Parameter restoring: whether a restore is bringing back the mdev of this UUID (the daemon's policy).
+    public static func indexChecks(_ state: IndexState?, config: PolicyConfig, problems: [ReferenceProblem]? = nil,
+                                   restoring: (String) -> Bool = { _ in false }) -> [HostCheck] {
+        [unparentedMdevs(state, config: config, restoring: restoring), domainsBlocked(state, problems: problems)]
     }
 
     /// Persistent mdevs that should come up at boot (autostart, or the restore policy's to start)
     /// whose parent device is not there (libvirt holds them under its placeholder parent), or, inactive,
-    /// whose parent does not offer their type (its vendor driver has not registered it).
-    public static func unparentedMdevs(_ state: IndexState?, config: PolicyConfig) -> HostCheck {
+    /// whose parent does not offer their type (its vendor driver has not registered it). One a restore is
+    /// bringing back (`restoring`: it waits for the parent and starts the mdev once it can) passes: a vGPU
+    /// host's boot, its vendor driver still loading, is no alarm; a wait that never ends is
+    /// `MdevRestorePending`'s.
+    public static func unparentedMdevs(_ state: IndexState?, config: PolicyConfig, restoring: (String) -> Bool = { _ in false }) -> HostCheck {
         guard let state else {
             return HostCheck(id: HostCheckID.unparentedMdevs, status: .warn, summary: "not checked: libvirt was not read",
                              fix: "make libvirt reachable (see the libvirt check)")
@@ -123,21 +128,25 @@ public enum HostDoctor {
             let parentMissing = d.parent == IndexState.placeholderParent || state.parents[d.parent] == nil
             return wanted && (parentMissing || (!d.active && !offersType(d)))
         }.sorted { $0.key < $1.key }
-        guard !stranded.isEmpty else {
+        func line(_ d: MdevDevice) -> String {
+            let autostart = d.autostart ? ", autostart" : ""
+            if d.parent != IndexState.placeholderParent {
+                return "\(d.uuid): waiting for parent \(d.parent) to offer type \(d.mdevType)\(autostart)"
+            }
+            let address = d.definition.parentAddress.map { " (parent \($0))" } ?? ""
+            return "\(d.uuid) type \(d.mdevType) under \(d.parent)\(address): the parent device is not there\(autostart)"
+        }
+        let failing = stranded.filter { !restoring($0.uuid) }
+        guard !failing.isEmpty else {
             return HostCheck(id: HostCheckID.unparentedMdevs, status: .pass,
-                             summary: "every autostart or restore-owned mdev has its parent, offering its type")
+                             summary: stranded.isEmpty ? "every autostart or restore-owned mdev has its parent, offering its type"
+                                : "\(stranded.count) mdev(s) wait for their parent to offer their type; mdevmon's restore starts them when it does",
+                             details: stranded.map(line))
         }
         return HostCheck(
             id: HostCheckID.unparentedMdevs, status: .fail,
-            summary: "\(stranded.count) autostart or restore-owned mdev(s) have no parent device offering their type: they cannot start",
-            details: stranded.map { d in
-                let autostart = d.autostart ? ", autostart" : ""
-                if d.parent != IndexState.placeholderParent {
-                    return "\(d.uuid): waiting for parent \(d.parent) to offer type \(d.mdevType)\(autostart)"
-                }
-                let address = d.definition.parentAddress.map { " (parent \($0))" } ?? ""
-                return "\(d.uuid) type \(d.mdevType) under \(d.parent)\(address): the parent device is not there\(autostart)"
-            },
+            summary: "\(failing.count) autostart or restore-owned mdev(s) have no parent device offering their type: they cannot start",
+            details: failing.map(line),
             fix: "load the parent's vendor driver, which registers its mdev types (or plug the device); mdevctl list --defined shows each mdev's parent")
     }
 

@@ -23,6 +23,10 @@ public final class PolicyService: Service, Sendable {
     /// Where parked restores wait; a reload wakes those held by a dry run or by ownership.
     private let wakeups = RestoreWakeups()
     private let restoring = RestoringSet()
+
+    /// Whether a restore is bringing back an mdev of this UUID now (waiting for its parent, in the autostart
+    /// grace period, or retrying).
+    public func isRestoring(uuid: String) -> Bool { restoring.contains(uuid: uuid) }
     private let evaluated = Latch()
     private let writable: Bool
 

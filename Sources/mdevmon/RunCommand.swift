@@ -106,6 +106,8 @@ extension Mdevmon {
                     let verdicts = policy.metrics.snapshot
                     return verdicts.referencesEnabled ? verdicts.problems : nil
                 },
+                // Its restores: an mdev waiting for its parent's vendor driver at boot is not a broken boot path.
+                restoring: { policy.isRestoring(uuid: $0) },
                 waitForFirstSync: { await policy.waitForFirstEvaluation() },
                 indexChanges: await monitor.index.subscribe(), logger: logger)
             policy.metrics.onReferencesEvaluated { hostChecks.requestFollow() }

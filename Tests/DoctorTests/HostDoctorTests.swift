@@ -27,6 +27,13 @@ import Testing
         _ = state.upsertParent(Sample.parentDevice(Sample.otherParent, type: "nvidia-other"))
         #expect(HostDoctor.unparentedMdevs(state, config: PolicyConfig()).details.last
                 == "\(b): waiting for parent \(Sample.otherParent) to offer type nvidia-63")
+        // A restore bringing it back (the daemon's policy) waits for the driver: no alarm, the wait is said.
+        let waiting = HostDoctor.unparentedMdevs(state, config: PolicyConfig(), restoring: { $0 == b })
+        #expect(waiting.status == .fail && waiting.details.count == 1, "the autostart device without a restore still fails")
+        let onlyWaits = HostDoctor.unparentedMdevs(state, config: PolicyConfig(), restoring: { [a, b].contains($0) })
+        #expect(onlyWaits.status == .pass)
+        #expect(onlyWaits.summary == "2 mdev(s) wait for their parent to offer their type; mdevmon's restore starts them when it does")
+        #expect(onlyWaits.details.last == "\(b): waiting for parent \(Sample.otherParent) to offer type nvidia-63")
         _ = state.upsertParent(Sample.parentDevice(Sample.otherParent))
         #expect(HostDoctor.unparentedMdevs(state, config: PolicyConfig()).details.count == 1)
 
