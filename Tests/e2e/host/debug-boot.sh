@@ -25,8 +25,10 @@ cp --sparse=always "$cache/run/$flavour.img" "$work/img"
   echo "write $script /var/lib/mdevmon-e2e/debug.sh"
 } > "$work/cmds"
 debugfs -w -f "$work/cmds" "$work/img" > /dev/null 2>&1
+# The same two edu devices as run.sh's boots (PCI mdev parents once mdev_edu is loaded).
 timeout -k 5 "$limit" qemu-system-x86_64 -accel tcg -cpu qemu64,-svm -m 2048 -smp 2 -display none -no-reboot \
   -kernel "$image/vmlinuz" -initrd "$image/initrd.img" -append "console=ttyS0 root=/dev/vda rw e2e.phase=debug" \
-  -drive "file=$work/img,format=raw,if=virtio" -nic none -monitor none -serial "file:$work/console.log" < /dev/null || true
+  -drive "file=$work/img,format=raw,if=virtio" -device edu,addr=0x10 -device edu,addr=0x11 \
+  -nic none -monitor none -serial "file:$work/console.log" < /dev/null || true
 debugfs -R "dump /var/lib/mdevmon-e2e/debug.log $work/debug.log" "$work/img" > /dev/null 2>&1 || true
 cat "$work/debug.log" 2>/dev/null || { echo "no debug.log; console tail:"; tail -20 "$work/console.log"; }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds an e2e guest: a Debian root file system (stock packages, stock mdevctl) with mtty.ko, as a raw
-# ext4 image plus the kernel and initrd to boot it with. mdevmon itself is not in it: run.sh copies the
-# image and injects the daemon for each run.
+# Builds an e2e guest: a Debian root file system (stock packages, stock mdevctl) with mtty.ko and
+# mdev_edu.ko, as a raw ext4 image plus the kernel and initrd to boot it with. mdevmon itself is not in it:
+# run.sh copies the image and injects the daemon for each run.
 # Usage: host/image.sh <suite> <repos> <kernel-abi> <mtty.ko> <packages.txt> <deb cache dir> <output dir>
 #   suite: bookworm or trixie; repos: the apt sources, "URI SUITE" per line (main only)
+#   mdev_edu.ko is taken from the directory of <mtty.ko> (host/mtty.sh builds both there)
 set -euo pipefail
 suite=$1 repos=$2 abi=$3 mtty=$4 packages=$5 debs=$6 out=$7
 source "$(dirname "$0")/chroot.sh"
@@ -15,8 +16,11 @@ echo "image.sh: installing ${pkgs[*]} linux-image-$abi" >&2
 apt_install "${pkgs[@]}"
 apt_install "linux-image-$abi"
 
-# mtty: out-of-tree module, loaded at boot (modprobe pulls in vfio and mdev first).
+# mtty: out-of-tree module, loaded at boot (modprobe pulls in vfio and mdev first). mdev_edu (the PCI
+# parent on the edu devices run.sh gives the guests) is installed but not loaded: scenarios modprobe it
+# late, and it has no modalias, so udev does not load it for the edu devices either.
 install -D -m 0644 "$mtty" "$root/lib/modules/$abi/extra/mtty.ko"
+install -D -m 0644 "$(dirname "$mtty")/mdev_edu.ko" "$root/lib/modules/$abi/extra/mdev_edu.ko"
 chroot "$root" depmod -a "$abi"
 echo mtty > "$root/etc/modules-load.d/mtty.conf"
 
