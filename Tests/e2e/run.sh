@@ -8,25 +8,29 @@
 # exits 1 on any failure.
 #
 # Usage: Tests/e2e/run.sh [--flavour bookworm|trixie|both] [--no-daemon] [--deb PATH] [--phases "one two three four"]
-#   --flavour    which guests (default both)
-#   --no-daemon  do not build or install mdevmon; daemon scenarios report SKIP
-#   --deb        use this mdevmon .deb instead of building one with scripts/package.sh
+#                          [--prepare-only]
+#   --flavour       which guests (default both)
+#   --no-daemon     do not build or install mdevmon; daemon scenarios report SKIP
+#   --deb           use this mdevmon .deb instead of building one with scripts/package.sh
+#   --prepare-only  build the .deb (into .e2e-cache/deb/) and each flavour's modules and base image, boot
+#                   nothing; exits 1 when one did not build (scripts/test.sh runs it beside the unit tests)
 # Environment: E2E_BOOT_TIMEOUT (seconds per boot, 420), E2E_BUILD_TIMEOUT (seconds, 1800),
 #   E2E_BOUND_MS (the latency CI asserts for metrics and journal; default guest/lib.sh's, 3x the issue's
 #   1 s target), E2E_KERNEL_ABI (bookworm guest kernel, default: what linux-image-amd64 depends on;
 #   trixie's comes from trixie's own indexes).
-# Cache: .e2e-cache/ (per flavour: images keyed by a hash of their inputs, mtty.ko; per-run images,
-#   logs/<run>/<flavour>/).
+# Cache: .e2e-cache/ (per flavour: images keyed by a hash of their inputs, mtty.ko and mdev_edu.ko;
+#   per-run images, logs/<run>/<flavour>/).
 set -euo pipefail
 e2e=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$e2e/../.." && pwd)
 cache=$repo/.e2e-cache
-daemon=build deb="" phases="one two three four" flavours="bookworm trixie"
+daemon=build deb="" phases="one two three four" flavours="bookworm trixie" prepare_only=0
 while (($#)); do
   case "$1" in
     --no-daemon) daemon=none; shift ;;
     --deb) daemon=given deb=$(readlink -f "$2"); shift 2 ;;
     --phases) phases=$2; shift 2 ;;
+    --prepare-only) prepare_only=1; shift ;;
     --flavour|--flavor)
       case "$2" in
         bookworm|trixie) flavours=$2 ;;
@@ -34,7 +38,7 @@ while (($#)); do
         *) echo "run.sh: --flavour takes bookworm, trixie or both, not '$2'" >&2; exit 2 ;;
       esac
       shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -152,16 +156,17 @@ drop_stale() { # KIND FLAVOUR KEEP: removes the flavour's other KIND entries unu
   # Also what an interrupted build left (<entry>.tmp, its debootstrap root).
   find "$cache" -maxdepth 1 -regextype posix-extended -regex ".*/$pat(\.tmp.*)?" ! -name "$3" -mtime +0 -exec rm -rf {} +
 }
+# mtty.ko and mdev_edu.ko (host/mdev_edu.c, which includes mtty.c) come from one build, in one entry.
 mtty_module() { # FLAVOUR
   local f=$1 key dir
-  key=$( { echo "${abi[$f]} ${kver[$f]} ${srcver[$f]}"; cat "$e2e/host/mtty.sh"
+  key=$( { echo "${abi[$f]} ${kver[$f]} ${srcver[$f]}"; cat "$e2e/host/mtty.sh" "$e2e/host/mdev_edu.c"
            [ $f = bookworm ] || { echo "${repos[$f]}"; cat "$e2e/host/mtty-chroot.sh" "$e2e/host/chroot.sh"; }; } |
          sha256sum | cut -c1-16)
   dir=$cache/mtty-$(prefix $f)$key
   mtty[$f]=$dir/mtty.ko
-  if [ -s "${mtty[$f]}" ]; then touch "$dir"; mtty_state[$f]=cached; return; fi
+  if [ -s "${mtty[$f]}" ] && [ -s "$dir/mdev_edu.ko" ]; then touch "$dir"; mtty_state[$f]=cached; return; fi
   mtty_state[$f]=built
-  say "$f: building mtty.ko for ${abi[$f]}"
+  say "$f: building mtty.ko and mdev_edu.ko for ${abi[$f]}"
   rm -rf "$dir.tmp"
   if [ $f = bookworm ]; then
     timeout 600 "$e2e/host/mtty.sh" "${abi[$f]}" "$dir.tmp/mtty.ko" > "$logs/$f/mtty.log" 2>&1 ||
@@ -176,7 +181,7 @@ mtty_module() { # FLAVOUR
 base_image() { # FLAVOUR
   local f=$1 key dir debs=$cache/debs
   [ $f = bookworm ] || debs=$cache/debs-$f
-  key=$( { echo "${abi[$f]} ${kver[$f]} ${repos[$f]}"; sha256sum < "${mtty[$f]}"
+  key=$( { echo "${abi[$f]} ${kver[$f]} ${repos[$f]}"; cat "${mtty[$f]}" "$(dirname "${mtty[$f]}")/mdev_edu.ko" | sha256sum
            cat "$e2e/host/image.sh" "$e2e/host/chroot.sh" "$e2e/host/packages.txt"; } | sha256sum | cut -c1-16)
   dir=$cache/image-$(prefix $f)$key
   image[$f]=$dir
@@ -354,11 +359,13 @@ boot() { # FLAVOUR N PHASE
   # -svm: with SVM in its CPU, udev loads kvm_amd in the Debian 13 guest, whose static-key text patching
   # under multi-threaded TCG once hit a stale int3 and panicked the guest (boot one, 31 s in; one of ~13
   # trixie boots). The scenarios' nested domains are type='qemu' and need no KVM.
+  # Two edu devices (pci_0000_00_10_0, pci_0000_00_11_0): PCI mdev parents once a scenario loads mdev_edu
+  # (host/mdev_edu.c); without it nothing binds them.
   timeout -k 10 "$boot_timeout" qemu-system-x86_64 -accel tcg -cpu qemu64,-svm -m 2048 -smp 2 -display none -no-reboot \
     -kernel "${image[$f]}/vmlinuz" -initrd "${image[$f]}/initrd.img" \
     -append "console=ttyS0 root=/dev/vda rw e2e.phase=$phase${E2E_BOUND_MS:+ e2e.bound_ms=$E2E_BOUND_MS}${remote_pid[$f]:+ e2e.remote=10.0.2.2:${mport[$f]}}" \
     -drive "file=$run_img,format=raw,if=virtio" -monitor none -serial "file:$console" \
-    "${nic[@]}" \
+    -device edu,addr=0x10 -device edu,addr=0x11 "${nic[@]}" \
     < /dev/null > "$qlog" 2>&1 &
   qpid=$!
   # Live progress from the console until qemu (or its timeout) exits.
@@ -394,9 +401,9 @@ boot() { # FLAVOUR N PHASE
 # A scenario that printed nothing (crash, timeout) is a failure, not a silent gap.
 expect_results() { # FLAVOUR PHASE
   local f=$1 s r found
-  declare -A want=([one]="package-install guest-baseline lifecycle sysfs references nodedev-update remote-lifecycle remote-capacity remote-drop"
+  declare -A want=([one]="package-install guest-baseline lifecycle sysfs references nodedev-update pci-capacity pci-sick remote-lifecycle remote-capacity remote-drop"
                    [two]="stock-autostart-bug recovery doctor-stock-rule hotplug readiness remote-reconnect remote-restore remote-hotplug remote-readiness"
-                   [three]="late-parent" [four]="symlink-autostart doctor-symlink racing systemd package-upgrade")
+                   [three]="late-parent pci-late-types" [four]="symlink-autostart pci-mdevctl-autostart doctor-symlink racing systemd package-upgrade")
   for s in ${want[$2]:-}; do
     found=0
     for r in "${results[@]}"; do [[ $r == "$f $s "* ]] && found=1; done
@@ -472,6 +479,13 @@ t_wait=$SECONDS
 for f in $flavours; do finish_prepare $f && ready[$f]=1; done
 timings+=("waited $((SECONDS - t_wait)) s for the images")
 finish_build
+if ((prepare_only)); then
+  printf 'time: %s\n' "$(IFS=';'; echo "${timings[*]}" | sed 's/;/; /g')"
+  for r in "${results[@]}"; do echo "FAIL $r"; done
+  [ $daemon = none ] || echo "e2e: the package: $deb"
+  ((${#results[@]} == 0)) || exit 1
+  exit 0
+fi
 timed "payload" stage_payload
 for f in $flavours; do
   [ -n "${ready[$f]:-}" ] || continue

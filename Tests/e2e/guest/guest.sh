@@ -55,8 +55,10 @@ case $PHASE in
       scenario_sysfs
       scenario_references
       scenario_nodedev_update
+      scenario_pci_capacity
+      scenario_pci_sick
     else
-      for s in lifecycle sysfs references nodedev-update remote-lifecycle remote-capacity; do skip $s "mdevmon not installed"; done
+      for s in lifecycle sysfs references nodedev-update remote-lifecycle remote-capacity pci-capacity pci-sick; do skip $s "mdevmon not installed"; done
     fi
     prepare_recovery
     prepare_remote_restore
@@ -77,13 +79,16 @@ case $PHASE in
       for s in hotplug readiness remote-hotplug remote-readiness; do skip $s "mdevmon not installed"; done
     fi
     prepare_late_parent
+    prepare_pci_reboot
     ;;
   three)
     if have_daemon; then scenario_late_parent; else skip late-parent "mdevmon not installed"; fi
+    if have_daemon; then scenario_pci_late_types; else skip pci-late-types "mdevmon not installed"; fi
     prepare_racing
     ;;
   four)
     scenario_symlink_autostart
+    scenario_pci_mdevctl_autostart
     if have_daemon; then
       scenario_doctor_symlink
       scenario_racing
