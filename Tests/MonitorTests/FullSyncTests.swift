@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Synchronization
 @testable import Monitor
 
 /// `FullSync.read`: everything from one connection, skipping (and reporting) what cannot be parsed.
@@ -137,5 +138,48 @@ import Testing
         #expect(notice.hasPrefix("libvirt at qemu+tls://kvmz01/system is remote: "))
         #expect(notice.contains("mdevctl's files are not read") && notice.contains("libvirt 9 does not")
                 && notice.contains("host checks of mdevctl, udev rules, kernel modules, sysfs parents and mdevmon.service are skipped"))
+    }
+}
+
+/// One object libvirt fails to give never fails the sync, but a connection lost in the middle of it still
+/// does: the errors that follow are the connection's, not the objects'.
+@Suite struct FullSyncConnectionLossTests {
+    /// The fake's connection, which dies (no longer alive, every call failing) at its first domain fetch.
+    final class DyingAtFirstDomain: LibvirtConnection {
+        let inner: any LibvirtConnection
+        private let dead = Mutex(false)
+        init(_ inner: any LibvirtConnection) { self.inner = inner }
+
+        var uri: String { inner.uri }
+        var events: EventQueue { inner.events }
+        var isAlive: Bool { !dead.withLock { $0 } && inner.isAlive }
+        var version: LibvirtVersion { inner.version }
+        var host: WatchedHost { inner.host }
+        var isLocal: Bool { inner.isLocal }
+        var configWatchProblem: String? { inner.configWatchProblem }
+        func listNodeDevices(_ which: NodeDeviceListing) throws -> [String] { try inner.listNodeDevices(which) }
+        func listNodeDeviceXMLs(_ which: NodeDeviceListing, active: Bool?, persistent: Bool?,
+                                fetched: (_ name: String, _ error: LibvirtError?) -> Void) throws -> [(name: String, xml: String)] {
+            try inner.listNodeDeviceXMLs(which, active: active, persistent: persistent, fetched: fetched)
+        }
+        func nodeDevice(named name: String) throws -> NodeDeviceRecord? { try inner.nodeDevice(named: name) }
+        func listDomains() throws -> [String] { try inner.listDomains() }
+        func domain(named name: String) throws -> DomainRecord? {
+            dead.withLock { $0 = true }
+            throw LibvirtError(code: LibvirtError.Code.rpc, domain: 7, message: "Cannot recv data: Connection reset by peer",
+                               operation: "get domain", object: name)
+        }
+        func startNodeDevice(named name: String) throws { try inner.startNodeDevice(named: name) }
+        func createNodeDevice(xml: String) throws -> String { try inner.createNodeDevice(xml: xml) }
+        func withLease<T>(_ body: () throws -> T) throws -> T { try inner.withLease(body) }
+        func close() { inner.close() }
+    }
+
+    @Test func aConnectionLostMidSyncFailsIt() throws {
+        let fake = try MonitorServiceEventTests.populatedFake()
+        let connection = DyingAtFirstDomain(try fake.connect(uri: "test:///sync", readOnly: true))
+        defer { connection.close() }
+        let error = #expect(throws: LibvirtError.self) { try FullSync.read(from: connection) }
+        #expect(error?.message == "Cannot recv data: Connection reset by peer")
     }
 }
