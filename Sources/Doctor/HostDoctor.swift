@@ -140,7 +140,7 @@ public enum HostDoctor {
         guard !failing.isEmpty else {
             return HostCheck(id: HostCheckID.unparentedMdevs, status: .pass,
                              summary: stranded.isEmpty ? "every autostart or restore-owned mdev has its parent, offering its type"
-                                : "\(stranded.count) mdev(s) wait for their parent to offer their type; mdevmon's restore starts them when it does",
+                                : "\(stranded.count) mdev(s) wait for their parent or its type, and mdevmon's restore is bringing them back",
                              details: stranded.map(line))
         }
         return HostCheck(

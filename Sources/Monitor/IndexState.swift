@@ -115,12 +115,11 @@ public struct IndexState: Hashable, Sendable {
         }
     }
 
-    /// The other parents bound to the same driver as `name`: a driver may share one pool of instances among
-    /// its devices (SR-IOV vGPU VFs), so an mdev created on one can change what the others have available.
-    /// None when the driver is not known.
+    /// The other parents in `name`'s pool (`ParentDevice.pool`): an mdev created on one can change what the
+    /// others have available. None when it has no pool.
     public func parents(sharingPoolWith name: String) -> [String] {
-        guard let driver = parents[name]?.driver else { return [] }
-        return parents.values.filter { $0.driver == driver && $0.name != name }.map(\.name).sorted()
+        guard let pool = parents[name]?.pool else { return [] }
+        return parents.values.filter { $0.pool == pool && $0.name != name }.map(\.name).sorted()
     }
 
     public mutating func removeParent(named name: String) -> [IndexChange] {

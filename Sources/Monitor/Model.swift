@@ -162,15 +162,27 @@ public struct ParentDevice: Hashable, Sendable {
     /// The capability that carries `mdev_types`: `pci`, `ap_matrix`, `css`, …
     public var kind: String
     public var types: [MdevTypeInfo]
-    /// The kernel driver bound to it (`<driver><name>`): nvidia, i915, vfio_ap, mdev_edu, …; parents of one
-    /// driver may share a pool of instances (SR-IOV vGPU VFs).
+    /// The kernel driver bound to it (`<driver><name>`): nvidia, i915, vfio_ap, mdev_edu, …
     public var driver: String?
+    /// An SR-IOV virtual function's physical function (`<capability type='phys_function'><address>`, as
+    /// `0000:3b:00.0`): the VFs of one GPU share its pool of instances.
+    public var physicalFunction: String?
 
-    public init(name: String, kind: String, types: [MdevTypeInfo], driver: String? = nil) {
+    public init(name: String, kind: String, types: [MdevTypeInfo], driver: String? = nil, physicalFunction: String? = nil) {
         self.name = name
         self.kind = kind
         self.types = types
         self.driver = driver
+        self.physicalFunction = physicalFunction
+    }
+
+    /// Which PCI parents may share a pool of instances with this one (an mdev on one changes what the
+    /// others have available, and libvirt says nothing of them): the VFs of one physical function, else the
+    /// PCI devices bound to one driver. nil for other kinds (`ap_matrix` is alone; CSS subchannels share none).
+    public var pool: String? {
+        guard kind == "pci" else { return nil }
+        if let physicalFunction { return "pf \(physicalFunction)" }
+        return driver.map { "driver \($0)" }
     }
 }
 

@@ -38,9 +38,24 @@ public enum NodeDeviceXML {
         // mdev_types is nested inside the parent's own capability: pci, ap_matrix, css, …
         let kinds = doc.strings("/device/capability[capability[@type='mdev_types']]/@type")
         if let kind = kinds.first {
-            return .parent(ParentDevice(name: name, kind: kind, types: mdevTypes(doc), driver: doc.string("/device/driver/name")))
+            return .parent(ParentDevice(name: name, kind: kind, types: mdevTypes(doc), driver: doc.string("/device/driver/name"),
+                                        physicalFunction: physicalFunction(doc)))
         }
         return .other(name: name)
+    }
+
+    /// A PCI virtual function's physical function as `dddd:bb:ss.f`, or nil.
+    private static func physicalFunction(_ doc: borrowing XPathDocument) -> String? {
+        let address = "/device/capability[@type='pci']/capability[@type='phys_function']/address"
+        guard let domain = doc.string("\(address)/@domain"), let bus = doc.string("\(address)/@bus"),
+              let slot = doc.string("\(address)/@slot"), let function = doc.string("\(address)/@function") else { return nil }
+        func hex(_ s: String, _ width: Int) -> String? {
+            guard let n = Int(s.hasPrefix("0x") ? String(s.dropFirst(2)) : s, radix: 16) else { return nil }
+            let digits = String(n, radix: 16)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        guard let d = hex(domain, 4), let b = hex(bus, 2), let s = hex(slot, 2), let f = hex(function, 1) else { return nil }
+        return "\(d):\(b):\(s).\(f)"
     }
 
     /// The type and attrs of an mdev's definition XML (`VIR_NODE_DEVICE_XML_INACTIVE`); nil when there is

@@ -2,32 +2,6 @@ import Foundation
 public import Monitor
 import Synchronization
 
-/// A restore waiting, before its first attempt, for its parent to be able to host the device.
-public struct RestoreWaiting: Hashable, Sendable, Comparable {
-    public enum Reason: String, Hashable, Sendable {
-        /// The parent device is not there (libvirt files the mdev under its placeholder parent).
-        case parent
-        /// The parent does not offer the device's type: its driver has not registered it (yet).
-        case type
-        /// The parent offers the type with no instance available.
-        case instance
-    }
-
-    public var uuid: String
-    public var parent: String
-    public var mdevType: String
-    public var reason: Reason
-
-    public init(uuid: String, parent: String, mdevType: String, reason: Reason) {
-        self.uuid = uuid
-        self.parent = parent
-        self.mdevType = mdevType
-        self.reason = reason
-    }
-
-    public static func < (a: Self, b: Self) -> Bool { (a.uuid, a.parent) < (b.uuid, b.parent) }
-}
-
 /// Counters and gauges the policies publish; read by the exporter at scrape time.
 public final class PolicyMetrics: Sendable {
     public struct ActionKey: Hashable, Sendable, Comparable {

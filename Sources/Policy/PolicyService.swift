@@ -63,7 +63,8 @@ public final class PolicyService: Service, Sendable {
     /// and those parked by a dry run or by ownership look again.
     public func update(config new: PolicyConfig) {
         config.withLock { $0 = new }
-        wakeups.signalReload()
+        // Every wait looks again: a parked restore at its hold, a waiting one at `wait_for_type`.
+        wakeups.signalAll()
         references.evaluateAll(enabled: new.domainReferences.enabled) { index.snapshot.state }
     }
 
@@ -147,6 +148,8 @@ public final class PolicyService: Service, Sendable {
             case .deviceAdded(let d) where d.active, .deviceChanged(_, let d) where d.active:
                 // Before the blockers below are evaluated: a restored device's domains are no longer waiting.
                 runner.becameActive(d.key)
+                // A restore waiting for its parent's instance ends when someone else started the device.
+                parents.insert(d.parent)
             default: break
             }
             if Self.affectsActiveSet(change) { dirty = true }

@@ -3,7 +3,7 @@ import Monitor
 import Synchronization
 
 /// Reports defined domains that could not start now because of an mdev they reference (missing,
-/// inactive, no capacity, parent missing, held by another running domain, being restored), in the
+/// inactive, no capacity, type not offered, parent missing, held by another running domain, being restored), in the
 /// journal once per appearance and clearance and in the metrics. Incremental: a change re-evaluates
 /// only the domains it can affect (`IndexState.domainsAffected(by:)`), never the whole index.
 final class ReferenceMonitor: Sendable {

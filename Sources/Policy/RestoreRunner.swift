@@ -105,7 +105,12 @@ final class RestoreRunner: Sendable {
             let unparented = parent == IndexState.placeholderParent || now?.parent == IndexState.placeholderParent
             let waiter = wakeups.register(unparented ? .anyParent : .parent(parent))
             var reason = RestoreWaiting.Reason.parent
-            if unparented {
+            if now?.active == true {
+                // Someone else started it (mdevctl's udev rule, on the kernel's uevent, before libvirt's UPDATE
+                // shows the types): the instance it took may have been the last; `act` skips it.
+                wakeups.cancel(waiter)
+                return true
+            } else if unparented {
                 // Waits for any new parent or device below.
             } else if config().restore.waitForType {
                 let offered = state.parents[parent]?.types.first { $0.id == device.mdevType }

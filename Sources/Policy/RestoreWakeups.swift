@@ -17,6 +17,4 @@ extension AsyncWaiters where Key == RestoreWakeup {
     func signal(parent: String) { signal { $0 == .parent(parent) || $0 == .anyParent } }
     /// A device appeared: wakes the waiters for a parent not known yet.
     func signalAnyParent() { signal { $0 == .anyParent } }
-    /// The configuration was reloaded.
-    func signalReload() { signal { $0 == .reload } }
 }

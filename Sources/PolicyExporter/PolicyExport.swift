@@ -24,7 +24,7 @@ public struct PolicyExport: MetricsContributor, LandingContributor {
             writer.sample("mdev_policy_pending", labels: ["policy": policy], value: value)
         }
         writer.family("mdev_restore_waiting", type: .gauge,
-                      help: "1 while a planned restore waits, before its first attempt, for its parent: for=parent (the parent device is not there), type (the parent does not offer the mdev's type: its driver has not registered it), instance (no instance of the type is available).")
+                      help: "1 while a planned restore waits, before its first attempt, for its parent: for=parent (libvirt files the mdev under its placeholder parent: the device is not there), type (no parent offers the mdev's type: its driver has not registered it, or the device is not there), instance (no instance of the type is available).")
         for w in s.waiting.values.sorted() {
             writer.sample("mdev_restore_waiting", labels: ["uuid": w.uuid, "parent": w.parent, "mdev_type": w.mdevType, "for": w.reason.rawValue], value: 1)
         }

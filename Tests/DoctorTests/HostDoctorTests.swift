@@ -32,7 +32,7 @@ import Testing
         #expect(waiting.status == .fail && waiting.details.count == 1, "the autostart device without a restore still fails")
         let onlyWaits = HostDoctor.unparentedMdevs(state, config: PolicyConfig(), restoring: { [a, b].contains($0) })
         #expect(onlyWaits.status == .pass)
-        #expect(onlyWaits.summary == "2 mdev(s) wait for their parent to offer their type; mdevmon's restore starts them when it does")
+        #expect(onlyWaits.summary == "2 mdev(s) wait for their parent or its type, and mdevmon's restore is bringing them back")
         #expect(onlyWaits.details.last == "\(b): waiting for parent \(Sample.otherParent) to offer type nvidia-63")
         _ = state.upsertParent(Sample.parentDevice(Sample.otherParent))
         #expect(HostDoctor.unparentedMdevs(state, config: PolicyConfig()).details.count == 1)

@@ -88,7 +88,7 @@ extension Fixtures {
             # HELP mdev_policy_pending Devices a policy still plans to act on (waiting for a parent, retrying, or held until a reload by a dry run or by ownership).
             # TYPE mdev_policy_pending gauge
             mdev_policy_pending{policy="restore"} 1
-            # HELP mdev_restore_waiting 1 while a planned restore waits, before its first attempt, for its parent: for=parent (the parent device is not there), type (the parent does not offer the mdev's type: its driver has not registered it), instance (no instance of the type is available).
+            # HELP mdev_restore_waiting 1 while a planned restore waits, before its first attempt, for its parent: for=parent (libvirt files the mdev under its placeholder parent: the device is not there), type (no parent offers the mdev's type: its driver has not registered it, or the device is not there), instance (no instance of the type is available).
             # TYPE mdev_restore_waiting gauge
             mdev_restore_waiting{uuid="66666666-6666-4666-8666-666666666666",parent="pci_0000_af_00_0",mdev_type="nvidia-63",for="type"} 1
 

@@ -6,13 +6,14 @@ import TestSupport
 /// while its vendor driver is bound; SR-IOV VFs of one driver share one pool of instances, and libvirt
 /// sends nothing for the siblings when an mdev on one of them takes an instance.
 @Suite struct PCIParentTests {
-    static let a = "pci_0000_00_10_0", b = "pci_0000_00_11_0", other = "pci_0000_00_12_0"
+    // `other` sorts before `b`: a fetch of it would come before b's change, not after the test looked.
+    static let a = "pci_0000_00_10_0", b = "pci_0000_00_11_0", other = "pci_0000_00_0f_0"
     static let type = "mdev_edu-1"
     static let flags = DeviceFlags(active: true, persistent: false, autostart: false)
 
     /// A PCI device as libvirt 9.0 and 11.3 print it: with `driver` bound and `available` instances of
     /// `type` when given, with no mdev types at all when not.
-    static func pciXML(_ name: String, driver: String? = "mdev_edu", available: Int?) -> String {
+    static func pciXML(_ name: String, driver: String? = "mdev_edu", available: Int?, physicalFunction: String? = nil) -> String {
         let slot = Int(name.split(separator: "_")[3], radix: 16)!
         let types = available.map { n in
             "<capability type='mdev_types'><type id='\(type)'><name>Single port</name><deviceAPI>vfio-pci</deviceAPI>"
@@ -21,7 +22,9 @@ import TestSupport
         return "<device><name>\(name)</name><path>/sys/devices/pci0000:00/0000:00:\(String(slot, radix: 16)).0</path>"
             + "<parent>computer</parent>" + (driver.map { "<driver><name>\($0)</name></driver>" } ?? "")
             + "<capability type='pci'><class>0x00ff00</class><domain>0</domain><bus>0</bus><slot>\(slot)</slot>"
-            + "<function>0</function><product id='0x11e8'/><vendor id='0x1234'/>\(types)</capability></device>"
+            + "<function>0</function><product id='0x11e8'/><vendor id='0x1234'/>"
+            + (physicalFunction.map { "<capability type='phys_function'><address domain='0x0000' bus='0x\($0)' slot='0x00' function='0x0'/></capability>" } ?? "")
+            + "\(types)</capability></device>"
     }
 
     static func mdevXML(_ uuid: String, parent: String) -> String {
@@ -36,6 +39,20 @@ import TestSupport
         #expect(parent.driver == "mdev_edu" && parent.kind == "pci" && parent.types.map(\.availableInstances) == [2])
         guard case .parent(let unbound) = try NodeDeviceXML.parse(Self.pciXML(Self.a, driver: nil, available: 2)) else { return }
         #expect(unbound.driver == nil)
+        #expect(parent.pool == "driver mdev_edu" && unbound.pool == nil && parent.physicalFunction == nil)
+        guard case .parent(let vf) = try NodeDeviceXML.parse(Self.pciXML(Self.a, driver: "nvidia", available: 1, physicalFunction: "3b")) else { return }
+        #expect(vf.physicalFunction == "0000:3b:00.0" && vf.pool == "pf 0000:3b:00.0")
+        // Not PCI: no pool (CSS subchannels of one driver share nothing).
+        #expect(ParentDevice(name: "css_0_0_fffe", kind: "css", types: [], driver: "vfio_ccw").pool == nil)
+    }
+
+    /// SR-IOV: the VFs of one physical function share its pool; another GPU's VFs, same driver, do not.
+    @Test func siblingsAreTheVirtualFunctionsOfOnePhysicalFunction() {
+        let vf = { (name: String, pf: String) in ParentDevice(name: name, kind: "pci", types: [], driver: "nvidia", physicalFunction: pf) }
+        let state = IndexState(devices: [], parents: [vf("pci_0000_3b_00_4", "0000:3b:00.0"), vf("pci_0000_3b_00_5", "0000:3b:00.0"),
+                                                      vf("pci_0000_af_00_4", "0000:af:00.0")], domains: [])
+        #expect(state.parents(sharingPoolWith: "pci_0000_3b_00_4") == ["pci_0000_3b_00_5"])
+        #expect(state.parents(sharingPoolWith: "pci_0000_af_00_4") == [])
     }
 
     /// The vendor driver registers its types: libvirt's UPDATE for the PCI device makes it a parent; the

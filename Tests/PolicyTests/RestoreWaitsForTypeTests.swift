@@ -29,7 +29,7 @@ import Testing
             let said = try #require(h.log.records.first { $0.uuid == owned && $0.message.contains("waiting for parent") })
             #expect(said.level == .info)
             #expect(said.message == "mdev \(owned): waiting for parent \(Sample.parent) to offer type \(Sample.type)")
-            // Longer than the backoff (20 ms doubling to 80 ms) would have waited: still nothing attempted.
+            // The restore has seen a later index change and still asked libvirt nothing.
             #expect(await h.consumedSoFar())
             #expect(h.actions.calls.isEmpty && h.actions.checkedParents.isEmpty)
 
@@ -68,6 +68,30 @@ import Testing
             await h.index.mutate { $0.upsertParent(Sample.parentDevice(available: 1)) }
             #expect(await eventually { h.count("success") == 1 })
             #expect(h.count("failure") == 0 && Self.quiet(h))
+        }
+    }
+
+    /// mdevctl's udev rule starts the device on the kernel's uevent, taking the pool's last instance, before
+    /// libvirt's UPDATE shows the types: the restore waiting for an instance ends, skipped, not left waiting.
+    @Test func aDeviceSomeoneElseStartedEndsTheWait() async throws {
+        let initial = IndexState(devices: [Sample.device(owned)], parents: [Sample.parentDevice(available: 0)], domains: [])
+        try await PolicyHarness.run(initial: initial, previous: previous) { h in
+            #expect(await eventually { h.metrics.waiting.values.map(\.reason) == [.instance] })
+            await h.index.mutate { $0.upsertDevice(Sample.definition(owned), flags: DeviceFlags(active: true, persistent: true, autostart: false)) }
+            #expect(await eventually { h.count("skipped") == 1 })
+            #expect(h.metrics.waiting.isEmpty && h.actions.calls.isEmpty)
+            #expect(await eventually { h.metrics.pending["restore"] == 0 })
+        }
+    }
+
+    /// A reload reaches a restore waiting for its type: `wait_for_type: false` makes it try at once.
+    @Test func aReloadToWaitForTypeOffEndsTheWait() async throws {
+        let initial = IndexState(devices: [Sample.device(owned)], parents: [Self.withoutTheType], domains: [])
+        try await PolicyHarness.run(initial: initial, previous: previous) { h in
+            #expect(await eventually { h.metrics.waiting.values.map(\.reason) == [.type] })
+            h.service.update(config: fastConfig { $0.restore.waitForType = false })
+            #expect(await eventually { h.count("success") == 1 }, "the reload did not end the wait")
+            #expect(h.actions.checkedParents == [Sample.parent])
         }
     }
 
