@@ -16,10 +16,11 @@ if [ "${MDEVMON_SKIP_E2E:-0}" = 1 ] && [ "${CI:-}" != true ]; then e2e=0; echo "
 # pole: they build in the background, at a lower priority, while the debug build and the tests run. The
 # guests boot only after every other test, so nothing competes with the latencies they measure.
 if ((e2e)); then
-  # In a session of its own, so that an early exit stops the whole build.
+  # In a session of its own, so that an early exit stops the whole build (by session: `timeout` moves
+  # what it runs into process groups of their own).
   setsid nice -n 10 Tests/e2e/run.sh --prepare-only > .e2e-prepare.log 2>&1 &
   prepare=$!
-  trap "kill -- -$prepare 2>/dev/null || true" EXIT
+  trap "pkill -TERM -s $prepare 2>/dev/null || true" EXIT
 fi
 
 # Show errors and warnings (the project builds without warnings), not the whole log.

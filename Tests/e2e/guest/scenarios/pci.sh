@@ -86,7 +86,7 @@ edu_forget() {
     n=$(edu_name "$u" $EDU1_ADDR)
     virsh nodedev-list --cap mdev | grep -qx "$n" && run virsh nodedev-destroy "$n"
     [ -e "/sys/bus/mdev/devices/$u" ] && echo 1 > "/sys/bus/mdev/devices/$u/remove"
-    n2=$(edu_name "$u" $EDU2_ADDR)
+    local n2; n2=$(edu_name "$u" $EDU2_ADDR)
     virsh nodedev-list --all --cap mdev | grep -qxE "$n|$n2" && { run virsh nodedev-undefine "$n"; run virsh nodedev-undefine "$n2"; }
   done
   return 0
@@ -178,7 +178,7 @@ scenario_pci_sick() {
   check "mdevmon exports $EDU2" wait_for 20 edu_exported $EDU2 mdev_edu-1 $EDU2_ADDR
   events_start
   echo 1 > /sys/module/mdev_edu/parameters/fail_available
-  check "kernel: available_instances fails with EIO" bash -c "! cat $(edu_types $EDU1_ADDR)/mdev_edu-1/available_instances 2>/dev/null"
+  check "kernel: available_instances fails with EIO" bash -c "cat $(edu_types $EDU1_ADDR)/mdev_edu-1/available_instances 2>&1 | grep -q 'Input/output error'"
   # No uevent and no libvirt event while it fails (libvirt's nodedev-create fails on the parent too): an
   # mdev made through sysfs brings its CREATED, and mdevmon's re-read of both parents fails.
   before_step; check "create $U_PCI_B on $EDU1 (sysfs) while reads fail" edu_create $U_PCI_B $EDU1_ADDR mdev_edu-1
@@ -246,7 +246,7 @@ prepare_pci_reboot() {
   return 0
 }
 
-# restored_after_types WHAT UUID: within the bound after the step, the mdev is active in sysfs.
+# pci_active UUID: the mdev is active in sysfs (the kernel's truth).
 pci_active() { [ -e "/sys/bus/mdev/devices/$1" ]; }
 
 scenario_pci_late_types() {
@@ -273,6 +273,8 @@ scenario_pci_late_types() {
     n=$((t_auto / 1000 - t_ev))
     note "autostart attempted $n ms after libvirt's UPDATE (grace ${grace_ms} ms)"
     check "the grace period counted from the types' arrival" test "$n" -ge $((grace_ms - 500))
+  else
+    fail "no restoreAttempted for $U_PCI_AUTO (${t_auto:-none}) or no UPDATE for $EDU1 (${t_ev:-none})"
   fi
   check "no restoreFailed for the PCI devices" test "$(journalctl -b -q -o json MESSAGE_ID="${MSGID[restoreFailed]}" | grep -c e2e0000e)" -eq 0
   check "nothing at warning or above about them" bash -c "! journalctl -b -u mdevmon.service -p warning -o cat | grep -q e2e0000e"
@@ -296,8 +298,13 @@ scenario_pci_mdevctl_autostart() {
   if have_daemon; then
     within "$U_PCI_WAS restored by mdevmon" pci_active $U_PCI_WAS
     settle_node $EDU1
+    # After the grace period, mdevmon's restore of it ends as skipped: mdevctl had started it.
+    pci_restores_done() { [ "$(metric mdev_policy_pending policy=restore)" = 0 ]; }
+    check "mdevmon's restores ended (the grace period over)" wait_for 40 pci_restores_done
     check "mdevmon did not start $U_PCI_AUTO (mdevctl did, within the grace period)" \
       test "$(journalctl -b -q -o json MESSAGE_ID="${MSGID[restoreSucceeded]}" MDEV_UUID=$U_PCI_AUTO | wc -l)" -eq 0
+    check "its restore saw it active and skipped it" \
+      bash -c "journalctl -b -u mdevmon.service -o cat | grep -q 'mdev $U_PCI_AUTO is already active; nothing to do'"
   fi
   events_stop
   scenario_end
