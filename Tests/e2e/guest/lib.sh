@@ -431,6 +431,9 @@ dom_event_seen() {
 # --- mdevmon ---------------------------------------------------------------------------------------------
 mdevmon_pid() { systemctl show -P MainPID mdevmon.service; }
 mdevmon_ready() { systemctl is-active -q mdevmon.service && scrape; }
+# restores_done: mdevmon's restore policy has nothing pending (polled: a `test "$(metric …)"` argument
+# would be expanded once, before the first try).
+restores_done() { [ "$(metric mdev_policy_pending policy=restore)" = 0 ]; }
 # The state file lists these UUIDs (the daemon writes it 200 ms after a change).
 state_lists() { local u; for u; do grep -qs "$u" /var/lib/mdevmon/state.json || return 1; done; }
 # Replaces one `key: value` line of the installed config, keeping everything else as the package put it.

@@ -299,8 +299,7 @@ scenario_pci_mdevctl_autostart() {
     within "$U_PCI_WAS restored by mdevmon" pci_active $U_PCI_WAS
     settle_node $EDU1
     # After the grace period, mdevmon's restore of it ends as skipped: mdevctl had started it.
-    pci_restores_done() { [ "$(metric mdev_policy_pending policy=restore)" = 0 ]; }
-    check "mdevmon's restores ended (the grace period over)" wait_for 40 pci_restores_done
+    check "mdevmon's restores ended (the grace period over)" wait_for 40 restores_done
     check "mdevmon did not start $U_PCI_AUTO (mdevctl did, within the grace period)" \
       test "$(journalctl -b -q -o json MESSAGE_ID="${MSGID[restoreSucceeded]}" MDEV_UUID=$U_PCI_AUTO | wc -l)" -eq 0
     check "its restore saw it active and skipped it" \

@@ -36,8 +36,6 @@ scenario_racing() {
   scenario_begin racing
   local u
   # Let mdevmon finish: restores done (pending 0) and the grace period (10 s) over.
-  # (Polled: a `test "$(metric …)"` argument would be expanded once, before the first try.)
-  restores_done() { [ "$(metric mdev_policy_pending policy=restore)" = 0 ]; }
   wait_for 40 restores_done || fail "restore still pending after 40 s"
   sleep 2
   for u in "${RACERS[@]}"; do
