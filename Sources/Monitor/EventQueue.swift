@@ -30,6 +30,8 @@ public enum ResyncReason: Hashable, Sendable {
 /// capacity moving, a device appearing) must not wait for their fetches. An object gets no second fetch:
 /// one that an UPDATE queued moves ahead when a lifecycle event follows. Every ninth hand-out comes from
 /// the update lane when it has anything, so a steady stream of lifecycle events cannot starve updates.
+/// A re-read the Monitor requests for a parent sharing a pool (`requestRefresh`) also waits in the
+/// lifecycle lane: it follows a capacity change, and behind 11.3's dozen UPDATEs it came a second late.
 /// A lane's keys for objects already handed out through the other lane are skipped, and dropped once they
 /// outnumber the waiting objects, so both lanes stay bounded by the capacity.
 ///
@@ -79,17 +81,19 @@ public final class EventQueue: Sendable {
         var stats = EventQueueStats()
         /// Hand-outs from the lifecycle lane since the update lane's last turn.
         var lifecycleStreak = 0
+        /// Node devices queued for a requested re-read (no lifecycle event of their own): lifecycle lane.
+        var refreshes: Set<String> = []
 
         /// Distinct objects waiting.
         var waiting: Int { nodeDeviceKinds.count + domainKinds.count }
 
         func waitsForUpdatesOnly(_ key: Key) -> Bool {
-            if case .nodeDevice(let name) = key { nodeDeviceKinds[name] == [.updated] } else { false }
+            if case .nodeDevice(let name) = key { nodeDeviceKinds[name] == [.updated] && !refreshes.contains(name) } else { false }
         }
 
         func waitsForLifecycle(_ key: Key) -> Bool {
             switch key {
-            case .nodeDevice(let name): nodeDeviceKinds[name].map { $0 != [.updated] } ?? false
+            case .nodeDevice(let name): nodeDeviceKinds[name].map { $0 != [.updated] || refreshes.contains(name) } ?? false
             case .domain(let name): domainKinds[name] != nil
             }
         }
@@ -129,7 +133,7 @@ public final class EventQueue: Sendable {
                 if let queued = c.nodeDeviceKinds[name] {
                     c.nodeDeviceKinds[name]!.insert(kind)
                     // Only updates so far: it waits in the update lane; now it moves ahead.
-                    if kind != .updated && queued == [.updated] {
+                    if kind != .updated && queued == [.updated] && !c.refreshes.contains(name) {
                         c.lifecycle.append(.nodeDevice(name))
                         c.boundLanes()
                     }
@@ -149,14 +153,19 @@ public final class EventQueue: Sendable {
     }
 
     /// Queues a re-read of a node device libvirt sent no event for (a parent sharing its pool of instances
-    /// with one whose instances moved): waits in the update lane like an UPDATE, coalesces with the device's
-    /// own events, and is not counted as an event libvirt sent.
+    /// with one whose instances moved): handed out as an UPDATE, but from the lifecycle lane (a device
+    /// waiting behind UPDATEs only moves ahead), coalesced with the device's own events, and not counted
+    /// as an event libvirt sent.
     func requestRefresh(nodeDevice name: String) {
         let capacity = capacity
         mailbox.post { c in
-            guard c.nodeDeviceKinds[name] == nil else { return }
-            if Self.admit(.nodeDevice(name), updateOnly: true, into: &c, capacity: capacity) {
+            if let queued = c.nodeDeviceKinds[name] {
+                guard queued == [.updated], c.refreshes.insert(name).inserted else { return }
+                c.lifecycle.append(.nodeDevice(name))
+                c.boundLanes()
+            } else if Self.admit(.nodeDevice(name), updateOnly: false, into: &c, capacity: capacity) {
                 c.nodeDeviceKinds[name] = [.updated]
+                c.refreshes.insert(name)
             }
         }
     }
@@ -191,6 +200,7 @@ public final class EventQueue: Sendable {
         c.updates = Lane()
         c.nodeDeviceKinds = [:]
         c.domainKinds = [:]
+        c.refreshes = []
         c.resync = true
     }
 
@@ -234,7 +244,10 @@ public final class EventQueue: Sendable {
             var work: LibvirtWork?
             switch key {
             case .nodeDevice(let name):
-                if let kinds = c.nodeDeviceKinds.removeValue(forKey: name) { work = .nodeDevice(name: name, kinds: kinds) }
+                if let kinds = c.nodeDeviceKinds.removeValue(forKey: name) {
+                    c.refreshes.remove(name)
+                    work = .nodeDevice(name: name, kinds: kinds)
+                }
             case .domain(let name):
                 if let kinds = c.domainKinds.removeValue(forKey: name) { work = .domain(name: name, kinds: kinds) }
             }

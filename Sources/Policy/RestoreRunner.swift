@@ -66,7 +66,8 @@ final class RestoreRunner: Sendable {
             setRestoring(device, false)
             return false
         }
-        if task.reason == .autostart {
+        // Already active (mdevctl's udev rule started it during the wait): `act` skips it, with no grace first.
+        if task.reason == .autostart && index.snapshot.state.current(device)?.active != true {
             // Counted from now, when the parent can host it: mdevctl's udev rule normally starts it first.
             let grace = config().restore.autostartGracePeriod
             logger.info("mdev \(device.uuid): its parent can host it; giving autostart \(grace) to start it first", metadata: Self.fields(device))

@@ -101,6 +101,28 @@ import Testing
         #expect(await queue.next() == nil)
     }
 
+    /// libvirt 11.3's dozen UPDATEs around a CREATED: the re-read of the parent sharing the pool, requested
+    /// after them, is handed out before them (it follows a capacity change), once, and is not an event.
+    @Test func aRequestedRefreshOvertakesUpdatesOnce() async throws {
+        let queue = EventQueue()
+        for i in 0..<24 { queue.push(.nodeDevice(name: "mdev\(i)", kind: .updated)) }
+        queue.push(.nodeDevice(name: "sibling-queued", kind: .updated))
+        queue.requestRefresh(nodeDevice: "sibling")
+        queue.requestRefresh(nodeDevice: "sibling-queued")
+        queue.requestRefresh(nodeDevice: "sibling")
+        var out: [LibvirtWork] = []
+        while queue.waiting > 0, let (work, _) = await queue.next() { out.append(work) }
+        #expect(out.prefix(2) == [.nodeDevice(name: "sibling", kinds: [.updated]), .nodeDevice(name: "sibling-queued", kinds: [.updated])])
+        #expect(out.count == 26)
+        #expect(queue.stats.received == 25)
+        // A refresh handed out leaves nothing behind: a later UPDATE of it waits in the update lane again.
+        queue.push(.nodeDevice(name: "mdev0", kind: .updated))
+        queue.push(.nodeDevice(name: "sibling", kind: .updated))
+        queue.push(.domain(name: "vm", kind: .started))
+        #expect(await queue.next()?.work == .domain(name: "vm", kinds: [.started]))
+        #expect(await queue.next()?.work == .nodeDevice(name: "mdev0", kinds: [.updated]))
+    }
+
     /// A steady stream of lifecycle events cannot starve an UPDATE: every ninth hand-out is the update lane's.
     @Test func updatesGetATurnEveryNinthHandOut() async throws {
         let queue = EventQueue()

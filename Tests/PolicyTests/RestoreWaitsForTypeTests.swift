@@ -84,6 +84,26 @@ import Testing
         }
     }
 
+    /// An autostart device that mdevctl's udev rule started during the wait is skipped at once: no grace
+    /// period in which `mdev_policy_pending` stays 1 and the journal says autostart is given time.
+    @Test func anAutostartDeviceStartedDuringTheWaitSkipsTheGrace() async throws {
+        let auto = Sample.uuid()
+        let initial = IndexState(devices: [Sample.device(auto, autostart: true)], parents: [Self.withoutTheType], domains: [])
+        let cfg = fastConfig { $0.restore.autostartGracePeriod = .seconds(3600) }
+        try await PolicyHarness.run(initial: initial, previous: PersistedState(bootID: "previous-boot", active: []), config: cfg) { h in
+            #expect(await eventually { h.metrics.waiting.values.map(\.reason) == [.type] })
+            await h.index.mutate { state in
+                state.upsertParent(Sample.parentDevice())
+                    + state.upsertDevice(Sample.definition(auto), flags: DeviceFlags(active: true, persistent: true, autostart: true))
+            }
+            // Within the hour's grace only if the grace was skipped.
+            #expect(await eventually { h.count("skipped") == 1 })
+            #expect(!h.log.records.contains { $0.uuid == auto && $0.message.contains("giving autostart") })
+            #expect(h.actions.calls.isEmpty)
+            #expect(await eventually { h.metrics.pending["restore"] == 0 })
+        }
+    }
+
     /// A reload reaches a restore waiting for its type: `wait_for_type: false` makes it try at once.
     @Test func aReloadToWaitForTypeOffEndsTheWait() async throws {
         let initial = IndexState(devices: [Sample.device(owned)], parents: [Self.withoutTheType], domains: [])
