@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end proof on a real kernel (issues 10, 17 and 23). Boots Debian guests under QEMU (TCG) with the mtty
 # sample driver, stock libvirt and mdevctl, and mdevmon's Debian package (scripts/package.sh, built here
-# on Debian 12, installed in the guest with apt-get); each guest runs the scenarios over four boots
+# on Debian 12, installed in the guest with apt-get); each guest runs the scenarios over five boots
 # (guest/guest.sh) and this script collects one result per scenario and flavour. Two flavours: bookworm
 # (Debian 12: libvirt 9.0, mdevctl 1.2, kernel 6.1) and trixie (Debian 13: libvirt 11.3, mdevctl 1.4,
 # kernel 6.12), the same .deb in both. Run as root on Debian 12; prints `N passed, N failed, N skipped`,
 # exits 1 on any failure.
 #
-# Usage: Tests/e2e/run.sh [--flavour bookworm|trixie|both] [--no-daemon] [--deb PATH] [--phases "one two three four"]
+# Usage: Tests/e2e/run.sh [--flavour bookworm|trixie|both] [--no-daemon] [--deb PATH] [--phases "one two three four five"]
 #                          [--prepare-only]
 #   --flavour       which guests (default both)
 #   --no-daemon     do not build or install mdevmon; daemon scenarios report SKIP
@@ -24,7 +24,7 @@ set -euo pipefail
 e2e=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$e2e/../.." && pwd)
 cache=$repo/.e2e-cache
-daemon=build deb="" phases="one two three four" flavours="bookworm trixie" prepare_only=0
+daemon=build deb="" phases="one two three four five" flavours="bookworm trixie" prepare_only=0
 while (($#)); do
   case "$1" in
     --no-daemon) daemon=none; shift ;;
@@ -238,6 +238,9 @@ stage_payload() {
   mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
   ln -s /etc/systemd/system/mdevmon-e2e.service "$root/etc/systemd/system/multi-user.target.wants/mdevmon-e2e.service"
   install -D -m 0644 "$e2e/guest/99-mdevmon-e2e.rules" "$root/etc/udev/rules.d/99-mdevmon-e2e.rules"
+  install -D -m 0755 "$e2e/guest/mdevctl-hold.sh" "$root/usr/local/lib/mdevmon-e2e/mdevctl-hold.sh"
+  install -D -m 0644 "$e2e/guest/mdevmon-e2e-hold.service" "$root/etc/systemd/system/mdevmon-e2e-hold.service"
+  ln -s /etc/systemd/system/mdevmon-e2e-hold.service "$root/etc/systemd/system/multi-user.target.wants/mdevmon-e2e-hold.service"
   payload=$root
 }
 # Copies a tree into the ext4 image with debugfs (no loop device or mount needed), root-owned, modes kept.
@@ -282,7 +285,7 @@ run_image() { # FLAVOUR
 # --- the remote daemon (issue 25) --------------------------------------------------------------------------
 # One more mdevmon per flavour, on this host, from the same .deb, watching the guest's libvirtd over
 # qemu+tcp through QEMU's port forward (127.0.0.1:<rport> → the guest's libvirtd-tcp.socket, auth_tcp none,
-# inside the guest only). It runs across the flavour's four boots: every reboot is a lost connection and a
+# inside the guest only). It runs across the flavour's five boots: every reboot is a lost connection and a
 # reconnect. It owns only the remote restore's device (the guest's own mdevmon excludes it). The guest
 # reaches its metrics at 10.0.2.2:<mport> (QEMU's user network maps it to 127.0.0.1 here).
 declare -A rport=([bookworm]=16611 [trixie]=16612) mport=([bookworm]=19861 [trixie]=19862) remote_pid=()
@@ -418,7 +421,8 @@ expect_results() { # FLAVOUR PHASE
   local f=$1 s r found
   declare -A want=([one]="package-install guest-baseline lifecycle sysfs references nodedev-update pci-capacity pci-sick remote-lifecycle remote-capacity remote-drop"
                    [two]="stock-autostart-bug recovery doctor-stock-rule hotplug readiness remote-reconnect remote-restore remote-hotplug remote-readiness"
-                   [three]="late-parent pci-late-types" [four]="symlink-autostart pci-mdevctl-autostart doctor-symlink racing systemd package-upgrade")
+                   [three]="late-parent pci-late-types" [four]="symlink-autostart pci-mdevctl-autostart doctor-symlink racing systemd package-upgrade"
+                   [five]="stuck-call")
   for s in ${want[$2]:-}; do
     found=0
     for r in "${results[@]}"; do [[ $r == "$f $s "* ]] && found=1; done

@@ -97,6 +97,10 @@ case $PHASE in
     else
       for s in doctor-symlink racing systemd package-upgrade; do skip $s "mdevmon not installed"; done
     fi
+    have_daemon && prepare_stuck_call
+    ;;
+  five)
+    if have_daemon; then scenario_stuck_call; else skip stuck-call "mdevmon not installed"; fi
     ;;
   # For debugging by hand: boot with e2e.phase=debug after putting a script at $E2E_DIR/debug.sh.
   debug) [ -r "$E2E_DIR/debug.sh" ] && source "$E2E_DIR/debug.sh" ;;
