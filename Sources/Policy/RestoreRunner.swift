@@ -114,10 +114,12 @@ final class RestoreRunner: Sendable {
             } else if unparented {
                 // Waits for any new parent or device below.
             } else if config().restore.waitForType {
-                let offered = state.parents[parent]?.types.first { $0.id == device.mdevType }
-                if let offered, offered.availableInstances > 0 { wakeups.cancel(waiter); return true }
                 // libvirt lists only parents that offer mdev types: a GPU whose driver is not up is not here.
-                reason = offered == nil ? .type : .instance
+                guard let missing = RestoreWaiting.typeReason(parent: parent, mdevType: device.mdevType, in: state) else {
+                    wakeups.cancel(waiter)
+                    return true
+                }
+                reason = missing
             } else {
                 do {
                     let exists = try await slots.holding { try await self.actions.nodeDeviceExists(parent) }

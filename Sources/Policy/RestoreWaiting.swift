@@ -1,3 +1,5 @@
+public import Monitor
+
 /// A restore waiting, before its first attempt, for its parent to be able to host the device.
 public struct RestoreWaiting: Hashable, Sendable, Comparable {
     public enum Reason: String, Hashable, Sendable {
@@ -23,4 +25,35 @@ public struct RestoreWaiting: Hashable, Sendable, Comparable {
     }
 
     public static func < (a: Self, b: Self) -> Bool { (a.uuid, a.parent) < (b.uuid, b.parent) }
+
+    /// What the index says of the device's type on `parent`: nil when the parent offers it with an instance
+    /// available, else `.type` (not offered, or no such parent: libvirt lists only parents that offer
+    /// types) or `.instance` (none left).
+    public static func typeReason(parent: String, mdevType: String, in state: IndexState) -> Reason? {
+        guard let offered = state.parents[parent]?.types.first(where: { $0.id == mdevType }) else { return .type }
+        return offered.availableInstances > 0 ? nil : .instance
+    }
+
+    /// What a restore of `device` waits for according to the index alone (as with `wait_for_type`, the
+    /// default): nil when it can act (or the device is active already). A device libvirt files under its
+    /// placeholder parent waits for the parent.
+    public static func inIndex(_ device: PersistedState.Device, _ state: IndexState) -> RestoreWaiting? {
+        let now = state.current(device.key)
+        if now?.active == true { return nil }
+        let parent = device.parent == IndexState.placeholderParent ? (now?.parent ?? device.parent) : device.parent
+        let reason: Reason? = parent == IndexState.placeholderParent || now?.parent == IndexState.placeholderParent
+            ? .parent : typeReason(parent: parent, mdevType: device.mdevType, in: state)
+        return reason.map { RestoreWaiting(uuid: device.uuid, parent: device.parent, mdevType: device.mdevType, reason: $0) }
+    }
+
+    /// `mdevmon list`'s table of the restores the daemon has pending (from its state file), with what
+    /// each waits for in the index: `parent`, `type` (not offered yet), `instance` (none left), or `-` (it
+    /// can act: mdevmon is starting it, retrying, or waiting out an autostart grace period).
+    public static func table(pending: [PersistedState.Device], state: IndexState) -> String {
+        var rows = [["RESTORE_PENDING", "PARENT", "TYPE", "WAITING_FOR"]]
+        for device in pending.sorted(by: { ($0.uuid, $0.parent) < ($1.uuid, $1.parent) }) {
+            rows.append([device.uuid, device.parent, device.mdevType, inIndex(device, state)?.reason.rawValue ?? "-"])
+        }
+        return Listing.render(rows)
+    }
 }

@@ -88,6 +88,13 @@ public struct StateStore: Sendable {
         case corrupt(reason: String, movedTo: String?)
     }
 
+    /// Reads the state file and changes nothing (for `mdevmon list`, beside the daemon that owns it): nil
+    /// when it is missing or this version cannot read it.
+    public func peek() -> PersistedState? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return try? JSONDecoder().decode(PersistedState.self, from: data)
+    }
+
     /// Reads the state file. Nothing is ever deleted: a file this version cannot use is moved aside
     /// under a name that says why, and a newer one it can read is also kept as it was.
     public func load() -> LoadResult {

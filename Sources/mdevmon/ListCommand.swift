@@ -11,8 +11,11 @@ extension Mdevmon {
                 Each mdev shows the domains whose configuration references it (DOMAINS) and the running \
                 domains whose live XML holds it now (IN_USE_BY, hot-plugged ones included). --domains lists \
                 the domains instead: their mdevs, whether each defined domain could start now and, if not, \
-                why (per mdev: missing, inactive, no_capacity, type_not_offered, parent_missing, in_use, restoring). Exits 1 with a \
-                one-line error when libvirt cannot be reached.
+                why (per mdev: missing, inactive, no_capacity, type_not_offered, parent_missing, in_use, restoring). \
+                Below the mdevs, the restores the daemon has pending (read from its state file in --state.dir, \
+                never changed) and what each waits for: parent, type (its parent does not offer the type yet: a \
+                vendor driver not up), instance (none free), or - (it can act). Exits 1 with a one-line error \
+                when libvirt cannot be reached.
                 """)
 
         @OptionGroup var connection: ConnectionOptions
@@ -25,6 +28,9 @@ extension Mdevmon {
 
         @Flag(help: "List the domains that reference or use mdevs, with whether each could start now and its blockers.")
         var domains = false
+
+        @Option(name: .customLong("state.dir"), help: ArgumentHelp("mdevmon's state directory, read for its pending restores.", valueName: "dir"))
+        var stateDir: String = "/var/lib/mdevmon"
 
         func run() async throws {
             let uri = connection.connect
@@ -53,7 +59,11 @@ extension Mdevmon {
             if json {
                 FileHandle.standardOutput.write(listing.json())
             } else {
-                FileHandle.standardOutput.write(Data(listing.table(parents: parents).utf8))
+                var text = listing.table(parents: parents)
+                if let pending = StateStore(directory: stateDir).peek()?.pending, !pending.isEmpty {
+                    text += "\n" + RestoreWaiting.table(pending: pending, state: snapshot.state)
+                }
+                FileHandle.standardOutput.write(Data(text.utf8))
             }
         }
     }

@@ -110,6 +110,18 @@ struct PolicyRestoreTests {
             #expect(metrics.restore("failure") == 0 && metrics.restore("gave_up") == 0 && metrics.restore("success") == 0)
             #expect(log.records(.restoreAttempted).isEmpty && log.records(.restoreFailed).isEmpty)
             #expect(!log.records.contains { $0.level >= .warning && s.owned.contains($0.value(LogKey.mdevUUID) ?? "") })
+
+            // `mdevmon list` reads the daemon's state file (changing nothing) and says what each waits for.
+            #expect(await eventually(timeout: .seconds(10)) {
+                Set(StateStore(directory: s.stateDir.path).peek()?.pending.map(\.uuid) ?? []) == Set(s.owned)
+            })
+            let list = LibvirtHost.run(mdevmonBinary, ["list", "--state.dir", s.stateDir.path])
+            #expect(list.status == 0, "\(list.err)")
+            let rows = list.out.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+            #expect(rows.contains(["RESTORE_PENDING", "PARENT", "TYPE", "WAITING_FOR"]), "\(list.out)")
+            for uuid in s.owned {
+                #expect(rows.contains([uuid, LibvirtHost.pciParent.name, "nvidia-63", "type"]), "\(list.out)")
+            }
         }
     }
 

@@ -104,6 +104,27 @@ import Testing
         }
     }
 
+    /// `mdevmon list`'s verdict, from the index alone: the same reasons the runner waits for.
+    @Test func theIndexAloneSaysWhatEachRestoreWaitsFor() {
+        let (typeless, full, free, active, adrift) = (Sample.uuid(), Sample.uuid(), Sample.uuid(), Sample.uuid(), Sample.uuid())
+        let state = IndexState(devices: [
+            Sample.device(typeless, parent: "pci_typeless"), Sample.device(full, parent: "pci_full"),
+            Sample.device(free), Sample.device(active, parent: "pci_typeless", active: true),
+            Sample.device(adrift, parent: IndexState.placeholderParent),
+        ], parents: [Sample.parentDevice("pci_typeless", type: "nvidia-other"), Sample.parentDevice("pci_full", available: 0), Sample.parentDevice()],
+           domains: [])
+        let pending = [Sample.saved(typeless, parent: "pci_typeless"), Sample.saved(full, parent: "pci_full"), Sample.saved(free),
+                       Sample.saved(active, parent: "pci_typeless"), Sample.saved(adrift, parent: "pci_gone")]
+        #expect(pending.map { RestoreWaiting.inIndex($0, state)?.reason } == [.type, .instance, nil, nil, .parent])
+        let table = RestoreWaiting.table(pending: pending, state: state).split(separator: "\n").map {
+            $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        }
+        #expect(table.first == ["RESTORE_PENDING", "PARENT", "TYPE", "WAITING_FOR"])
+        #expect(table.contains([typeless, "pci_typeless", Sample.type, "type"]))
+        #expect(table.contains([free, Sample.parent, Sample.type, "-"]))
+        #expect(table.contains([adrift, "pci_gone", Sample.type, "parent"]))
+    }
+
     /// A reload reaches a restore waiting for its type: `wait_for_type: false` makes it try at once.
     @Test func aReloadToWaitForTypeOffEndsTheWait() async throws {
         let initial = IndexState(devices: [Sample.device(owned)], parents: [Self.withoutTheType], domains: [])
