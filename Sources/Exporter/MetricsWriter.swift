@@ -17,7 +17,8 @@
 /// ```
 public struct MetricsWriter {
     public enum MetricType: String, Sendable {
-        case counter, gauge, untyped
+        /// Only `_sum` and `_count` samples here: no quantiles.
+        case counter, gauge, summary, untyped
     }
 
     private var bytes: [UInt8] = []

@@ -11,6 +11,18 @@ public enum LibvirtWork: Hashable, Sendable {
     case closed(reason: String)
 }
 
+extension LibvirtWork: CustomStringConvertible {
+    /// One line for the journal: `node device NAME (created, updated)`.
+    public var description: String {
+        switch self {
+        case .nodeDevice(let name, let kinds): "node device \(name) (\(kinds.map(\.rawValue).sorted().joined(separator: ", ")))"
+        case .domain(let name, let kinds): "domain \(name) (\(kinds.map(\.rawValue).sorted().joined(separator: ", ")))"
+        case .resync: "full resync"
+        case .closed(let reason): "connection closed: \(reason)"
+        }
+    }
+}
+
 /// Why the Monitor re-reads everything instead of fetching what an event names.
 public enum ResyncReason: Hashable, Sendable {
     /// More objects changed at once than the queue (or inotify's own queue) holds.
@@ -83,6 +95,8 @@ public final class EventQueue: Sendable {
         var lifecycleStreak = 0
         /// Node devices queued for a requested re-read (no lifecycle event of their own): lifecycle lane.
         var refreshes: Set<String> = []
+        /// When each waiting object was queued (its first event since it was last handed out).
+        var queuedAt: [Key: ContinuousClock.Instant] = [:]
 
         /// Distinct objects waiting.
         var waiting: Int { nodeDeviceKinds.count + domainKinds.count }
@@ -190,6 +204,7 @@ public final class EventQueue: Sendable {
             return false
         }
         if updateOnly { c.updates.append(key) } else { c.lifecycle.append(key) }
+        c.queuedAt[key] = .now
         c.boundLanes()
         return true
     }
@@ -201,6 +216,7 @@ public final class EventQueue: Sendable {
         c.nodeDeviceKinds = [:]
         c.domainKinds = [:]
         c.refreshes = []
+        c.queuedAt = [:]
         c.resync = true
     }
 
@@ -252,6 +268,7 @@ public final class EventQueue: Sendable {
                 if let kinds = c.domainKinds.removeValue(forKey: name) { work = .domain(name: name, kinds: kinds) }
             }
             guard let work else { continue }
+            if let queued = c.queuedAt.removeValue(forKey: key) { c.stats.waited.add(.now - queued) }
             c.lifecycleStreak = fromUpdates ? 0 : c.lifecycleStreak + 1
             return work
         }
@@ -274,4 +291,6 @@ public struct EventQueueStats: Hashable, Sendable {
     public var handedOut = 0
     /// Times the queue hit its capacity and fell back to a resync.
     public var overflows = 0
+    /// Objects handed out, and how long they had waited since their first event.
+    public var waited = DurationTotal()
 }

@@ -18,11 +18,24 @@ public final class LibvirtCalls: Sendable {
         func isOlder(than other: Call) -> Bool { (started, id) < (other.started, other.id) }
     }
 
+    /// What a call is for: the label of its duration totals.
+    public enum Kind: String, Sendable, CaseIterable {
+        case connect
+        case fullSync = "full_sync"
+        case fetchNodeDevice = "fetch_node_device"
+        case fetchDomain = "fetch_domain"
+        /// A policy's call: look up, start or create a node device.
+        case action
+        case close
+    }
+
     private struct State {
         var next = 0
         var calls: [Int: Call] = [:]
         /// Calls the watch reported as stuck, and how long each had waited when it returned.
         var watched: [Int: Duration?] = [:]
+        var durations: [Kind: DurationTotal] = [:]
+        var queueWait = DurationTotal()
     }
 
     private let state = Mutex(State())
@@ -32,14 +45,17 @@ public final class LibvirtCalls: Sendable {
     /// Runs the blocking `body` as the call `operation`, in flight until it returns or throws. A body that
     /// makes many RPCs (a full sync) calls the `progress` it is given after each, so that only one RPC
     /// that does not return counts as stuck, not a long sync of a big host.
-    public func tracking<T>(_ operation: String, _ body: (_ progress: () -> Void) throws -> T) rethrows -> T {
+    /// Its whole duration, returned or thrown, is added to `kind`'s totals.
+    public func tracking<T>(_ operation: String, kind: Kind, _ body: (_ progress: () -> Void) throws -> T) rethrows -> T {
+        let begun = ContinuousClock.now
         let id = state.withLock { state in
             state.next += 1
-            state.calls[state.next] = Call(id: state.next, operation: operation, started: .now)
+            state.calls[state.next] = Call(id: state.next, operation: operation, started: begun)
             return state.next
         }
         defer {
             state.withLock { state in
+                state.durations[kind, default: DurationTotal()].add(.now - begun)
                 guard let call = state.calls.removeValue(forKey: id) else { return }
                 if state.watched[id] != nil { state.watched[id] = .now - call.started }
             }
@@ -48,8 +64,19 @@ public final class LibvirtCalls: Sendable {
     }
 
     /// `tracking` for a body that makes one RPC.
-    public func tracking<T>(_ operation: String, _ body: () throws -> T) rethrows -> T {
-        try tracking(operation) { (_: () -> Void) in try body() }
+    public func tracking<T>(_ operation: String, kind: Kind, _ body: () throws -> T) rethrows -> T {
+        try tracking(operation, kind: kind) { (_: () -> Void) in try body() }
+    }
+
+    /// How long the calls that ended took, by kind (kinds with no call yet are left out).
+    public var durations: [Kind: DurationTotal] { state.withLock { $0.durations } }
+
+    /// How long event-queue objects waited before their fetch began (`EventQueue.next`), over every connection.
+    public var queueWait: DurationTotal { state.withLock { $0.queueWait } }
+
+    /// Adds what the event queue reported since the previous look.
+    func addQueueWait(_ total: DurationTotal) {
+        state.withLock { $0.queueWait.count += total.count; $0.queueWait.seconds += total.seconds }
     }
 
     /// The call that has waited longest; nil when none is in flight.
@@ -131,6 +158,23 @@ public struct LibvirtCallWatch: Service {
             await index.recordStuckCall(stuck?.operation)
             reported = stuck
         }
+    }
+}
+
+/// A running count and sum of durations: a Prometheus summary without quantiles, whose
+/// `rate(_sum) / rate(_count)` is the mean over any window.
+public struct DurationTotal: Hashable, Sendable {
+    public var count = 0
+    public var seconds = 0.0
+
+    public init(count: Int = 0, seconds: Double = 0) {
+        self.count = count
+        self.seconds = seconds
+    }
+
+    mutating func add(_ duration: Duration) {
+        count += 1
+        seconds += duration.seconds
     }
 }
 

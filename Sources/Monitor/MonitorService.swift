@@ -63,7 +63,7 @@ public final class MonitorService: Service, Sendable {
     public func withConnection<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (any LibvirtConnection) throws -> T) async throws -> T {
         guard let connection = current.withLock({ $0 }) else { throw MonitorError.notConnected(configuration.uri) }
         return try await Blocking.runAbandoningOnCancel { [calls] in
-            try calls.tracking(operation) { try connection.withLease { try body(connection) } }
+            try calls.tracking(operation, kind: .action) { try connection.withLease { try body(connection) } }
         } abandon: { _ in }
     }
 
@@ -85,7 +85,7 @@ public final class MonitorService: Service, Sendable {
                 // A connect to a libvirtd that does not answer can block for long: shutdown must not wait for it.
                 let connection = try await cancelWhenGracefulShutdown { [configuration, connector, calls] in
                     try await Blocking.runAbandoningOnCancel {
-                        try calls.tracking("connect to \(configuration.uri)") {
+                        try calls.tracking("connect to \(configuration.uri)", kind: .connect) {
                             try connector.connect(uri: configuration.uri, readOnly: configuration.readOnly)
                         }
                     } abandon: { $0.close() }
@@ -109,7 +109,7 @@ public final class MonitorService: Service, Sendable {
                 }
                 current.withLock { $0 = nil }
                 // Deregistering talks to libvirtd: off the cooperative pool, like every other call.
-                _ = try? await Blocking.run { [calls] in calls.tracking("close the connection") { connection.close() } }
+                _ = try? await Blocking.run { [calls] in calls.tracking("close the connection", kind: .close) { connection.close() } }
                 let reason = try outcome.get()
                 await index.markDisconnected(reason: reason)
                 // Reconnect at once after a clean loss; backoff applies to failed attempts.
@@ -149,7 +149,7 @@ public final class MonitorService: Service, Sendable {
 
     private func sync(_ connection: any LibvirtConnection) async throws {
         let result = try await Blocking.run { [calls] in
-            try calls.tracking("full sync") { progress in try FullSync.read(from: connection, progress: progress) }
+            try calls.tracking("full sync", kind: .fullSync) { progress in try FullSync.read(from: connection, progress: progress) }
         }
         for problem in result.problems {
             logger.error("skipping device: \(problem)", metadata: MessageID.libvirtOperationFailed.metadata)
@@ -174,7 +174,20 @@ public final class MonitorService: Service, Sendable {
 
     /// Applies events until the connection closes; returns why it closed.
     private func consume(_ connection: any LibvirtConnection) async throws -> String {
+        var waited = connection.events.stats.waited
         while let (work, counts) = await connection.events.next() {
+            let now = connection.events.stats.waited
+            let wait = DurationTotal(count: now.count - waited.count, seconds: now.seconds - waited.seconds)
+            calls.addQueueWait(wait)
+            waited = now
+            let began = ContinuousClock.now
+            // Where the time from libvirt's event to the index goes, per object (off unless --log.level debug).
+            defer {
+                if logger.logLevel <= .debug, wait.count > 0 {
+                    let handled = Int(((ContinuousClock.now - began).seconds * 1000).rounded())
+                    logger.debug("event work \(work): waited \(Int((wait.seconds * 1000).rounded())) ms in the queue, fetched and applied in \(handled) ms; \(connection.events.waiting) objects queued behind it")
+                }
+            }
             switch work {
             case .closed(let reason):
                 await index.mutate(events: counts) { _ in [] }
@@ -222,7 +235,7 @@ public final class MonitorService: Service, Sendable {
             let known = index.snapshot.state.device(named: name)
             // nil record: the device vanished between the event and the fetch.
             let fetched = try await Blocking.run { [calls] in
-                try calls.tracking("fetch node device \(name)") {
+                try calls.tracking("fetch node device \(name)", kind: .fetchNodeDevice) {
                     try Self.fetchNodeDevice(name, refreshParent: refreshParent, known: known, from: connection)
                 }
             }
@@ -309,7 +322,7 @@ public final class MonitorService: Service, Sendable {
     private func handleDomain(_ name: String, _ kinds: Set<DomainEventKind>, _ counts: [EventCounterKey: Int],
                               _ connection: any LibvirtConnection) async {
         do {
-            let record = try await Blocking.run { [calls] in try calls.tracking("fetch domain \(name)") { try connection.domain(named: name) } }
+            let record = try await Blocking.run { [calls] in try calls.tracking("fetch domain \(name)", kind: .fetchDomain) { try connection.domain(named: name) } }
             let domain = try record.map { record throws(XMLParseError) in try DomainInfo(record) }
             await recordFetch(LibvirtObject(.domain, name), failure: nil)
             await index.mutate(events: counts) { state in

@@ -24,7 +24,8 @@ import Testing
         #expect(second.work == .domain(name: "vm1", kinds: [.defined]))
         #expect(second.counts.isEmpty)
         #expect(queue.waiting == 0)
-        #expect(queue.stats == EventQueueStats(received: 1003, handedOut: 2, overflows: 0))
+        let stats = queue.stats
+        #expect((stats.received, stats.handedOut, stats.overflows, stats.waited.count) == (1003, 2, 0, 2))
     }
 
     @Test func objectsComeOutInTheOrderTheyFirstArrived() async throws {
@@ -121,6 +122,19 @@ import Testing
         queue.push(.domain(name: "vm", kind: .started))
         #expect(await queue.next()?.work == .domain(name: "vm", kinds: [.started]))
         #expect(await queue.next()?.work == .nodeDevice(name: "mdev0", kinds: [.updated]))
+    }
+
+    /// How long each object waited from its first event to its hand-out is summed, one count per object.
+    @Test func theWaitFromFirstEventToHandOutIsSummed() async throws {
+        let queue = EventQueue()
+        queue.push(.nodeDevice(name: "a", kind: .updated))
+        queue.push(.nodeDevice(name: "a", kind: .created))
+        queue.push(.domain(name: "vm", kind: .started))
+        try await Task.sleep(for: .milliseconds(50))
+        _ = await queue.next()
+        _ = await queue.next()
+        #expect(queue.stats.waited.count == 2)
+        #expect(queue.stats.waited.seconds >= 0.1, "\(queue.stats.waited)")
     }
 
     /// A steady stream of lifecycle events cannot starve an UPDATE: every ninth hand-out is the update lane's.

@@ -102,7 +102,7 @@ import TestSupport
                 #expect(actions.started.isEmpty && actions.createdXML.isEmpty, "nothing to restore on a first run")
             }
         }
-        // The card and the queue were no problem to anyone: not logged at all, and the Monitor logged nothing
+        // The card and the queue were no problem to anyone: not logged (at info or above), and the Monitor logged nothing
         // at warning or worse; the policy warned of the inactive mdev once and said when it was resolved.
         #expect(IBMZHost.mentionsOfCardOrQueue(monitorLog).isEmpty)
         #expect(IBMZHost.mentionsOfCardOrQueue(policyLog).isEmpty)

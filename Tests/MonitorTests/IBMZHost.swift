@@ -105,7 +105,8 @@ enum IBMZHost {
 
     /// Every record in `logs` that names the AP card or queue, in its message or its metadata.
     static func mentionsOfCardOrQueue(_ logs: LogCapture) -> [LogRecord] {
-        logs.records.filter { record in
+        // At the default level (info): debug's per-event timings name every object.
+        logs.records(atLeast: .info).filter { record in
             let text = record.message + " " + record.metadata.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             return text.contains(card) || text.contains(queue)
         }

@@ -48,6 +48,25 @@ import Testing
             #expect(log.records(.libvirtCallReturned).map(\.level) == [.notice])
             #expect(log.records(.libvirtCallStuck).count == 1)
             #expect(h.service.calls.oldest == nil)
+
+            // The held fetch is in its kind's totals, and so is its wait in the queue (none: nothing ahead).
+            let fetches = try #require(h.service.calls.durations[.fetchNodeDevice])
+            #expect(fetches.count >= 1 && fetches.seconds >= 0.3, "\(fetches)")
+            #expect(h.service.calls.durations[.fullSync]?.count == 1)
+            #expect(h.service.calls.queueWait.count >= 1)
+            var after = MetricsWriter(capacity: 1024)
+            LibvirtCallExport(calls: h.service.calls).contribute(to: &after, snapshot: h.snapshot)
+            let lines = String(decoding: after.takeFamilies().flatMap { $0.text }, as: UTF8.self).split(separator: "\n")
+            #expect(lines.contains("# TYPE mdev_libvirt_call_duration_seconds summary"))
+            #expect(lines.contains("mdev_libvirt_call_duration_seconds_count{call=\"fetch_node_device\"} \(fetches.count)"), "\(lines)")
+            #expect(lines.contains("mdev_libvirt_call_duration_seconds_count{call=\"action\"} 0"))
+            #expect(lines.contains { $0.hasPrefix("mdev_event_queue_wait_seconds_count ") })
+            // At debug level, each object's wait and handling are journaled (the held one took 0.3 s at least).
+            let work = try #require(log.records.first { $0.message.hasPrefix("event work node device \(device.name) (defined): waited ") })
+            #expect(work.level == .debug)
+            let words = work.message.split(separator: " ")
+            let handled = words.firstIndex(of: "applied").map { Int(words[$0 + 2]) ?? 0 }
+            #expect((handled ?? 0) >= 300, "\(work.message)")
         }
     }
 
@@ -75,7 +94,7 @@ import Testing
         defer { connection.close() }
         let calls = LibvirtCalls()
         var restamps = 0
-        _ = try calls.tracking("full sync") { progress in
+        _ = try calls.tracking("full sync", kind: .fullSync) { progress in
             try FullSync.read(from: connection) {
                 let before = calls.oldest?.started
                 while ContinuousClock.now == before {}
