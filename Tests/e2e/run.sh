@@ -238,6 +238,9 @@ stage_payload() {
   mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
   ln -s /etc/systemd/system/mdevmon-e2e.service "$root/etc/systemd/system/multi-user.target.wants/mdevmon-e2e.service"
   install -D -m 0644 "$e2e/guest/99-mdevmon-e2e.rules" "$root/etc/udev/rules.d/99-mdevmon-e2e.rules"
+  grep -qxF "$(sed -n 's|^ExecStart=/usr/local/bin/|ExecStart=/usr/bin/|p' "$repo/deploy/mdevmon.service") --log.level debug" \
+    "$e2e/guest/mdevmon-e2e-debug.conf" || die "guest/mdevmon-e2e-debug.conf's ExecStart no longer matches deploy/mdevmon.service's"
+  install -D -m 0644 "$e2e/guest/mdevmon-e2e-debug.conf" "$root/etc/systemd/system/mdevmon.service.d/e2e-debug.conf"
   install -D -m 0755 "$e2e/guest/mdevctl-hold.sh" "$root/usr/local/lib/mdevmon-e2e/mdevctl-hold.sh"
   install -D -m 0644 "$e2e/guest/mdevmon-e2e-hold.service" "$root/etc/systemd/system/mdevmon-e2e-hold.service"
   ln -s /etc/systemd/system/mdevmon-e2e-hold.service "$root/etc/systemd/system/multi-user.target.wants/mdevmon-e2e-hold.service"

@@ -57,9 +57,12 @@ case $PHASE in
       scenario_nodedev_update
       scenario_pci_capacity
       scenario_pci_sick
+      work_timings
     else
       for s in lifecycle sysfs references nodedev-update remote-lifecycle remote-capacity pci-capacity pci-sick; do skip $s "mdevmon not installed"; done
     fi
+    # Debug logging (each event's timings) was for this boot only.
+    rm -f /etc/systemd/system/mdevmon.service.d/e2e-debug.conf && systemctl daemon-reload
     prepare_recovery
     prepare_remote_restore
     # Last: from here libvirtd's replies to the remote daemon are dropped.
@@ -75,6 +78,7 @@ case $PHASE in
     if have_daemon; then
       scenario_hotplug
       scenario_readiness
+      work_timings
     else
       for s in hotplug readiness remote-hotplug remote-readiness; do skip $s "mdevmon not installed"; done
     fi

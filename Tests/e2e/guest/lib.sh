@@ -439,6 +439,24 @@ state_lists() { local u; for u; do grep -qs "$u" /var/lib/mdevmon/state.json || 
 # Replaces one `key: value` line of the installed config, keeping everything else as the package put it.
 set_config() { sed -i -E "s|^([[:space:]]*$1:)[[:space:]]*[^#]*|\\1 $2 |" /etc/mdevmon/mdevmon.yaml; }
 
+# work_timings: for the record (issue 23: why mdevmon's share after libvirt's event is larger in a TCG
+# guest), what mdevmon's event handling cost this boot so far (its mdev_libvirt_call_duration_seconds and
+# mdev_event_queue_wait_seconds summaries) and what one poll of this harness (a scrape and its parse) costs.
+work_timings() {
+  local m t0 t1 i
+  m=$(curl -fsS -m 5 "$METRICS_URL") || return 0
+  now t0; for i in {1..20}; do scrape && series mdev_device_active uuid=none; done; now t1
+  info "$(awk -v poll=$(((t1 - t0) / 20)) -v phase="$PHASE" '
+    function mean(k) { return c[k] ? 1000 * s[k] / c[k] : 0 }
+    /^mdev_libvirt_call_duration_seconds_(sum|count)\{/ { split($1, a, "\""); if ($1 ~ /_sum/) s[a[2]] = $2; else c[a[2]] = $2 }
+    /^mdev_event_queue_wait_seconds_sum / { s["wait"] = $2 }
+    /^mdev_event_queue_wait_seconds_count / { c["wait"] = $2 }
+    END {
+      printf "work-timings (boot %s): node-device fetches %d, mean %.1f ms; domain fetches %d, mean %.1f ms; objects queued %d, mean wait %.1f ms; full syncs %d, mean %.0f ms; one poll of the e2e harness (scrape and parse) %d ms",
+        phase, c["fetch_node_device"], mean("fetch_node_device"), c["fetch_domain"], mean("fetch_domain"),
+        c["wait"], mean("wait"), c["full_sync"], mean("full_sync"), poll }' <<<"$m")"
+}
+
 # --- the remote mdevmon (issue 25) -----------------------------------------------------------------------
 # run.sh runs a second mdevmon on the host, watching this guest's libvirtd over qemu+tcp (QEMU forwards
 # 127.0.0.1:<port> on the host to libvirtd-tcp.socket here). Its metrics are at e2e.remote=<ip>:<port>:
