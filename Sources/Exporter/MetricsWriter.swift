@@ -17,8 +17,9 @@
 /// ```
 public struct MetricsWriter {
     public enum MetricType: String, Sendable {
-        /// Only `_sum` and `_count` samples here: no quantiles.
-        case counter, gauge, summary, untyped
+        case counter, gauge, untyped
+        /// Written with `_sum` and `_count` samples only: no quantiles.
+        case summary
     }
 
     private var bytes: [UInt8] = []

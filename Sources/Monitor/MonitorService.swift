@@ -180,12 +180,13 @@ public final class MonitorService: Service, Sendable {
             let wait = DurationTotal(count: now.count - waited.count, seconds: now.seconds - waited.seconds)
             calls.addQueueWait(wait)
             waited = now
-            let began = ContinuousClock.now
-            // Where the time from libvirt's event to the index goes, per object (off unless --log.level debug).
+            let began = ContinuousClock.now, behind = connection.events.waiting
+            // Where the time from libvirt's event to the index goes, one line per object fetched (off unless
+            // --log.level debug).
             defer {
                 if logger.logLevel <= .debug, wait.count > 0 {
                     let handled = Int(((ContinuousClock.now - began).seconds * 1000).rounded())
-                    logger.debug("event work \(work): waited \(Int((wait.seconds * 1000).rounded())) ms in the queue, fetched and applied in \(handled) ms; \(connection.events.waiting) objects queued behind it")
+                    logger.debug("event work \(work): waited \(Int((wait.seconds * 1000).rounded())) ms in the queue, fetched and applied in \(handled) ms; \(behind) objects queued behind it")
                 }
             }
             switch work {

@@ -101,9 +101,7 @@ final class RestoreRunner: Sendable {
         defer { metrics.setWaiting(device.key, nil) }
         while !Self.stopping {
             let state = index.snapshot.state
-            let now = state.current(device)
-            let parent = device.parent == IndexState.placeholderParent ? (now?.parent ?? device.parent) : device.parent
-            let unparented = parent == IndexState.placeholderParent || now?.parent == IndexState.placeholderParent
+            let (now, parent, unparented) = RestoreWaiting.resolve(device, in: state)
             let waiter = wakeups.register(unparented ? .anyParent : .parent(parent))
             var reason = RestoreWaiting.Reason.parent
             if now?.active == true {

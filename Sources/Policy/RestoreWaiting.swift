@@ -34,21 +34,29 @@ public struct RestoreWaiting: Hashable, Sendable, Comparable {
         return offered.availableInstances > 0 ? nil : .instance
     }
 
+    /// The device as the index has it now, and the parent its restore waits for. A saved device on libvirt's
+    /// placeholder parent takes the parent the index has for it; `unparented`: libvirt files it under the
+    /// placeholder (its real parent is not there yet), so it waits for any parent.
+    static func resolve(_ device: PersistedState.Device, in state: IndexState) -> (now: MdevDevice?, parent: String, unparented: Bool) {
+        let now = state.current(device.key)
+        let parent = device.parent == IndexState.placeholderParent ? (now?.parent ?? device.parent) : device.parent
+        return (now, parent, parent == IndexState.placeholderParent || now?.parent == IndexState.placeholderParent)
+    }
+
     /// What a restore of `device` waits for according to the index alone (as with `wait_for_type`, the
     /// default): nil when it can act (or the device is active already). A device libvirt files under its
     /// placeholder parent waits for the parent.
     public static func inIndex(_ device: PersistedState.Device, _ state: IndexState) -> RestoreWaiting? {
-        let now = state.current(device.key)
+        let (now, parent, unparented) = resolve(device, in: state)
         if now?.active == true { return nil }
-        let parent = device.parent == IndexState.placeholderParent ? (now?.parent ?? device.parent) : device.parent
-        let reason: Reason? = parent == IndexState.placeholderParent || now?.parent == IndexState.placeholderParent
-            ? .parent : typeReason(parent: parent, mdevType: device.mdevType, in: state)
+        let reason: Reason? = unparented ? .parent : typeReason(parent: parent, mdevType: device.mdevType, in: state)
         return reason.map { RestoreWaiting(uuid: device.uuid, parent: device.parent, mdevType: device.mdevType, reason: $0) }
     }
 
     /// `mdevmon list`'s table of the restores the daemon has pending (from its state file), with what
-    /// each waits for in the index: `parent`, `type` (not offered yet), `instance` (none left), or `-` (it
-    /// can act: mdevmon is starting it, retrying, or waiting out an autostart grace period).
+    /// each waits for in the index, as with `wait_for_type` (the default): `parent`, `type` (not offered
+    /// yet), `instance` (none left), or `-` (the index lets it act: mdevmon is starting it, retrying,
+    /// waiting out an autostart grace period, or holding it in a dry run or outside its ownership).
     public static func table(pending: [PersistedState.Device], state: IndexState) -> String {
         var rows = [["RESTORE_PENDING", "PARENT", "TYPE", "WAITING_FOR"]]
         for device in pending.sorted(by: { ($0.uuid, $0.parent) < ($1.uuid, $1.parent) }) {

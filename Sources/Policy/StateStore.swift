@@ -89,10 +89,15 @@ public struct StateStore: Sendable {
     }
 
     /// Reads the state file and changes nothing (for `mdevmon list`, beside the daemon that owns it): nil
-    /// when it is missing or this version cannot read it.
-    public func peek() -> PersistedState? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return try? JSONDecoder().decode(PersistedState.self, from: data)
+    /// when there is none; throws when it cannot be read or decoded.
+    public func peek() throws -> PersistedState? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        do {
+            return try JSONDecoder().decode(PersistedState.self, from: data)
+        } catch {
+            throw StateStoreError(Self.describe(error))
+        }
     }
 
     /// Reads the state file. Nothing is ever deleted: a file this version cannot use is moved aside

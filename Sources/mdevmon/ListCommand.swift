@@ -12,10 +12,11 @@ extension Mdevmon {
                 domains whose live XML holds it now (IN_USE_BY, hot-plugged ones included). --domains lists \
                 the domains instead: their mdevs, whether each defined domain could start now and, if not, \
                 why (per mdev: missing, inactive, no_capacity, type_not_offered, parent_missing, in_use, restoring). \
-                Below the mdevs, the restores the daemon has pending (read from its state file in --state.dir, \
-                never changed) and what each waits for: parent, type (its parent does not offer the type yet: a \
-                vendor driver not up), instance (none free), or - (it can act). Exits 1 with a one-line error \
-                when libvirt cannot be reached.
+                The table (not --json, not --domains) ends with the restores the daemon has pending on this boot, \
+                read from its state file in --state.dir (never changed), and what the index says each waits for \
+                (as with wait_for_type, the default): parent, type (its parent does not offer the type yet: a \
+                vendor driver not up), instance (none free), or - (nothing in the index holds it). A state file \
+                from an earlier boot is named instead. Exits 1 with a one-line error when libvirt cannot be reached.
                 """)
 
         @OptionGroup var connection: ConnectionOptions
@@ -29,15 +30,19 @@ extension Mdevmon {
         @Flag(help: "List the domains that reference or use mdevs, with whether each could start now and its blockers.")
         var domains = false
 
-        @Option(name: .customLong("state.dir"), help: ArgumentHelp("mdevmon's state directory, read for its pending restores.", valueName: "dir"))
-        var stateDir: String = "/var/lib/mdevmon"
+        @Option(name: .customLong("state.dir"), help: ArgumentHelp(
+            "The daemon's state directory, read for its pending restores (default: /var/lib/mdevmon for a local URI, none for a remote one).",
+            valueName: "dir"))
+        var stateDir: String?
 
         func run() async throws {
             let uri = connection.connect
             let snapshot: IndexSnapshot
+            let boot: HostBoot?
             do {
                 let conn = try LibvirtConnectorImpl.connectOnce(uri: uri, readOnly: true)
                 defer { conn.close() }
+                boot = conn.host.boot
                 let result = try FullSync.read(from: conn)
                 for problem in result.problems {
                     FileHandle.standardError.write(Data("mdevmon: warning: skipped \(problem)\n".utf8))
@@ -59,12 +64,29 @@ extension Mdevmon {
             if json {
                 FileHandle.standardOutput.write(listing.json())
             } else {
-                var text = listing.table(parents: parents)
-                if let pending = StateStore(directory: stateDir).peek()?.pending, !pending.isEmpty {
-                    text += "\n" + RestoreWaiting.table(pending: pending, state: snapshot.state)
-                }
-                FileHandle.standardOutput.write(Data(text.utf8))
+                let restores = (stateDir ?? (LibvirtURI.isRemote(uri) ? nil : "/var/lib/mdevmon")).map {
+                    pendingRestores(StateStore(directory: $0), boot: boot, state: snapshot.state)
+                } ?? ""
+                FileHandle.standardOutput.write(Data((listing.table(parents: parents) + restores).utf8))
             }
+        }
+
+        /// The daemon's pending restores on this boot, with what each waits for; a line instead when its
+        /// state file is from an earlier boot (or another host); nothing when there is none or none pending.
+        private func pendingRestores(_ store: StateStore, boot: HostBoot?, state: IndexState) -> String {
+            let saved: PersistedState
+            do {
+                guard let read = try store.peek() else { return "" }
+                saved = read
+            } catch {
+                FileHandle.standardError.write(Data("mdevmon: note: pending restores not shown: cannot read \(store.path): \(error)\n".utf8))
+                return ""
+            }
+            // Not knowing either boot is no reason to hide what the daemon wrote.
+            if let written = HostBoot(persisted: saved.bootID), let boot, boot.isLater(than: written) != false {
+                return "\n\(store.path) was written on \(written), and libvirt's host is on \(boot): mdevmon has not run there since (it recorded \(saved.active.count + saved.pending.count) mdevs)\n"
+            }
+            return saved.pending.isEmpty ? "" : "\n" + RestoreWaiting.table(pending: saved.pending, state: state)
         }
     }
 }

@@ -1,5 +1,7 @@
 import Foundation
 import Monitor
+import Policy
+import TestSupport
 import Testing
 
 @Suite(.enabled(if: LibvirtHost.enabled, "needs a reachable libvirtd (CI=true makes this mandatory)"))
@@ -53,6 +55,32 @@ struct ListCommandTests {
         #expect(blockers.map { $0["reason"] as? String } == ["type_not_offered"])
     }
 
+    /// A state file from another boot is named, not read as this boot's pending restores; one that cannot be
+    /// read is said on stderr, and the listing still succeeds. Neither file is changed.
+    @Test func listNamesAStateFileFromAnotherBootAndOneItCannotRead() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let uuid = LibvirtHost.newUUID()
+        let saved = PersistedState(bootID: "previous-\(UUID().uuidString.lowercased())", active: [], pending: [
+            PersistedState.Device(uuid: uuid, parent: LibvirtHost.pciParent.name, mdevType: "nvidia-63", attrs: [], persistent: true),
+        ])
+        try StateStore(directory: dir.path).save(saved)
+        let before = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/state.json"))
+        let old = LibvirtHost.run(mdevmonBinary, ["list", "--state.dir", dir.path])
+        #expect(old.status == 0, "\(old.err)")
+        #expect(old.out.contains("\(dir.path)/state.json was written on boot id \(saved.bootID)"), "\(old.out)")
+        #expect(old.out.contains("mdevmon has not run there since (it recorded 1 mdevs)"), "\(old.out)")
+        #expect(!old.out.contains("RESTORE_PENDING"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir.path + "/state.json")) == before)
+
+        try Data("{ not json".utf8).write(to: URL(fileURLWithPath: dir.path + "/state.json"))
+        let bad = LibvirtHost.run(mdevmonBinary, ["list", "--state.dir", dir.path])
+        #expect(bad.status == 0, "\(bad.err)")
+        #expect(bad.err.contains("pending restores not shown: cannot read \(dir.path)/state.json"), "\(bad.err)")
+        #expect(try String(contentsOfFile: dir.path + "/state.json", encoding: .utf8) == "{ not json")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["state.json"])
+    }
+
     @Test func helpExplainsFlags() {
         let r = LibvirtHost.run(mdevmonBinary, ["list", "--help"])
         #expect(r.status == 0)
@@ -60,5 +88,6 @@ struct ListCommandTests {
         #expect(r.out.contains("--json"))
         #expect(r.out.contains("--parents"))
         #expect(r.out.contains("--domains"))
+        #expect(r.out.contains("--state.dir"))
     }
 }
