@@ -8,7 +8,7 @@ export PATH="$PATH:/opt/swift/usr/bin"
 scripts/deps.sh
 
 # The proof on a real kernel (issues 10, 17 and 23): qemu guests with the mtty and mdev_edu drivers and the
-# release mdevmon .deb, four boots each, for both flavours (Debian 12 and Debian 13, the same .deb).
+# release mdevmon .deb, five boots each, for both flavours (Debian 12 and Debian 13, the same .deb).
 # MDEVMON_SKIP_E2E=1 skips it (local iterations only; CI always runs it).
 e2e=1
 if [ "${MDEVMON_SKIP_E2E:-0}" = 1 ] && [ "${CI:-}" != true ]; then e2e=0; echo "test.sh: skipping Tests/e2e/run.sh (MDEVMON_SKIP_E2E=1)"; fi

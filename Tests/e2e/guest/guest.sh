@@ -2,15 +2,17 @@
 # Runs one boot phase of the end-to-end scenarios inside the guest (started by mdevmon-e2e.service after
 # mdevmon.service), then powers the guest off. The phase comes from `e2e.phase=` on the kernel command line;
 # each phase checks what the previous boot prepared and prepares the next boot.
-#   one:   installs the mdevmon .deb with apt-get; baseline (no daemon needed), lifecycle, sysfs, references,
-#          nodedev-update (definition drift; the update itself needs libvirt ≥ 10.1); prepares the reboot;
-#          remote-drop (the host's mdevmon, over qemu+tcp, notices a dropped connection)
+#   one:   installs the mdevmon .deb with apt-get (mdevmon at debug level this boot: e2e-debug.conf);
+#          baseline (no daemon needed), lifecycle, sysfs, references, nodedev-update (definition drift; the
+#          update itself needs libvirt ≥ 10.1), pci-capacity, pci-sick; prepares the reboot; remote-drop (the
+#          host's mdevmon, over qemu+tcp, notices a dropped connection)
 #   two:   stock mdevctl autostart bug (no daemon needed), reboot recovery, remote reconnect and restore,
 #          doctor on the stock udev rule,
 #          domain start, hotplug and readiness (nested domains); removes mtty from boot
-#   three: late parent; installs the /usr/sbin/mdevctl symlink
-#   four:  symlink autostart (no daemon needed), doctor with the symlink, racing mdevctl, systemd watchdog,
-#          package upgrade over itself
+#   three: late parent, pci-late-types; installs the /usr/sbin/mdevctl symlink
+#   four:  symlink autostart (no daemon needed), pci-mdevctl-autostart, doctor with the symlink, racing
+#          mdevctl, systemd watchdog, package upgrade over itself; prepares stuck-call
+#   five:  stuck-call (libvirt's mdevctl callout held during a restore), alone
 #   debug: sources /var/lib/mdevmon-e2e/debug.sh (for poking at the guest by hand)
 # Results: `E2E-RESULT <scenario> PASS|FAIL|SKIP <detail>` and one `E2E-LATENCY <scenario> total=…
 # libvirt=… mdevmon=… target=… <what>` per measured latency (lib.sh's settle) on the console and in
@@ -41,6 +43,9 @@ trap finish EXIT
 say "E2E-PHASE-BEGIN $PHASE ($FLAVOUR, kernel $(uname -r), mdevmon $(have_daemon && echo installed || echo absent))"
 log "uptime $(cut -d' ' -f1 /proc/uptime) s; mdevmon: $(systemctl is-active mdevmon.service)"
 remote_network
+# The debug drop-in is boot one's (the payload has it in every run image): gone for the next start here.
+[ "$PHASE" = one ] || { [ ! -e /etc/systemd/system/mdevmon.service.d/e2e-debug.conf ] ||
+  { rm -f /etc/systemd/system/mdevmon.service.d/e2e-debug.conf && systemctl daemon-reload; }; }
 if have_daemon && [ "$PHASE" != three ]; then
   wait_for 60 mdevmon_ready || log "mdevmon is not ready after 60 s: $(systemctl is-active mdevmon.service)"
 fi

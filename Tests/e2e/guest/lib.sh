@@ -53,6 +53,7 @@ declare -A MSGID=(
   [referenceProblem]=5fb8310ebd9e4045a60c41deca91a9fa [referenceResolved]=337eb4be11954663930d3186f213c1cd
   [deviceUseChanged]=cc19ff07188b43bc91c5ab9c22dde7ca [deviceRemovalFailed]=8727d23047c24a02b394ed0dc3b06afa
   [definitionDrifted]=5dc25d7424044f988312caf6715613bc [definitionInSync]=2e49b99ccfcd4b7db9360793a5071574
+  [libvirtCallStuck]=5261558ee6eb45a2ae80ad5f877e6363 [libvirtCallReturned]=9124c933cde045c592b21930604615fc
 )
 
 # --- clock and log ---------------------------------------------------------------------------------------
@@ -204,6 +205,13 @@ scrape() {
   if [ -n "$len" ]; then IFS= read -r -t 3 -N "$len" -u "$fd" SCRAPE; else IFS= read -r -t 3 -d '' -u "$fd" SCRAPE; fi
   exec {fd}>&-
   [ -n "$SCRAPE" ]
+}
+# plain_series NAME: SERIES = the value of the sample NAME without labels in SCRAPE.
+plain_series() {
+  local line
+  SERIES=
+  while IFS= read -r line; do [[ $line == "$1 "* ]] && { SERIES=${line##* }; return 0; }; done <<<"$SCRAPE"
+  return 1
 }
 # series NAME [label=value ...]: SERIES = the value of the first series in SCRAPE with these labels.
 series() {

@@ -8,6 +8,8 @@ set -u
 # The copy is on the root file system: /run is mounted noexec.
 real=/usr/local/lib/mdevmon-e2e/mdevctl.real flag=/run/mdevmon-e2e-hold
 if [ "${1:-}" = setup ]; then
+  # Once: a second copy would be of this wrapper, which would then run itself.
+  /bin/findmnt -q /usr/bin/mdevctl && exit 0
   uuid=$(/bin/cat /var/lib/mdevmon-e2e/hold-uuid) || exit 1
   [ -n "$uuid" ] || exit 1
   /bin/cp /usr/bin/mdevctl "$real" && /bin/touch "$flag" && /bin/mount --bind /usr/local/lib/mdevmon-e2e/mdevctl-hold.sh /usr/bin/mdevctl

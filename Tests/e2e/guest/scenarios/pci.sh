@@ -223,13 +223,6 @@ scenario_pci_sick() {
   edu_forget $U_PCI_A
   scenario_end
 }
-# plain_series NAME: SERIES = the value of the sample NAME without labels in SCRAPE.
-plain_series() {
-  local line
-  SERIES=
-  while IFS= read -r line; do [[ $line == "$1 "* ]] && { SERIES=${line##* }; return 0; }; done <<<"$SCRAPE"
-  return 1
-}
 edu_exported_any() { scrape && series mdev_parent_type_info parent="$1" && [ "$SERIES" = 1 ]; }
 
 # End of boot two: persistent mdevs on EDU1 for the reboot; mdev_edu is not loaded at boot.

@@ -1,5 +1,5 @@
 # Remote (issue 25): a second mdevmon on the host watches this guest's libvirtd over qemu+tcp (run.sh starts
-# it, one per flavour, for all four boots; it owns only U_RREST, which this guest's mdevmon excludes).
+# it, one per flavour, for all five boots; it owns only U_RREST, which this guest's mdevmon excludes).
 # The lifecycle, capacity, hot-plug and readiness checks are made against both daemons on the same changes
 # (`remote_also` in those scenarios). Here: what only a reboot shows.
 #   one:  remote-drop: libvirtd's replies are dropped (tc), so the connection dies without a close; the
