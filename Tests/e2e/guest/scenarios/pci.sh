@@ -251,6 +251,8 @@ scenario_pci_late_types() {
   check "journal (info): waiting for parent $EDU1 to offer type mdev_edu-1" \
     bash -c "journalctl -b -u mdevmon.service -o cat -p info | grep -q 'mdev $U_PCI_WAS: waiting for parent $EDU1 to offer type mdev_edu-1'"
   check "mdevmon doctor names the wait" bash -c "mdevmon doctor 2>&1 | grep -q '$U_PCI_WAS: waiting for parent $EDU1 to offer type mdev_edu-1'"
+  check "mdevmon list names the wait (RESTORE_PENDING … type)" \
+    bash -c "timeout 20 mdevmon list | grep -Eq '^$U_PCI_WAS +$EDU1 +mdev_edu-1 +type\$'"
   events_start
   before_step; check "modprobe mdev_edu ($(cut -d' ' -f1 /proc/uptime) s after boot)" run modprobe mdev_edu
   t_mod=$CHECK_END
