@@ -180,7 +180,7 @@ public final class MonitorService: Service, Sendable {
             let wait = DurationTotal(count: now.count - waited.count, seconds: now.seconds - waited.seconds)
             calls.addQueueWait(wait)
             waited = now
-            let began = ContinuousClock.now, behind = connection.events.waiting
+            let began = ContinuousClock.now, behind = logger.logLevel <= .debug ? connection.events.waiting : 0
             // Where the time from libvirt's event to the index goes, one line per object fetched (off unless
             // --log.level debug).
             defer {
@@ -240,9 +240,7 @@ public final class MonitorService: Service, Sendable {
                     try Self.fetchNodeDevice(name, refreshParent: refreshParent, known: known, from: connection)
                 }
             }
-            await recordFetch(LibvirtObject(.nodeDevice, name), failure: nil)
             if let parent = fetched.parentRead {
-                await recordFetch(LibvirtObject(.nodeDevice, parent.name), failure: parent.error)
                 // libvirt sends nothing for the parents that share the pool (SR-IOV vGPU VFs): re-read them too.
                 for sibling in index.snapshot.state.parents(sharingPoolWith: parent.name) {
                     connection.events.requestRefresh(nodeDevice: sibling)
@@ -263,6 +261,11 @@ public final class MonitorService: Service, Sendable {
                 }
                 if let parent { changes += state.upsertParent(parent) }
                 return changes
+            }
+            // The marks follow the data: an object never reads as healed while the index holds its old state.
+            await recordFetch(LibvirtObject(.nodeDevice, name), failure: nil)
+            if let parent = fetched.parentRead {
+                await recordFetch(LibvirtObject(.nodeDevice, parent.name), failure: parent.error)
             }
         } catch {
             await index.mutate(events: counts) { _ in [] }
@@ -325,10 +328,11 @@ public final class MonitorService: Service, Sendable {
         do {
             let record = try await Blocking.run { [calls] in try calls.tracking("fetch domain \(name)", kind: .fetchDomain) { try connection.domain(named: name) } }
             let domain = try record.map { record throws(XMLParseError) in try DomainInfo(record) }
-            await recordFetch(LibvirtObject(.domain, name), failure: nil)
             await index.mutate(events: counts) { state in
                 if let domain { state.upsertDomain(domain) } else { state.removeDomain(named: name) }
             }
+            // After the data: the domain never reads as healed while the index holds its old state.
+            await recordFetch(LibvirtObject(.domain, name), failure: nil)
             // Not an index change (the device simply stays), so no subscriber would say it: the failed unplug
             // is libvirt's news, told here once per batch of the domain's events. The event does not say
             // which device (mdevmon keeps no aliases), so only a domain holding mdevs is worth a warning.

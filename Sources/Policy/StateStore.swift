@@ -91,8 +91,13 @@ public struct StateStore: Sendable {
     /// Reads the state file and changes nothing (for `mdevmon list`, beside the daemon that owns it): nil
     /// when there is none; throws when it cannot be read or decoded.
     public func peek() throws -> PersistedState? {
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        // Read, not stat first: a directory this user may not enter (mode 0700) is an error to say, not "none".
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw StateStoreError(Self.errnoText())
+        }
+        let data = FileHandle(fileDescriptor: fd, closeOnDealloc: true).readDataToEndOfFile()
         do {
             return try JSONDecoder().decode(PersistedState.self, from: data)
         } catch {

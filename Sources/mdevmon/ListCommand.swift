@@ -64,7 +64,7 @@ extension Mdevmon {
             if json {
                 FileHandle.standardOutput.write(listing.json())
             } else {
-                let restores = (stateDir ?? (LibvirtURI.isRemote(uri) ? nil : "/var/lib/mdevmon")).map {
+                let restores = (stateDir ?? (LibvirtURI.isLocal(uri) ? "/var/lib/mdevmon" : nil)).map {
                     pendingRestores(StateStore(directory: $0), boot: boot, state: snapshot.state)
                 } ?? ""
                 FileHandle.standardOutput.write(Data((listing.table(parents: parents) + restores).utf8))
@@ -82,9 +82,10 @@ extension Mdevmon {
                 FileHandle.standardError.write(Data("mdevmon: note: pending restores not shown: cannot read \(store.path): \(error)\n".utf8))
                 return ""
             }
-            // Not knowing either boot is no reason to hide what the daemon wrote.
-            if let written = HostBoot(persisted: saved.bootID), let boot, boot.isLater(than: written) != false {
-                return "\n\(store.path) was written on \(written), and libvirt's host is on \(boot): mdevmon has not run there since (it recorded \(saved.active.count + saved.pending.count) mdevs)\n"
+            // As the daemon judges a reboot: not knowing either boot, or boots that cannot be compared, is none.
+            if let written = HostBoot(persisted: saved.bootID), let boot, boot.isLater(than: written) == true {
+                let recorded = Set((saved.active + saved.pending).map(\.key)).count
+                return "\n\(store.path) was written on \(written), and libvirt's host is on \(boot): mdevmon has not run there since (it recorded \(recorded) mdev\(recorded == 1 ? "" : "s"))\n"
             }
             return saved.pending.isEmpty ? "" : "\n" + RestoreWaiting.table(pending: saved.pending, state: state)
         }

@@ -69,7 +69,7 @@ struct ListCommandTests {
         let old = LibvirtHost.run(mdevmonBinary, ["list", "--state.dir", dir.path])
         #expect(old.status == 0, "\(old.err)")
         #expect(old.out.contains("\(dir.path)/state.json was written on boot id \(saved.bootID)"), "\(old.out)")
-        #expect(old.out.contains("mdevmon has not run there since (it recorded 1 mdevs)"), "\(old.out)")
+        #expect(old.out.contains("mdevmon has not run there since (it recorded 1 mdev)"), "\(old.out)")
         #expect(!old.out.contains("RESTORE_PENDING"))
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir.path + "/state.json")) == before)
 

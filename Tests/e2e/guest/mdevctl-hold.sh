@@ -9,7 +9,7 @@ set -u
 real=/usr/local/lib/mdevmon-e2e/mdevctl.real flag=/run/mdevmon-e2e-hold
 if [ "${1:-}" = setup ]; then
   # Once: a second copy would be of this wrapper, which would then run itself.
-  /bin/findmnt -q /usr/bin/mdevctl && exit 0
+  /bin/findmnt /usr/bin/mdevctl > /dev/null && exit 0
   uuid=$(/bin/cat /var/lib/mdevmon-e2e/hold-uuid) || exit 1
   [ -n "$uuid" ] || exit 1
   /bin/cp /usr/bin/mdevctl "$real" && /bin/touch "$flag" && /bin/mount --bind /usr/local/lib/mdevmon-e2e/mdevctl-hold.sh /usr/bin/mdevctl
