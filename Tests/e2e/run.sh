@@ -154,7 +154,8 @@ drop_stale() { # KIND FLAVOUR KEEP: removes the flavour's other KIND entries unu
   local pat=$1-[0-9a-f]{16}
   [ "$2" = bookworm ] || pat=$1-$2-[0-9a-f]{16}
   # Also what an interrupted build left (<entry>.tmp, its debootstrap root).
-  find "$cache" -maxdepth 1 -regextype posix-extended -regex ".*/$pat(\.tmp.*)?" ! -name "$3" -mtime +0 -exec rm -rf {} +
+  # --one-file-system: never into what a killed build left mounted there.
+  find "$cache" -maxdepth 1 -regextype posix-extended -regex ".*/$pat(\.tmp.*)?" ! -name "$3" -mtime +0 -exec rm -rf --one-file-system {} +
 }
 # mtty.ko and mdev_edu.ko (host/mdev_edu.c, which includes mtty.c) come from one build, in one entry.
 mtty_module() { # FLAVOUR

@@ -1,8 +1,12 @@
 # Shared by image.sh and mtty-chroot.sh (sourced): a debootstrapped Debian root with the given apt
-# sources, the kernel file systems bound in, and a cleanup that unmounts and removes it on exit.
+# sources, the kernel file systems mounted in, and a cleanup that unmounts and removes it on exit, also when
+# the script is killed (TERM, INT, HUP).
 # new_root SUITE REPOS BASE DEBS: debootstraps SUITE (minbase) into a fresh root BASE.root.XXXXXX, writes REPOS
-# ("URI SUITE" lines) as its sources.list, binds /proc, /sys, /dev and DEBS (apt's archive cache), and
-# updates apt's lists; sets `root`.
+# ("URI SUITE" lines) as its sources.list, mounts /proc, /sys, its own devpts and /dev/shm, binds DEBS
+# (apt's archive cache), and updates apt's lists; sets `root`.
+# The host's /dev is never bound in: the root keeps the nodes debootstrap made (null, zero, random, tty, …).
+# A bound /dev let the guests' packages change the host's /dev/kvm group, and a bind left behind by a killed
+# build let a later `rm -rf` of the checkout delete the host's device nodes.
 mounted=()
 root=""
 cleanup_root() {
@@ -12,6 +16,9 @@ cleanup_root() {
   [ -z "$root" ] || rm -rf --one-file-system "$root"
 }
 trap cleanup_root EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+trap 'exit 129' HUP
 bind() { mkdir -p "$2" && mount "${@:3}" "$1" "$2" && mounted+=("$2"); }
 unbind_all() {
   local i
@@ -31,8 +38,8 @@ new_root() {
   chmod 0755 "$root/usr/sbin/policy-rc.d"
   bind proc "$root/proc" -t proc
   bind sysfs "$root/sys" -t sysfs
-  bind /dev "$root/dev" --bind
-  bind devpts "$root/dev/pts" -t devpts
+  bind devpts "$root/dev/pts" -t devpts -o newinstance,ptmxmode=0666
+  bind tmpfs "$root/dev/shm" -t tmpfs
   bind "$debs" "$root/var/cache/apt/archives" --bind
   chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get -q update >&2
 }
