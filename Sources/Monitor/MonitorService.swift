@@ -362,8 +362,9 @@ public final class MonitorService: Service, Sendable {
         guard before[object] != failure?.message else { return }
         var after = before
         after[object] = failure?.message
-        await index.recordFetchFailures(after)
+        // Journaled first: whoever sees the status change finds the journal already saying so.
         reportFetchFailures(from: before, to: after)
+        await index.recordFetchFailures(after)
     }
 
     /// Journals each object that started or stopped failing to read: once, not at every sync or event.

@@ -92,14 +92,18 @@ public struct StateStore: Sendable {
     /// when there is none; throws when it cannot be read or decoded.
     public func peek() throws -> PersistedState? {
         // Read, not stat first: a directory this user may not enter (mode 0700) is an error to say, not "none".
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
             throw StateStoreError(Self.errnoText())
         }
-        let data = FileHandle(fileDescriptor: fd, closeOnDealloc: true).readDataToEndOfFile()
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw StateStoreError("\(path) is not a regular file")
+        }
         do {
-            return try JSONDecoder().decode(PersistedState.self, from: data)
+            return try JSONDecoder().decode(PersistedState.self, from: handle.readToEnd() ?? Data())
         } catch {
             throw StateStoreError(Self.describe(error))
         }

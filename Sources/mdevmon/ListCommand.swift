@@ -31,7 +31,7 @@ extension Mdevmon {
         var domains = false
 
         @Option(name: .customLong("state.dir"), help: ArgumentHelp(
-            "The daemon's state directory, read for its pending restores (default: /var/lib/mdevmon for a local URI, none for a remote one).",
+            "The daemon's state directory, read for its pending restores (default: /var/lib/mdevmon for a local URI; none for a remote or test:/// one).",
             valueName: "dir"))
         var stateDir: String?
 

@@ -49,6 +49,10 @@ build_timeout=${E2E_BUILD_TIMEOUT:-1800}
 mkdir -p "$cache/logs"
 exec {lock}>"$cache/.lock"
 flock -w 3600 "$lock" || { echo "run.sh: another run holds $cache/.lock" >&2; exit 2; }
+# What a build killed before its cleanup (host/chroot.sh) left mounted in its root: nothing uses it now (this
+# run holds the lock), so it goes before anything here removes a directory, deepest first.
+mapfile -t stale_mounts < <(findmnt -rn -o TARGET | grep "^$cache/" || true)
+for m in $(printf '%s\n' "${stale_mounts[@]}" | sort -r); do umount -l "$m" || true; done
 run_id=$(date +%Y%m%d-%H%M%S)
 logs=$cache/logs/$run_id
 mkdir -p "$logs"
@@ -168,7 +172,7 @@ mtty_module() { # FLAVOUR
   if [ -s "${mtty[$f]}" ] && [ -s "$dir/mdev_edu.ko" ]; then touch "$dir"; mtty_state[$f]=cached; return; fi
   mtty_state[$f]=built
   say "$f: building mtty.ko and mdev_edu.ko for ${abi[$f]}"
-  rm -rf "$dir.tmp"
+  rm -rf --one-file-system "$dir.tmp"
   if [ $f = bookworm ]; then
     timeout 600 "$e2e/host/mtty.sh" "${abi[$f]}" "$dir.tmp/mtty.ko" > "$logs/$f/mtty.log" 2>&1 ||
       die "$f: mtty build failed (see $logs/$f/mtty.log)"
@@ -189,7 +193,7 @@ base_image() { # FLAVOUR
   if [ -s "$dir/base.img" ]; then touch "$dir"; image_state[$f]=warm; say "$f: base image cached: $dir"; return; fi
   image_state[$f]=cold
   say "$f: building the base image (debootstrap; a few minutes)"
-  rm -rf "$dir.tmp"
+  rm -rf --one-file-system "$dir.tmp"
   timeout 1500 "$e2e/host/image.sh" $f "${repos[$f]}" "${abi[$f]}" "${mtty[$f]}" "$e2e/host/packages.txt" "$debs" "$dir.tmp" \
     > "$logs/$f/image.log" 2>&1 || die "$f: image build failed (see $logs/$f/image.log)"
   mv "$dir.tmp" "$dir"

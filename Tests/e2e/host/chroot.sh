@@ -11,6 +11,7 @@ mounted=()
 root=""
 cleanup_root() {
   local i
+  trap '' TERM INT HUP   # a second signal must not cut the unmounting short
   for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
   mounted=()
   [ -z "$root" ] || rm -rf --one-file-system "$root"
