@@ -76,7 +76,7 @@ public final class LibvirtCalls: Sendable {
 
     /// Adds what the event queue reported since the previous look.
     func addQueueWait(_ total: DurationTotal) {
-        state.withLock { $0.queueWait.count += total.count; $0.queueWait.seconds += total.seconds }
+        state.withLock { $0.queueWait += total }
     }
 
     /// The call that has waited longest; nil when none is in flight.
@@ -175,6 +175,16 @@ public struct DurationTotal: Hashable, Sendable {
     mutating func add(_ duration: Duration) {
         count += 1
         seconds += duration.seconds
+    }
+
+    static func += (total: inout Self, more: Self) {
+        total.count += more.count
+        total.seconds += more.seconds
+    }
+
+    /// What was added since `earlier` (a total taken from the same running sum).
+    static func - (later: Self, earlier: Self) -> Self {
+        Self(count: later.count - earlier.count, seconds: later.seconds - earlier.seconds)
     }
 }
 

@@ -177,7 +177,7 @@ public final class MonitorService: Service, Sendable {
         var waited = connection.events.stats.waited
         while let (work, counts) = await connection.events.next() {
             let now = connection.events.stats.waited
-            let wait = DurationTotal(count: now.count - waited.count, seconds: now.seconds - waited.seconds)
+            let wait = now - waited
             calls.addQueueWait(wait)
             waited = now
             let began = ContinuousClock.now, behind = logger.logLevel <= .debug ? connection.events.waiting : 0

@@ -73,6 +73,9 @@ public struct StateStore: Sendable {
 
     public init(directory: String) { self.directory = directory }
 
+    /// The daemon's state directory unless `--state.dir` says otherwise (the unit's `StateDirectory=mdevmon`).
+    public static let defaultDirectory = "/var/lib/mdevmon"
+
     public enum LoadResult: Sendable, Equatable {
         case missing
         case loaded(PersistedState)

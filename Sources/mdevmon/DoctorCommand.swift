@@ -22,7 +22,7 @@ extension Mdevmon {
         var configFile: String = PolicyConfig.defaultPath
 
         @Option(name: .customLong("state.dir"), help: ArgumentHelp("mdevmon's state directory, which must be writable.", valueName: "dir"))
-        var stateDir: String = "/var/lib/mdevmon"
+        var stateDir: String = StateStore.defaultDirectory
 
         @Flag(help: "Print the findings as JSON.")
         var json = false

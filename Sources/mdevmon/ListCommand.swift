@@ -64,7 +64,7 @@ extension Mdevmon {
             if json {
                 FileHandle.standardOutput.write(listing.json())
             } else {
-                let restores = (stateDir ?? (LibvirtURI.isLocal(uri) ? "/var/lib/mdevmon" : nil)).map {
+                let restores = (stateDir ?? (LibvirtURI.isLocal(uri) ? StateStore.defaultDirectory : nil)).map {
                     pendingRestores(StateStore(directory: $0), boot: boot, state: snapshot.state)
                 } ?? ""
                 FileHandle.standardOutput.write(Data((listing.table(parents: parents) + restores).utf8))

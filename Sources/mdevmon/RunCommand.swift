@@ -34,7 +34,7 @@ extension Mdevmon {
             "Directory for the crash-safe state file (the watched host's boot, active mdevs).",
             discussion: "One daemon per directory: it holds mdevmon.lock there, and a second one exits naming its pid.",
             valueName: "dir"))
-        var stateDir: String = "/var/lib/mdevmon"
+        var stateDir: String = StateStore.defaultDirectory
 
         @Option(name: .customLong("web.listen-address"), help: ArgumentHelp(
             "Address to serve HTTP on, host:port (repeatable). Default :9850 (all interfaces).",

@@ -439,6 +439,8 @@ dom_event_seen() {
 # --- mdevmon ---------------------------------------------------------------------------------------------
 mdevmon_pid() { systemctl show -P MainPID mdevmon.service; }
 mdevmon_ready() { systemctl is-active -q mdevmon.service && scrape; }
+# healthz_ok: mdevmon's /healthz answers 200 `ok`.
+healthz_ok() { curl -fsS -m 3 http://127.0.0.1:9850/healthz | grep -qx ok; }
 # restores_done: mdevmon's restore policy has nothing pending (polled: a `test "$(metric …)"` argument
 # would be expanded once, before the first try).
 restores_done() { [ "$(metric mdev_policy_pending policy=restore)" = 0 ]; }

@@ -31,7 +31,6 @@ in_flight() { scrape && plain_series mdev_libvirt_call_in_flight_seconds && echo
 in_flight_over() { local v; v=$(in_flight) && awk -v a="$v" -v b="$1" 'BEGIN { exit !(a > b) }'; }
 journal_says() { journalctl -b -u mdevmon.service -p "$1" -o cat MESSAGE_ID="${MSGID[$2]}" | grep -qF "$3"; }
 stuck_restored() { (( $(boot_count "${MSGID[restoreSucceeded]}" MDEV_UUID="$U_STUCK") >= 1 )); }
-healthz_ok() { curl -fsS -m 3 http://127.0.0.1:9850/healthz | grep -qx ok; }
 in_flight_zero() { [ "$(in_flight)" = 0 ]; }
 # Whatever the scenario got to: the hold lifted, mdevctl and the unit as the package has them, the device gone.
 stuck_cleanup() {
